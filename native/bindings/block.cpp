@@ -1,0 +1,265 @@
+// The Block class: one decoder layer of any DeciLM variant, its parameters and gradients as
+// Tensor views, forward/backward returning Promises.
+#include "puzzle/block.h"
+
+#include "common.h"
+
+namespace puzzle::bindings {
+namespace {
+
+class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "Block",
+                                   {
+                                       InstanceMethod<&BlockWrap::Params>("params"),
+                                       InstanceMethod<&BlockWrap::Param>("param"),
+                                       InstanceMethod<&BlockWrap::Grad>("grad"),
+                                       InstanceMethod<&BlockWrap::ParamBuffer>("paramBuffer"),
+                                       InstanceMethod<&BlockWrap::GradBuffer>("gradBuffer"),
+                                       InstanceMethod<&BlockWrap::SetTrainable>("setTrainable"),
+                                       InstanceMethod<&BlockWrap::ZeroGrad>("zeroGrad"),
+                                       InstanceMethod<&BlockWrap::Forward>("forward"),
+                                       InstanceMethod<&BlockWrap::Backward>("backward"),
+                                       InstanceMethod<&BlockWrap::Dispose>("dispose"),
+                                       InstanceAccessor<&BlockWrap::NumParams>("numParams"),
+                                   });
+    exports.Set("Block", f);
+  }
+
+  // new Block({hidden, heads, headDim, attention: 'gqa'|'linear'|'noop', kvHeads,
+  //            ffn: 'swiglu'|'linear'|'noop', ffnWidth, eps})
+  explicit BlockWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw make_error(env, "ERR_PUZZLE_ARG", "Block: argument 'config' must be an object");
+    Napi::Object c = info[0].As<Napi::Object>();
+    auto num = [&](const char* key, bool required, double def = 0) -> double {
+      Napi::Value v = c.Get(key);
+      if (v.IsUndefined() && !required) return def;
+      if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() <= 0)
+        throw make_error(env, "ERR_PUZZLE_ARG", std::string("Block: config.") + key + " must be a positive number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    auto str = [&](const char* key) {
+      Napi::Value v = c.Get(key);
+      if (!v.IsString()) throw make_error(env, "ERR_PUZZLE_ARG", std::string("Block: config.") + key + " must be a string");
+      return v.As<Napi::String>().Utf8Value();
+    };
+    BlockConfig cfg;
+    cfg.C = (int64_t)num("hidden", true);
+    cfg.eps = (float)num("eps", false, 1e-5);
+    std::string attn = str("attention"), ffn = str("ffn");
+    if (attn == "gqa") {
+      cfg.attn = AttnKind::GQA;
+      cfg.NH = (int64_t)num("heads", true);
+      cfg.HS = (int64_t)num("headDim", true);
+      cfg.NKV = (int64_t)num("kvHeads", true);
+      if (cfg.NH % cfg.NKV)
+        throw make_error(env, "ERR_PUZZLE_ARG",
+                         "Block: config.kvHeads = " + std::to_string(cfg.NKV) + " must divide config.heads = " +
+                             std::to_string(cfg.NH));
+      if (cfg.HS % 2) throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.headDim must be even (RoPE)");
+    } else if (attn == "linear") {
+      cfg.attn = AttnKind::Linear;
+    } else if (attn == "noop") {
+      cfg.attn = AttnKind::NoOp;
+    } else {
+      throw make_error(env, "ERR_PUZZLE_ARG",
+                       "Block: config.attention must be 'gqa', 'linear' or 'noop', got '" + attn + "'");
+    }
+    if (ffn == "swiglu") {
+      cfg.ffn = FfnKind::SwiGLU;
+      cfg.F = (int64_t)num("ffnWidth", true);
+    } else if (ffn == "linear") {
+      cfg.ffn = FfnKind::Linear;
+    } else if (ffn == "noop") {
+      cfg.ffn = FfnKind::NoOp;
+    } else {
+      throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.ffn must be 'swiglu', 'linear' or 'noop', got '" + ffn + "'");
+    }
+    try {
+      block_ = std::make_shared<Block>(cpu_backend(), cfg);
+    } catch (const std::bad_alloc&) {
+      throw make_error(env, "ERR_PUZZLE_OOM", "Block: cannot allocate the parameters");
+    }
+  }
+
+ private:
+  Block& block(const Napi::Env& env, const char* fn) {
+    if (!block_) throw make_error(env, "ERR_PUZZLE_DISPOSED", std::string("Block.") + fn + ": the block was disposed");
+    return *block_;
+  }
+
+  const ParamInfo& info_of(const Napi::CallbackInfo& info, const char* fn) {
+    Block& b = block(info.Env(), fn);
+    std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    const ParamInfo* p = b.find(name);
+    if (!p) {
+      std::string names;
+      for (auto& q : b.params()) names += (names.empty() ? "" : ", ") + q.name;
+      throw make_error(info.Env(), "ERR_PUZZLE_ARG",
+                       std::string("Block.") + fn + ": no parameter '" + name + "' (this block has: " +
+                           (names.empty() ? "none" : names) + ")");
+    }
+    return *p;
+  }
+
+  Napi::Value view(Napi::Env env, const BufferPtr& buf, const ParamInfo& p) {
+    auto t = std::make_shared<TensorData>();
+    t->buf = buf;
+    t->offset = p.offset;
+    t->shape = p.shape;
+    return Tensor::Wrap(env, t);
+  }
+
+  Napi::Value flat(Napi::Env env, const BufferPtr& buf) {
+    auto t = std::make_shared<TensorData>();
+    t->buf = buf;
+    t->shape = {(int64_t)block_->num_params()};
+    return Tensor::Wrap(env, t);
+  }
+
+  Napi::Value Params(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Block& b = block(env, "params");
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (auto& p : b.params()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", p.name);
+      Napi::Array shape = Napi::Array::New(env);
+      for (uint32_t d = 0; d < p.shape.size(); ++d) shape.Set(d, Napi::Number::New(env, (double)p.shape[d]));
+      o.Set("shape", shape);
+      o.Set("offset", Napi::Number::New(env, (double)p.offset));
+      o.Set("numel", Napi::Number::New(env, (double)p.numel));
+      o.Set("trainable", Napi::Boolean::New(env, b.trainable(p.name)));
+      out.Set(i++, o);
+    }
+    return out;
+  }
+
+  Napi::Value Param(const Napi::CallbackInfo& info) {
+    const ParamInfo& p = info_of(info, "param");
+    return view(info.Env(), block_->param_buffer(), p);
+  }
+  Napi::Value Grad(const Napi::CallbackInfo& info) {
+    const ParamInfo& p = info_of(info, "grad");
+    return view(info.Env(), block_->grad_buffer(), p);
+  }
+  Napi::Value ParamBuffer(const Napi::CallbackInfo& info) {
+    return flat(info.Env(), block(info.Env(), "paramBuffer").param_buffer());
+  }
+  Napi::Value GradBuffer(const Napi::CallbackInfo& info) {
+    return flat(info.Env(), block(info.Env(), "gradBuffer").grad_buffer());
+  }
+  Napi::Value SetTrainable(const Napi::CallbackInfo& info) {
+    const ParamInfo& p = info_of(info, "setTrainable");
+    if (!info[1].IsBoolean())
+      throw make_error(info.Env(), "ERR_PUZZLE_ARG", "Block.setTrainable: argument 'trainable' must be a boolean");
+    block_->set_trainable(p.name, info[1].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  }
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    Block& b = block(info.Env(), "zeroGrad");
+    std::lock_guard<std::mutex> lk(b.mutex());
+    b.zero_grad();
+    return info.Env().Undefined();
+  }
+  Napi::Value NumParams(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), (double)block(info.Env(), "numParams").num_params());
+  }
+
+  // forward(x[B,T,C], B, T, cos[P,HS/2]|null, sin|null, pos[T]|null, save) -> Promise<Tensor out[B,T,C]>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Block& b = block(env, "forward");
+    Args a(info, "Block.forward");
+    const BlockConfig& cfg = b.config();
+    auto x = a.tensor(0, "x", DType::F32);
+    int64_t B = a.dim(1, "B"), T = a.dim(2, "T");
+    bool gqa = cfg.attn == AttnKind::GQA;
+    auto cos = a.tensor(3, "cos", DType::F32, !gqa), sin = a.tensor(4, "sin", DType::F32, !gqa);
+    auto pos = a.tensor(5, "pos", DType::I32, true);
+    bool save = a.flag(6, "save");
+    a.numel(x, "x", B * T * cfg.C, "B*T*hidden");
+    int64_t P = 0;
+    if (gqa) {
+      int64_t half = cfg.HS / 2;
+      P = (int64_t)cos->numel() / half;
+      a.numel(cos, "cos", P * half, "P*headDim/2"), a.numel(sin, "sin", P * half, "P*headDim/2");
+      a.numel(pos, "pos", T, "T");
+      if (!pos && P < T)
+        a.bad("ERR_PUZZLE_SHAPE", "the cos/sin tables hold " + std::to_string(P) + " positions but T = " + std::to_string(T));
+    }
+    auto out = std::make_shared<TensorData>();
+    out->shape = x->shape;
+    out->buf = make_buffer(cpu_backend(), x->numel() * sizeof(float));
+    auto blk = block_;
+    saved_ = {x, cos, sin, pos};  // RoPE tables must live until backward
+    return run_async(
+        env, {x, cos, sin, pos, out},
+        [=] {
+          std::lock_guard<std::mutex> lk(blk->mutex());
+          check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
+          if (pos)
+            for (int64_t t = 0; t < T; ++t)
+              if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
+                fail("ERR_PUZZLE_RANGE", "Block.forward: pos[" + std::to_string(t) + "] is outside the RoPE tables");
+          BlockInputs in;
+          in.B = B, in.T = T;
+          in.cos = cos ? cos->f32() : nullptr;
+          in.sin = sin ? sin->f32() : nullptr;
+          in.pos = pos ? pos->i32() : nullptr;
+          blk->forward(out->f32(), x->f32(), in, save);
+        },
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); });
+  }
+
+  // backward(dout[B,T,C], wantInputGrad) -> Promise<Tensor dx | null>
+  Napi::Value Backward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Block& b = block(env, "backward");
+    Args a(info, "Block.backward");
+    auto dout = a.tensor(0, "dout", DType::F32);
+    bool want = a.flag(1, "wantInputGrad");
+    if (saved_.empty()) a.bad("ERR_PUZZLE_STATE", "call forward(..., save = true) before backward");
+    a.numel(dout, "dout", saved_[0]->numel(), "the forward input's size");
+    TensorRef dx;
+    if (want) {
+      dx = std::make_shared<TensorData>();
+      dx->shape = saved_[0]->shape;
+      dx->buf = make_buffer(cpu_backend(), dout->numel() * sizeof(float));
+    }
+    (void)b.grad_buffer();  // allocate on the JS thread, before the worker runs
+    auto blk = block_;
+    std::vector<TensorRef> keep = saved_;
+    keep.push_back(dout);
+    keep.push_back(dx);
+    return run_async(
+        env, keep,
+        [=] {
+          std::lock_guard<std::mutex> lk(blk->mutex());
+          try {
+            blk->backward(dx ? dx->f32() : nullptr, dout->f32());
+          } catch (const std::logic_error& e) {
+            fail("ERR_PUZZLE_STATE", std::string("Block.backward: ") + e.what());
+          }
+        },
+        [=](Napi::Env e) { return dx ? Tensor::Wrap(e, dx) : e.Null(); });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    block_.reset();  // in-flight work holds its own reference
+    saved_.clear();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Block> block_;
+  std::vector<TensorRef> saved_;
+};
+
+}  // namespace
+
+void InitBlock(Napi::Env env, Napi::Object exports) { BlockWrap::Init(env, exports); }
+
+}  // namespace puzzle::bindings

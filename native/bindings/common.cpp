@@ -1,0 +1,146 @@
+#include "common.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "puzzle/threadpool.h"
+
+namespace puzzle::bindings {
+
+void fail(const std::string& code, const std::string& msg) { throw Failure(code, msg); }
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// ---------------------------------------------------------------- Args
+void Args::bad(const std::string& code, const std::string& msg) const {
+  throw make_error(info_.Env(), code, fn_ + ": " + msg);
+}
+
+TensorRef Args::tensor(size_t i, const char* name, DType dtype, bool optional) const {
+  Napi::Value v = info_[i];
+  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!Tensor::Is(v)) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be a Tensor");
+  const TensorRef& t = Tensor::Unwrap(v.As<Napi::Object>())->data();
+  if (!t) bad("ERR_PUZZLE_DISPOSED", std::string("argument '") + name + "' is a disposed Tensor");
+  if (t->dtype != dtype)
+    bad("ERR_PUZZLE_DTYPE", std::string("argument '") + name + "' must be " + dtype_name(dtype) + ", got " +
+                                dtype_name(t->dtype));
+  return t;
+}
+
+int64_t Args::dim(size_t i, const char* name, int64_t min) const {
+  Napi::Value v = info_[i];
+  if (!v.IsNumber()) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < (double)min || d > 9.0e15)
+    bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be an integer >= " + std::to_string(min) +
+                              ", got " + std::to_string(d));
+  return (int64_t)d;
+}
+
+double Args::number(size_t i, const char* name) const {
+  Napi::Value v = info_[i];
+  if (!v.IsNumber()) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be finite");
+  return d;
+}
+
+bool Args::flag(size_t i, const char* name) const {
+  Napi::Value v = info_[i];
+  if (!v.IsBoolean()) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+void Args::numel(const TensorRef& t, const char* name, int64_t n, const std::string& what) const {
+  if (!t) return;
+  if ((int64_t)t->numel() != n)
+    bad("ERR_PUZZLE_SHAPE", std::string("argument '") + name + "' has shape " + shape_str(t->shape) + " (" +
+                                std::to_string(t->numel()) + " elements), expected " + what + " = " +
+                                std::to_string(n) + " elements");
+}
+
+void check_finite(const float* x, int64_t n, const std::string& where) {
+  std::atomic<int64_t> bad_at{-1};
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    float acc = 0.f;
+    for (int64_t i = i0; i < i1; ++i) acc += x[i] * 0.f;  // NaN or inf turns the sum to NaN
+    if (acc != 0.f) {
+      for (int64_t i = i0; i < i1; ++i)
+        if (!std::isfinite(x[i])) {
+          bad_at = i;  // any offender will do; reported once
+          break;
+        }
+    }
+  });
+  if (bad_at.load() >= 0)
+    fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(bad_at.load()));
+}
+
+// ---------------------------------------------------------------- async
+namespace {
+class Task : public Napi::AsyncWorker {
+ public:
+  Task(Napi::Env env, std::vector<TensorRef> keep, std::function<void()> work,
+       std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        keep_(std::move(keep)),
+        work_(std::move(work)),
+        result_(std::move(result)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Failure& f) {
+      code_ = f.code;
+      SetError(f.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "ERR_PUZZLE_OOM";
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      code_ = "ERR_PUZZLE_INTERNAL";
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(result_ ? result_(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<TensorRef> keep_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> result_;
+  std::string code_ = "ERR_PUZZLE_INTERNAL";
+};
+}  // namespace
+
+Napi::Value run_async(Napi::Env env, std::vector<TensorRef> keep, std::function<void()> work,
+                      std::function<Napi::Value(Napi::Env)> result) {
+  auto* task = new Task(env, std::move(keep), std::move(work), std::move(result));
+  Napi::Promise p = task->promise();
+  task->Queue();
+  return p;
+}
+
+}  // namespace puzzle::bindings

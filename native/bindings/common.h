@@ -1,0 +1,102 @@
+// Shared binding machinery: typed errors, the Tensor wrapper, argument readers and the
+// Promise-returning task that runs native work off the JS thread.
+#pragma once
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "puzzle/backend.h"
+#include "puzzle/buffer.h"
+
+namespace puzzle::bindings {
+
+// An error with a stable code (ERR_PUZZLE_*) that TypeScript maps to PuzzleError.
+struct Failure : std::runtime_error {
+  std::string code;
+  Failure(std::string c, const std::string& msg) : std::runtime_error(msg), code(std::move(c)) {}
+};
+
+[[noreturn]] void fail(const std::string& code, const std::string& msg);
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& msg);
+
+// What a JS Tensor points at: a view (offset, shape) into a shared buffer.
+struct TensorData {
+  BufferPtr buf;
+  size_t offset = 0;  // elements
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  size_t numel() const {
+    size_t n = 1;
+    for (int64_t d : shape) n *= (size_t)d;
+    return n;
+  }
+  void* ptr() const { return static_cast<char*>(buf->ptr) + offset * dtype_size(dtype); }
+  float* f32() const { return static_cast<float*>(ptr()); }
+  int32_t* i32() const { return static_cast<int32_t*>(ptr()); }
+};
+using TensorRef = std::shared_ptr<TensorData>;
+
+std::string shape_str(const std::vector<int64_t>& s);
+
+class Tensor : public Napi::ObjectWrap<Tensor> {
+ public:
+  static Napi::Object Init(Napi::Env env, Napi::Object exports);
+  static Napi::Object Wrap(Napi::Env env, TensorRef data);
+  static bool Is(const Napi::Value& v);
+  explicit Tensor(const Napi::CallbackInfo& info);
+  ~Tensor() override;
+  const TensorRef& data() const { return data_; }
+
+ private:
+  static Napi::Value FromArray(const Napi::CallbackInfo& info);
+  static Napi::Value Zeros(const Napi::CallbackInfo& info);
+  Napi::Value Shape(const Napi::CallbackInfo& info);
+  Napi::Value DTypeName(const Napi::CallbackInfo& info);
+  Napi::Value Numel(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value ToArray(const Napi::CallbackInfo& info);
+  Napi::Value CopyFrom(const Napi::CallbackInfo& info);
+  Napi::Value Fill(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  void release(Napi::Env env);
+
+  TensorRef data_;
+  int64_t accounted_ = 0;
+  static Napi::FunctionReference ctor_;
+};
+
+// Reads and checks arguments; every failure names the function and the argument.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  TensorRef tensor(size_t i, const char* name, DType dtype, bool optional = false) const;
+  int64_t dim(size_t i, const char* name, int64_t min = 1) const;
+  double number(size_t i, const char* name) const;
+  bool flag(size_t i, const char* name) const;
+  // The tensor must hold exactly `n` elements (`what` explains n, e.g. "N*C").
+  void numel(const TensorRef& t, const char* name, int64_t n, const std::string& what) const;
+  [[noreturn]] void bad(const std::string& code, const std::string& msg) const;
+  const std::string& fn() const { return fn_; }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  std::string fn_;
+};
+
+// Throws ERR_PUZZLE_NAN when x holds a NaN or an infinity (runs on the worker thread).
+void check_finite(const float* x, int64_t n, const std::string& where);
+
+// Runs `work` on a libuv worker thread; resolves with `result(env)` (undefined when empty).
+// `keep` holds every buffer the work touches, so a dispose() meanwhile frees nothing early.
+Napi::Value run_async(Napi::Env env, std::vector<TensorRef> keep, std::function<void()> work,
+                      std::function<Napi::Value(Napi::Env)> result = nullptr);
+
+void InitOps(Napi::Env env, Napi::Object exports);
+void InitBlock(Napi::Env env, Napi::Object exports);
+void InitEngine(Napi::Env env, Napi::Object exports);
+
+}  // namespace puzzle::bindings

@@ -1,0 +1,209 @@
+// The Tensor class: a typed view into native memory, released by dispose() (or, as a fallback,
+// by the garbage collector).
+#include <cstring>
+
+#include "common.h"
+
+namespace puzzle::bindings {
+
+Napi::FunctionReference Tensor::ctor_;
+
+Napi::Object Tensor::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function f = DefineClass(env, "Tensor",
+                                 {
+                                     StaticMethod<&Tensor::FromArray>("fromArray"),
+                                     StaticMethod<&Tensor::Zeros>("zeros"),
+                                     InstanceAccessor<&Tensor::Shape>("shape"),
+                                     InstanceAccessor<&Tensor::DTypeName>("dtype"),
+                                     InstanceAccessor<&Tensor::Numel>("numel"),
+                                     InstanceAccessor<&Tensor::Disposed>("disposed"),
+                                     InstanceMethod<&Tensor::ToArray>("toArray"),
+                                     InstanceMethod<&Tensor::CopyFrom>("copyFrom"),
+                                     InstanceMethod<&Tensor::Fill>("fill"),
+                                     InstanceMethod<&Tensor::Dispose>("dispose"),
+                                 });
+  ctor_ = Napi::Persistent(f);
+  exports.Set("Tensor", f);
+  return exports;
+}
+
+Napi::Object Tensor::Wrap(Napi::Env env, TensorRef data) {
+  auto* holder = new TensorRef(std::move(data));
+  Napi::External<TensorRef> ext = Napi::External<TensorRef>::New(env, holder);
+  return ctor_.New({ext});
+}
+
+bool Tensor::Is(const Napi::Value& v) { return v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor_.Value()); }
+
+Tensor::Tensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw make_error(info.Env(), "ERR_PUZZLE_ARG", "Tensor: use Tensor.fromArray() or Tensor.zeros() to create one");
+  TensorRef* holder = info[0].As<Napi::External<TensorRef>>().Data();
+  data_ = std::move(*holder);
+  delete holder;
+  // Only tensors that own their whole buffer count towards the GC's external memory.
+  if (data_ && data_->offset == 0 && data_.use_count() == 1 && data_->buf.use_count() == 1) {
+    accounted_ = (int64_t)data_->buf->bytes;
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_);
+  }
+}
+
+Tensor::~Tensor() { data_.reset(); }
+
+void Tensor::release(Napi::Env env) {
+  data_.reset();
+  if (accounted_) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+    accounted_ = 0;
+  }
+}
+
+namespace {
+
+std::vector<int64_t> read_shape(const Napi::Value& v, const char* fn) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray()) throw make_error(env, "ERR_PUZZLE_ARG", std::string(fn) + ": argument 'shape' must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value d = a.Get(i);
+    double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+    if (x < 0 || x != (double)(int64_t)x)
+      throw make_error(env, "ERR_PUZZLE_SHAPE",
+                       std::string(fn) + ": shape[" + std::to_string(i) + "] must be a non-negative integer");
+    shape.push_back((int64_t)x);
+  }
+  return shape;
+}
+
+DType read_dtype(const Napi::Value& v, const char* fn) {
+  if (v.IsUndefined()) return DType::F32;
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "float32") return DType::F32;
+  if (s == "int32") return DType::I32;
+  throw make_error(v.Env(), "ERR_PUZZLE_DTYPE",
+                   std::string(fn) + ": argument 'dtype' must be 'float32' or 'int32', got '" + s + "'");
+}
+
+TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype) {
+  auto t = std::make_shared<TensorData>();
+  t->shape = std::move(shape);
+  t->dtype = dtype;
+  try {
+    t->buf = make_buffer(cpu_backend(), std::max<size_t>(t->numel(), 1) * dtype_size(dtype));
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "ERR_PUZZLE_OOM", "Tensor: cannot allocate " + shape_str(t->shape));
+  }
+  return t;
+}
+
+}  // namespace
+
+// Tensor.fromArray(Float32Array | Int32Array, shape)
+Napi::Value Tensor::FromArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray())
+    throw make_error(env, "ERR_PUZZLE_ARG", "Tensor.fromArray: argument 'data' must be a Float32Array or Int32Array");
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  DType dtype;
+  if (ta.TypedArrayType() == napi_float32_array)
+    dtype = DType::F32;
+  else if (ta.TypedArrayType() == napi_int32_array)
+    dtype = DType::I32;
+  else
+    throw make_error(env, "ERR_PUZZLE_DTYPE", "Tensor.fromArray: argument 'data' must be a Float32Array or Int32Array");
+  std::vector<int64_t> shape = info[1].IsUndefined() ? std::vector<int64_t>{(int64_t)ta.ElementLength()}
+                                                     : read_shape(info[1], "Tensor.fromArray");
+  TensorRef t = new_tensor(env, shape, dtype);
+  if (t->numel() != ta.ElementLength())
+    throw make_error(env, "ERR_PUZZLE_SHAPE",
+                     "Tensor.fromArray: shape " + shape_str(shape) + " holds " + std::to_string(t->numel()) +
+                         " elements but 'data' has " + std::to_string(ta.ElementLength()));
+  const char* src = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  std::memcpy(t->ptr(), src, t->numel() * dtype_size(dtype));
+  return Wrap(env, t);
+}
+
+// Tensor.zeros(shape, dtype = 'float32')
+Napi::Value Tensor::Zeros(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TensorRef t = new_tensor(env, read_shape(info[0], "Tensor.zeros"), read_dtype(info[1], "Tensor.zeros"));
+  std::memset(t->ptr(), 0, t->numel() * dtype_size(t->dtype));
+  return Wrap(env, t);
+}
+
+Napi::Value Tensor::Shape(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.shape: the tensor was disposed");
+  Napi::Array a = Napi::Array::New(env, data_->shape.size());
+  for (size_t i = 0; i < data_->shape.size(); ++i) a.Set((uint32_t)i, Napi::Number::New(env, (double)data_->shape[i]));
+  return a;
+}
+
+Napi::Value Tensor::DTypeName(const Napi::CallbackInfo& info) {
+  if (!data_) throw make_error(info.Env(), "ERR_PUZZLE_DISPOSED", "Tensor.dtype: the tensor was disposed");
+  return Napi::String::New(info.Env(), dtype_name(data_->dtype));
+}
+
+Napi::Value Tensor::Numel(const Napi::CallbackInfo& info) {
+  if (!data_) throw make_error(info.Env(), "ERR_PUZZLE_DISPOSED", "Tensor.numel: the tensor was disposed");
+  return Napi::Number::New(info.Env(), (double)data_->numel());
+}
+
+Napi::Value Tensor::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !data_); }
+
+// A copy into a fresh Float32Array / Int32Array.
+Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.toArray: the tensor was disposed");
+  size_t n = data_->numel();
+  if (data_->dtype == DType::I32) {
+    Napi::Int32Array a = Napi::Int32Array::New(env, n);
+    std::memcpy(a.Data(), data_->ptr(), n * 4);
+    return a;
+  }
+  Napi::Float32Array a = Napi::Float32Array::New(env, n);
+  std::memcpy(a.Data(), data_->ptr(), n * 4);
+  return a;
+}
+
+// tensor.copyFrom(typedArray): overwrite the contents in place (e.g. loading weights into a view).
+Napi::Value Tensor::CopyFrom(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.copyFrom: the tensor was disposed");
+  bool ok_type = info[0].IsTypedArray() &&
+                 ((data_->dtype == DType::F32 && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) ||
+                  (data_->dtype == DType::I32 && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array));
+  if (!ok_type)
+    throw make_error(env, "ERR_PUZZLE_DTYPE",
+                     std::string("Tensor.copyFrom: argument 'data' must be a ") +
+                         (data_->dtype == DType::F32 ? "Float32Array" : "Int32Array"));
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  if (ta.ElementLength() != data_->numel())
+    throw make_error(env, "ERR_PUZZLE_SHAPE",
+                     "Tensor.copyFrom: the tensor has " + std::to_string(data_->numel()) + " elements " +
+                         shape_str(data_->shape) + " but 'data' has " + std::to_string(ta.ElementLength()));
+  std::memcpy(data_->ptr(), static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(),
+              data_->numel() * dtype_size(data_->dtype));
+  return info.This();
+}
+
+Napi::Value Tensor::Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.fill: the tensor was disposed");
+  if (!info[0].IsNumber()) throw make_error(env, "ERR_PUZZLE_ARG", "Tensor.fill: argument 'value' must be a number");
+  double v = info[0].As<Napi::Number>().DoubleValue();
+  size_t n = data_->numel();
+  if (data_->dtype == DType::I32)
+    for (size_t i = 0; i < n; ++i) data_->i32()[i] = (int32_t)v;
+  else
+    for (size_t i = 0; i < n; ++i) data_->f32()[i] = (float)v;
+  return info.This();
+}
+
+Napi::Value Tensor::Dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+}  // namespace puzzle::bindings

@@ -1,0 +1,106 @@
+// The backend contract. A backend is "fill in this table": memory, copies, synchronisation,
+// timing, and the op table. The CPU backend is always present; the CUDA backend lives in its
+// own shared object (puzzle_cuda.so) and hands out the same table.
+//
+// Letters used throughout (llm.c style):
+//   N  rows (tokens) = B * T        B batch, T sequence length
+//   C  channels (hidden size)       OC output channels of a linear layer
+//   NH query heads, NKV key/value heads (NH % NKV == 0), HS head size
+//   F  FFN intermediate width       V  vocabulary size
+// Layouts are row-major. Linear weights use Hugging Face's [out, in] layout.
+// Backward functions ACCUMULATE into every gradient they write (+=), so residual branches and
+// shared parameters need no extra adds; the caller zeroes gradients when a step begins.
+// A null gradient pointer means "not needed" (a frozen parameter, or an input with no grad).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace puzzle {
+
+struct Ops {
+  // ---- embedding: out[N,C] = table[ids[n], :]
+  void (*embedding_forward)(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C);
+  void (*embedding_backward)(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C);
+
+  // ---- RMSNorm: out = inp * rstd * weight, rstd[N] saved for backward
+  void (*rmsnorm_forward)(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+  void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                           const float* rstd, int64_t N, int64_t C);
+
+  // ---- linear: out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC])
+  void (*matmul_forward)(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
+                         int64_t OC);
+  void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                          const float* weight, int64_t N, int64_t C, int64_t OC);
+
+  // ---- general strided GEMM (see puzzle/gemm.h), for slices of fused weights
+  void (*gemm)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+  // ---- RoPE, HF rotate-half layout, on x[B,T,NH,HS] with tables cos/sin[P, HS/2] and
+  // positions pos[T] (row index into the tables; null means 0..T-1). `stride` is the distance in
+  // floats between consecutive tokens (NH*HS when packed; larger inside a fused QKV buffer).
+  // Unlike other backward ops these two WRITE their output, and may run in place (out == inp).
+  void (*rope_forward)(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                       int64_t T, int64_t NH, int64_t HS, int64_t stride);
+  void (*rope_backward)(float* dinp, const float* dout, const float* cos, const float* sin, const int32_t* pos,
+                        int64_t B, int64_t T, int64_t NH, int64_t HS, int64_t stride);
+
+  // ---- causal grouped-query attention, softmax scale 1/sqrt(HS).
+  // q[B,T,NH,HS], k,v[B,T,NKV,HS] -> out[B,T,NH,HS]; lse[B,NH,T] (log-sum-exp per query) saved.
+  // Row strides (in floats) let q, k, v be column slices of one fused QKV buffer.
+  void (*attention_forward)(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
+                            int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+  void (*attention_backward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                             const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                             int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+
+  // ---- SwiGLU on the fused gate|up activations gu[N, 2F] (gate in columns [0,F), up in [F,2F)):
+  // out[N,F] = silu(gate) * up
+  void (*swiglu_forward)(float* out, const float* gu, int64_t N, int64_t F);
+  void (*swiglu_backward)(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
+
+  // ---- elementwise: out = a + b (residual); out += a (gradient accumulation)
+  void (*add_forward)(float* out, const float* a, const float* b, int64_t n);
+  void (*accumulate)(float* out, const float* a, int64_t n);
+
+  // ---- losses. Per-row values are written to losses[N]; the backward multiplies by `scale`
+  // (1/count for a mean). Targets equal to -100 are ignored (loss 0, no gradient).
+  // cross-entropy of logits[N,V] against targets[N]; lse[N] saved for backward.
+  void (*cross_entropy_forward)(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                                int64_t V);
+  void (*cross_entropy_backward)(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
+                                 int64_t N, int64_t V, float scale);
+  // KL(teacher || student) per row, from two logit sets; the gradient flows to the student only.
+  void (*kl_forward)(float* losses, const float* teacher, const float* student, int64_t N, int64_t V);
+  void (*kl_backward)(float* dstudent, const float* teacher, const float* student, int64_t N, int64_t V, float scale);
+  // 1 - cos(x[n], y[n]) per row; the gradient flows to x only.
+  void (*cosine_forward)(float* losses, const float* x, const float* y, int64_t N, int64_t C);
+  void (*cosine_backward)(float* dx, const float* x, const float* y, int64_t N, int64_t C, float scale);
+  // normalised MSE: sum((x-y)^2) / sum(y^2) over n elements, returned; gradient flows to x.
+  double (*nmse_forward)(const float* x, const float* y, int64_t n);
+  void (*nmse_backward)(float* dx, const float* x, const float* y, int64_t n, float scale);
+
+  // ---- optimiser. sum of squares for global-norm clipping; AdamW with decoupled weight decay.
+  // grad_scale multiplies the gradient first (the clipping factor); t is the 1-based step.
+  double (*sum_squares)(const float* x, int64_t n);
+  void (*adamw_update)(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
+};
+
+struct Backend {
+  const char* name;
+  void* (*alloc)(size_t bytes);  // returns null on failure
+  void (*free)(void* ptr);
+  void (*memset_zero)(void* dst, size_t bytes);
+  void (*copy_to_device)(void* dst, const void* host_src, size_t bytes);
+  void (*copy_to_host)(void* host_dst, const void* src, size_t bytes);
+  void (*copy_device)(void* dst, const void* src, size_t bytes);
+  void (*synchronize)();
+  double (*now_ms)();  // a timestamp after all queued work has finished
+  Ops ops;
+};
+
+const Backend& cpu_backend();
+
+}  // namespace puzzle

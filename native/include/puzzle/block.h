@@ -1,0 +1,94 @@
+// One decoder layer with DeciLM semantics:
+//   x = x + Attn(RMSNorm(x));  x = x + FFN(RMSNorm(x))
+// where Attn is GQA with NKV heads | one linear C x C matrix | no-op (no norm, no tensors),
+// and FFN is SwiGLU of width F | one linear C x C matrix | no-op.
+// Parameters live in one flat buffer (so the optimiser updates a block in one call) laid out
+// so that fused weights are plain views: q|k|v rows form the QKV weight, gate|up rows the
+// gate-up weight. Activations saved for backward live in buffers the block reuses.
+#pragma once
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "puzzle/buffer.h"
+
+namespace puzzle {
+
+enum class AttnKind { GQA, Linear, NoOp };
+enum class FfnKind { SwiGLU, Linear, NoOp };
+
+struct BlockConfig {
+  int64_t C = 0;    // hidden size
+  int64_t NH = 0;   // query heads
+  int64_t HS = 0;   // head size
+  AttnKind attn = AttnKind::GQA;
+  int64_t NKV = 0;  // key/value heads (GQA)
+  FfnKind ffn = FfnKind::SwiGLU;
+  int64_t F = 0;    // FFN width (SwiGLU)
+  float eps = 1e-5f;
+};
+
+struct ParamInfo {
+  std::string name;              // HF name inside the layer, e.g. "self_attn.q_proj.weight"
+  std::vector<int64_t> shape;
+  size_t offset;                 // in floats, into the flat parameter buffer
+  size_t numel;
+};
+
+// Everything forward needs besides the input: batch geometry and the RoPE tables.
+struct BlockInputs {
+  int64_t B = 0, T = 0;
+  const float* cos = nullptr;    // [P, HS/2]
+  const float* sin = nullptr;
+  const int32_t* pos = nullptr;  // [T] or null for 0..T-1
+};
+
+class Block {
+ public:
+  Block(const Backend& backend, const BlockConfig& cfg);
+
+  const BlockConfig& config() const { return cfg_; }
+  const std::vector<ParamInfo>& params() const { return params_; }
+  const ParamInfo* find(const std::string& name) const;
+  size_t num_params() const { return total_; }
+  const BufferPtr& param_buffer() const { return params_buf_; }
+  // The gradient buffer is allocated (zeroed) on first use.
+  const BufferPtr& grad_buffer();
+  void zero_grad();
+  void set_trainable(const std::string& name, bool trainable);
+  bool trainable(const std::string& name) const;
+
+  // out[N,C] = block(x[N,C]); when `save` is true the activations backward needs are kept.
+  void forward(float* out, const float* x, const BlockInputs& in, bool save);
+  // Accumulates parameter gradients (trainable ones) and, when dx is not null, writes
+  // (overwrites) the input gradient. Needs the immediately preceding forward(save = true).
+  void backward(float* dx, const float* dout);
+
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  float* p(int idx) const { return idx < 0 ? nullptr : params_buf_->f32(params_[idx].offset); }
+  float* g(int idx);
+  void ensure_workspace(int64_t N, int64_t B, int64_t T);
+  int add_param(const std::string& name, std::vector<int64_t> shape);
+
+  const Backend& be_;
+  BlockConfig cfg_;
+  std::vector<ParamInfo> params_;
+  std::vector<bool> trainable_;
+  size_t total_ = 0;
+  BufferPtr params_buf_, grads_buf_;
+  // indices into params_ (-1 when absent)
+  int attn_norm_ = -1, wq_ = -1, wk_ = -1, wv_ = -1, wo_ = -1, wlin_attn_ = -1;
+  int ffn_norm_ = -1, wgate_ = -1, wup_ = -1, wdown_ = -1, wlin_ffn_ = -1;
+
+  // saved activations / workspace (N = B*T rows)
+  int64_t ws_N_ = 0, ws_B_ = 0, ws_T_ = 0;
+  BufferPtr x_, rstd1_, ln1_, qkv_, att_, lse_, x1_, rstd2_, ln2_, gu_, h_;
+  BufferPtr dx1_, dln_, dqkv_, datt_, dgu_, dh_;
+  BlockInputs saved_in_{};
+  bool saved_ = false;
+  std::mutex mu_;
+};
+
+}  // namespace puzzle

@@ -1,0 +1,57 @@
+// Declarations of the CPU kernels that fill the backend's op table (see puzzle/backend.h for
+// the meaning of every argument).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cpu/kernel_util.h"
+#include "puzzle/gemm.h"
+#include "puzzle/threadpool.h"
+
+namespace puzzle::cpu {
+
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C);
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
+                    int64_t OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t C, int64_t OC);
+void rope_forward(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                  int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void rope_backward(float* dinp, const float* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                   int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+void accumulate(float* out, const float* a, int64_t n);
+void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V);
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse, const int32_t* targets, int64_t N,
+                            int64_t V, float scale);
+void kl_forward(float* losses, const float* teacher, const float* student, int64_t N, int64_t V);
+void kl_backward(float* dstudent, const float* teacher, const float* student, int64_t N, int64_t V, float scale);
+void cosine_forward(float* losses, const float* x, const float* y, int64_t N, int64_t C);
+void cosine_backward(float* dx, const float* x, const float* y, int64_t N, int64_t C, float scale);
+double nmse_forward(const float* x, const float* y, int64_t n);
+void nmse_backward(float* dx, const float* x, const float* y, int64_t n, float scale);
+double sum_squares(const float* x, int64_t n);
+void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, float grad_scale, int64_t t);
+
+// Rows per parallel chunk so that a chunk holds about `work` floats of work.
+inline int64_t grain_rows(int64_t row_len, int64_t work = 16384) {
+  return std::max<int64_t>(1, work / std::max<int64_t>(1, row_len));
+}
+
+}  // namespace puzzle::cpu

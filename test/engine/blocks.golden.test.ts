@@ -1,0 +1,86 @@
+// Whole decoder blocks, every attention x FFN variant, forward and backward against PyTorch.
+import { afterAll, describe, expect, it } from 'vitest';
+import { Block } from '../../ts/core/block.js';
+import { ropeTables } from '../../ts/model/rope.js';
+import { tensor, type Tensor } from '../../ts/core/tensor.js';
+import { Golden, arr, expectClose } from '../support/golden.js';
+import { TOL } from '../support/tolerances.js';
+
+const variants: Array<[string, string]> = [];
+for (const a of ['gqa4', 'gqa2', 'gqa1', 'linear', 'noop']) for (const f of ['swiglu', 'linear', 'noop']) variants.push([a, f]);
+
+const live: Array<Tensor | Block> = [];
+afterAll(() => live.splice(0).forEach((t) => t.dispose()));
+
+function build(g: Golden): { block: Block; rope: { cos: Tensor; sin: Tensor } } {
+  const attention = g.meta<string>('attention') as 'gqa' | 'linear' | 'noop';
+  const block = new Block({
+    hidden: g.meta('hidden'), heads: g.meta('heads'), headDim: g.meta('head_dim'), attention,
+    kvHeads: attention === 'gqa' ? g.meta('kv_heads') : undefined,
+    ffn: g.meta<string>('ffn') as 'swiglu' | 'linear' | 'noop', ffnWidth: g.meta('ffn_width'), eps: g.meta('eps'),
+  });
+  for (const name of g.names('param.')) block.param(name.slice(6)).copyFrom(g.f32(name));
+  const { cos, sin } = ropeTables(g.meta('head_dim'), g.meta('T'), g.meta('rope_theta'));
+  const half = g.meta<number>('head_dim') / 2;
+  const rope = { cos: tensor(cos, [g.meta('T'), half]), sin: tensor(sin, [g.meta('T'), half]) };
+  live.push(block, rope.cos, rope.sin);
+  return { block, rope };
+}
+
+describe('decoder block (DeciLM semantics)', () => {
+  for (const [a, f] of variants) {
+    it(`attention ${a} + ffn ${f}`, async () => {
+      const g = new Golden(`block_${a}_${f}`);
+      const { block, rope } = build(g);
+      // exactly the tensors DeciLM has for this variant, no more (a no-op has not even a norm)
+      expect(block.params().map((p) => p.name).sort()).toEqual(g.names('param.').map((n) => n.slice(6)).sort());
+      const B = g.meta<number>('B');
+      const T = g.meta<number>('T');
+      const x = tensor(g.f32('x'), g.shape('x'));
+      const out = await block.forward(x, B, T, rope, true);
+      live.push(x, out);
+      expectClose(arr(out), g.f32('out'), TOL.block, 'out');
+      block.zeroGrad();
+      const dout = tensor(g.f32('dout'), g.shape('dout'));
+      const dx = await block.backward(dout, true);
+      live.push(dout, dx!);
+      expectClose(arr(dx), g.f32('dx'), TOL.block, 'dx');
+      for (const name of g.names('grad.')) expectClose(arr(block.grad(name.slice(5))), g.f32(name), TOL.block, name);
+    });
+  }
+
+  it('frozen parameters get no gradient; the others are unchanged by freezing', async () => {
+    const g = new Golden('block_gqa2_swiglu');
+    const { block, rope } = build(g);
+    const frozen = ['self_attn.k_proj.weight', 'mlp.up_proj.weight', 'input_layernorm.weight'];
+    for (const n of frozen) block.setTrainable(n, false);
+    const x = tensor(g.f32('x'), g.shape('x'));
+    const dout = tensor(g.f32('dout'), g.shape('dout'));
+    live.push(x, dout);
+    live.push(await block.forward(x, g.meta('B'), g.meta('T'), rope, true));
+    block.zeroGrad();
+    const dx = await block.backward(dout, true);
+    live.push(dx!);
+    expectClose(arr(dx), g.f32('dx'), TOL.block, 'dx');
+    for (const p of block.params()) {
+      const got = arr(block.grad(p.name));
+      if (frozen.includes(p.name)) expect(got.every((v) => v === 0), `${p.name} must stay zero`).toBe(true);
+      else expectClose(got, g.f32(`grad.${p.name}`), TOL.block, p.name);
+    }
+  });
+
+  it('backward without an input gradient still accumulates parameter gradients, twice = double', async () => {
+    const g = new Golden('block_gqa1_swiglu');
+    const { block, rope } = build(g);
+    const x = tensor(g.f32('x'), g.shape('x'));
+    const dout = tensor(g.f32('dout'), g.shape('dout'));
+    live.push(x, dout);
+    block.zeroGrad();
+    for (let i = 0; i < 2; i++) {
+      live.push(await block.forward(x, g.meta('B'), g.meta('T'), rope, true));
+      expect(await block.backward(dout, false)).toBeNull();
+    }
+    const want = g.f32('grad.mlp.down_proj.weight').map((v) => 2 * v);
+    expectClose(arr(block.grad('mlp.down_proj.weight')), want, TOL.block, 'accumulated down_proj grad');
+  });
+});

@@ -1,0 +1,27 @@
+/** The `puzzle` command line: one module per command, all thin layers over the library. */
+import { Command } from 'commander';
+import { PuzzleError } from '../core/errors.js';
+import { registerSelfcheckCommand } from './selfcheck.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('puzzle')
+    .description('Puzzle: distillation-based neural architecture search for Llama-style models')
+    .showHelpAfterError();
+  registerSelfcheckCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof PuzzleError) {
+      console.error(`puzzle: ${err.message} [${err.code}]`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

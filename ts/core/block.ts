@@ -1,0 +1,79 @@
+/**
+ * One decoder layer (any DeciLM variant) on the native engine. Parameters and gradients are
+ * Tensor views into the block's flat buffers, named as in a Hugging Face Llama layer
+ * ("self_attn.q_proj.weight", ...; "self_attn.linear_attn.weight" and "mlp.linear_mlp.weight"
+ * for linear replacements; nothing at all for a no-op subblock).
+ */
+import { fromNative, native } from './errors.js';
+import type { Tensor } from './tensor.js';
+import { loadAddon } from '../native/loader.js';
+import type { NativeBlock, NativeBlockConfig, NativeParamInfo } from '../native/types.js';
+
+export type BlockShape = NativeBlockConfig;
+
+/** RoPE tables as tensors [positions, headDim/2], shared by every layer of a model. */
+export interface RopeInputs {
+  cos: Tensor;
+  sin: Tensor;
+  /** row of the tables for each position t (defaults to 0..T-1) */
+  pos?: Tensor | null;
+}
+
+export class Block {
+  readonly shape: BlockShape;
+  private readonly nb: NativeBlock;
+
+  constructor(shape: BlockShape) {
+    this.shape = { ...shape };
+    const Addon = loadAddon();
+    try {
+      this.nb = new Addon.Block(shape);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  get numParams(): number {
+    return this.nb.numParams;
+  }
+  params(): NativeParamInfo[] {
+    return this.nb.params();
+  }
+  param(name: string): Tensor {
+    return this.nb.param(name);
+  }
+  grad(name: string): Tensor {
+    return this.nb.grad(name);
+  }
+  /** All parameters as one flat tensor (a view): what the optimiser updates. */
+  paramBuffer(): Tensor {
+    return this.nb.paramBuffer();
+  }
+  gradBuffer(): Tensor {
+    return this.nb.gradBuffer();
+  }
+  setTrainable(name: string, trainable: boolean): void {
+    this.nb.setTrainable(name, trainable);
+  }
+  /** Freezes (or unfreezes) every parameter of the block. */
+  setAllTrainable(trainable: boolean): void {
+    for (const p of this.nb.params()) this.nb.setTrainable(p.name, trainable);
+  }
+  zeroGrad(): void {
+    this.nb.zeroGrad();
+  }
+
+  /** x[B, T, hidden] -> out[B, T, hidden]; `save` keeps what backward needs. */
+  forward(x: Tensor, B: number, T: number, rope: RopeInputs | null, save: boolean): Promise<Tensor> {
+    return native(() => this.nb.forward(x, B, T, rope?.cos ?? null, rope?.sin ?? null, rope?.pos ?? null, save));
+  }
+
+  /** Accumulates parameter gradients; returns the input gradient when asked. */
+  backward(dout: Tensor, wantInputGrad: boolean): Promise<Tensor | null> {
+    return native(() => this.nb.backward(dout, wantInputGrad));
+  }
+
+  dispose(): void {
+    this.nb.dispose();
+  }
+}

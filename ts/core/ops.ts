@@ -1,0 +1,232 @@
+/**
+ * The engine's ops with a functional shape: each forward returns new tensors (and what its
+ * backward needs), each backward returns new gradient tensors. The caller disposes results.
+ * Dimension letters follow native/include/puzzle/backend.h.
+ */
+import { PuzzleError, native } from './errors.js';
+import { zeros, type Tensor } from './tensor.js';
+import { loadAddon } from '../native/loader.js';
+
+const raw = () => loadAddon().ops;
+
+function lastDim(t: Tensor, name: string): number {
+  if (t.disposed) throw new PuzzleError('ERR_PUZZLE_DISPOSED', `argument '${name}' is a disposed Tensor`);
+  const s = t.shape;
+  if (s.length < 1) throw new PuzzleError('ERR_PUZZLE_SHAPE', `argument '${name}' must have at least one dimension`);
+  return s[s.length - 1];
+}
+
+function rows(t: Tensor, name: string): { N: number; C: number } {
+  const C = lastDim(t, name);
+  return { N: C === 0 ? 0 : t.numel / C, C };
+}
+
+function need4(t: Tensor, name: string): [number, number, number, number] {
+  if (t.disposed) throw new PuzzleError('ERR_PUZZLE_DISPOSED', `argument '${name}' is a disposed Tensor`);
+  if (t.shape.length !== 4)
+    throw new PuzzleError('ERR_PUZZLE_SHAPE', `argument '${name}' must be [B, T, heads, headDim], got [${t.shape}]`);
+  return t.shape as [number, number, number, number];
+}
+
+// ---------------------------------------------------------------------------- embedding
+export async function embeddingForward(ids: Tensor, table: Tensor): Promise<Tensor> {
+  const { N: V, C } = rows(table, 'table');
+  const out = zeros([...ids.shape, C]);
+  await native(() => raw().embeddingForward(out, ids, table, ids.numel, C, V));
+  return out;
+}
+
+/** Accumulates into `dtable` (a gradient buffer the caller owns). */
+export async function embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): Promise<void> {
+  const { N: V, C } = rows(dtable, 'dtable');
+  await native(() => raw().embeddingBackward(dtable, dout, ids, ids.numel, C, V));
+}
+
+// ---------------------------------------------------------------------------- RMSNorm
+export async function rmsnormForward(inp: Tensor, weight: Tensor, eps: number): Promise<{ out: Tensor; rstd: Tensor }> {
+  const { N, C } = rows(inp, 'inp');
+  const out = zeros(inp.shape);
+  const rstd = zeros([N]);
+  await native(() => raw().rmsnormForward(out, rstd, inp, weight, N, C, eps));
+  return { out, rstd };
+}
+
+export async function rmsnormBackward(
+  dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor,
+): Promise<{ dinp: Tensor; dweight: Tensor }> {
+  const { N, C } = rows(inp, 'inp');
+  const dinp = zeros(inp.shape);
+  const dweight = zeros([C]);
+  await native(() => raw().rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C));
+  return { dinp, dweight };
+}
+
+// ---------------------------------------------------------------------------- linear
+/** out[..., OC] = inp[..., C] @ weight[OC, C]^T (+ bias) */
+export async function matmulForward(inp: Tensor, weight: Tensor, bias: Tensor | null = null): Promise<Tensor> {
+  const { N, C } = rows(inp, 'inp');
+  const OC = weight.shape[0];
+  const out = zeros([...inp.shape.slice(0, -1), OC]);
+  await native(() => raw().matmulForward(out, inp, weight, bias, N, C, OC));
+  return out;
+}
+
+export async function matmulBackward(
+  dout: Tensor, inp: Tensor, weight: Tensor, withBias = false,
+): Promise<{ dinp: Tensor; dweight: Tensor; dbias: Tensor | null }> {
+  const { N, C } = rows(inp, 'inp');
+  const OC = weight.shape[0];
+  const dinp = zeros(inp.shape);
+  const dweight = zeros(weight.shape);
+  const dbias = withBias ? zeros([OC]) : null;
+  await native(() => raw().matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC));
+  return { dinp, dweight, dbias };
+}
+
+// ---------------------------------------------------------------------------- RoPE
+/** x[B, T, heads, headDim] rotated by the tables of ts/model/rope.ts; pos[T] optional. */
+export async function ropeForward(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
+  const [B, T, NH, HS] = need4(x, 'x');
+  const out = zeros(x.shape);
+  await native(() => raw().ropeForward(out, x, cos, sin, pos, B, T, NH, HS));
+  return out;
+}
+
+export async function ropeBackward(dout: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
+  const [B, T, NH, HS] = need4(dout, 'dout');
+  const dinp = zeros(dout.shape);
+  await native(() => raw().ropeBackward(dinp, dout, cos, sin, pos, B, T, NH, HS));
+  return dinp;
+}
+
+// ---------------------------------------------------------------------------- attention
+/** Causal GQA: q[B,T,NH,HS], k/v[B,T,NKV,HS] -> out[B,T,NH,HS] and lse[B,NH,T]. */
+export async function attentionForward(q: Tensor, k: Tensor, v: Tensor): Promise<{ out: Tensor; lse: Tensor }> {
+  const [B, T, NH, HS] = need4(q, 'q');
+  const NKV = need4(k, 'k')[2];
+  const out = zeros(q.shape);
+  const lse = zeros([B, NH, T]);
+  await native(() => raw().attentionForward(out, lse, q, k, v, B, T, NH, NKV, HS));
+  return { out, lse };
+}
+
+export async function attentionBackward(
+  dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor }> {
+  const [B, T, NH, HS] = need4(q, 'q');
+  const NKV = need4(k, 'k')[2];
+  const dq = zeros(q.shape);
+  const dk = zeros(k.shape);
+  const dv = zeros(v.shape);
+  await native(() => raw().attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS));
+  return { dq, dk, dv };
+}
+
+// ---------------------------------------------------------------------------- SwiGLU
+/** gu[..., 2F] holds gate in [0, F) and up in [F, 2F): out[..., F] = silu(gate) * up. */
+export async function swigluForward(gu: Tensor): Promise<Tensor> {
+  const { N, C } = rows(gu, 'gu');
+  if (C % 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `argument 'gu' must have an even last dimension, got ${C}`);
+  const out = zeros([...gu.shape.slice(0, -1), C / 2]);
+  await native(() => raw().swigluForward(out, gu, N, C / 2));
+  return out;
+}
+
+export async function swigluBackward(dout: Tensor, gu: Tensor): Promise<Tensor> {
+  const { N, C } = rows(gu, 'gu');
+  const dgu = zeros(gu.shape);
+  await native(() => raw().swigluBackward(dgu, dout, gu, N, C / 2));
+  return dgu;
+}
+
+// ---------------------------------------------------------------------------- elementwise
+export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
+  const out = zeros(a.shape);
+  await native(() => raw().add(out, a, b, a.numel));
+  return out;
+}
+
+/** out += a, in place. */
+export async function accumulate(out: Tensor, a: Tensor): Promise<void> {
+  await native(() => raw().accumulate(out, a, out.numel));
+}
+
+// ---------------------------------------------------------------------------- losses
+export const IGNORE_INDEX = -100;
+
+/** Mean cross-entropy over the targets that are not IGNORE_INDEX. */
+export async function crossEntropyForward(
+  logits: Tensor, targets: Tensor,
+): Promise<{ loss: number; losses: Tensor; lse: Tensor; count: number }> {
+  const { N, C: V } = rows(logits, 'logits');
+  const losses = zeros([N]);
+  const lse = zeros([N]);
+  await native(() => raw().crossEntropyForward(losses, lse, logits, targets, N, V));
+  const t = targets.toArray();
+  let count = 0;
+  for (let i = 0; i < t.length; i++) if (t[i] !== IGNORE_INDEX) count++;
+  const l = losses.toArray();
+  let sum = 0;
+  for (let i = 0; i < l.length; i++) sum += l[i];
+  return { loss: count ? sum / count : 0, losses, lse, count };
+}
+
+/** Gradient of (scale x summed loss); scale = 1/count gives the mean's gradient. */
+export async function crossEntropyBackward(logits: Tensor, lse: Tensor, targets: Tensor, scale: number): Promise<Tensor> {
+  const { N, C: V } = rows(logits, 'logits');
+  const d = zeros(logits.shape);
+  await native(() => raw().crossEntropyBackward(d, logits, lse, targets, N, V, scale));
+  return d;
+}
+
+/** Mean over rows of KL(softmax(teacher) || softmax(student)). */
+export async function klForward(teacher: Tensor, student: Tensor): Promise<{ loss: number; losses: Tensor }> {
+  const { N, C: V } = rows(student, 'student');
+  const losses = zeros([N]);
+  await native(() => raw().klForward(losses, teacher, student, N, V));
+  return { loss: mean(losses), losses };
+}
+
+export async function klBackward(teacher: Tensor, student: Tensor, scale: number): Promise<Tensor> {
+  const { N, C: V } = rows(student, 'student');
+  const d = zeros(student.shape);
+  await native(() => raw().klBackward(d, teacher, student, N, V, scale));
+  return d;
+}
+
+/** Mean over rows of 1 - cos(x, y). */
+export async function cosineForward(x: Tensor, y: Tensor): Promise<{ loss: number; losses: Tensor }> {
+  const { N, C } = rows(x, 'x');
+  const losses = zeros([N]);
+  await native(() => raw().cosineForward(losses, x, y, N, C));
+  return { loss: mean(losses), losses };
+}
+
+export async function cosineBackward(x: Tensor, y: Tensor, scale: number): Promise<Tensor> {
+  const { N, C } = rows(x, 'x');
+  const d = zeros(x.shape);
+  await native(() => raw().cosineBackward(d, x, y, N, C, scale));
+  return d;
+}
+
+/** sum((x - y)^2) / sum(y^2): MSE(x, y) / MSE(y, 0). */
+export async function nmseForward(x: Tensor, y: Tensor): Promise<number> {
+  return native(() => raw().nmseForward(x, y, x.numel));
+}
+
+export async function nmseBackward(x: Tensor, y: Tensor, scale = 1): Promise<Tensor> {
+  const d = zeros(x.shape);
+  await native(() => raw().nmseBackward(d, x, y, x.numel, scale));
+  return d;
+}
+
+export async function sumSquares(x: Tensor): Promise<number> {
+  return native(() => raw().sumSquares(x, x.numel));
+}
+
+function mean(t: Tensor): number {
+  const a = t.toArray();
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return a.length ? s / a.length : 0;
+}
