@@ -19,6 +19,15 @@ export interface RopeInputs {
   pos?: Tensor | null;
 }
 
+/** Runs a synchronous native call, converting its errors to PuzzleError. */
+function sync<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
 export class Block {
   readonly shape: BlockShape;
   private readonly nb: NativeBlock;
@@ -34,33 +43,33 @@ export class Block {
   }
 
   get numParams(): number {
-    return this.nb.numParams;
+    return sync(() => this.nb.numParams);
   }
   params(): NativeParamInfo[] {
-    return this.nb.params();
+    return sync(() => this.nb.params());
   }
   param(name: string): Tensor {
-    return this.nb.param(name);
+    return sync(() => this.nb.param(name));
   }
   grad(name: string): Tensor {
-    return this.nb.grad(name);
+    return sync(() => this.nb.grad(name));
   }
   /** All parameters as one flat tensor (a view): what the optimiser updates. */
   paramBuffer(): Tensor {
-    return this.nb.paramBuffer();
+    return sync(() => this.nb.paramBuffer());
   }
   gradBuffer(): Tensor {
-    return this.nb.gradBuffer();
+    return sync(() => this.nb.gradBuffer());
   }
   setTrainable(name: string, trainable: boolean): void {
-    this.nb.setTrainable(name, trainable);
+    sync(() => this.nb.setTrainable(name, trainable));
   }
   /** Freezes (or unfreezes) every parameter of the block. */
   setAllTrainable(trainable: boolean): void {
     for (const p of this.nb.params()) this.nb.setTrainable(p.name, trainable);
   }
   zeroGrad(): void {
-    this.nb.zeroGrad();
+    sync(() => this.nb.zeroGrad());
   }
 
   /** x[B, T, hidden] -> out[B, T, hidden]; `save` keeps what backward needs. */
