@@ -21,6 +21,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::ZeroGrad>("zeroGrad"),
                                        InstanceMethod<&BlockWrap::Forward>("forward"),
                                        InstanceMethod<&BlockWrap::Backward>("backward"),
+                                       InstanceMethod<&BlockWrap::ForwardCached>("forwardCached"),
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
                                        InstanceAccessor<&BlockWrap::NumParams>("numParams"),
                                    });
@@ -211,6 +212,59 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           in.sin = sin ? sin->f32() : nullptr;
           in.pos = pos ? pos->i32() : nullptr;
           blk->forward(out->f32(), x->f32(), in, save);
+        },
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); });
+  }
+
+  // forwardCached(x[B,T,C], B, T, cos, sin, pos[T], kCache[B,Tmax,NKV,HS], vCache, past) -> Promise<Tensor>
+  // Inference: the T new tokens sit at positions past..past+T-1 (pos holds them). Non-GQA
+  // blocks take null caches.
+  Napi::Value ForwardCached(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Block& b = block(env, "forwardCached");
+    Args a(info, "Block.forwardCached");
+    const BlockConfig& cfg = b.config();
+    bool gqa = cfg.attn == AttnKind::GQA;
+    auto x = a.tensor(0, "x", DType::F32);
+    int64_t B = a.dim(1, "B"), T = a.dim(2, "T");
+    auto cos = a.tensor(3, "cos", DType::F32, !gqa), sin = a.tensor(4, "sin", DType::F32, !gqa);
+    auto pos = a.tensor(5, "pos", DType::I32, !gqa);
+    auto kc = a.tensor(6, "kCache", DType::F32, !gqa), vc = a.tensor(7, "vCache", DType::F32, !gqa);
+    int64_t past = a.dim(8, "past", 0);
+    a.numel(x, "x", B * T * cfg.C, "B*T*hidden");
+    int64_t Tmax = 0, P = 0;
+    if (gqa) {
+      int64_t row = cfg.NKV * cfg.HS;
+      if (kc->numel() % (size_t)(B * row))
+        a.bad("ERR_PUZZLE_SHAPE", "argument 'kCache' has shape " + shape_str(kc->shape) + ", expected [B, Tmax, " +
+                                      std::to_string(cfg.NKV) + ", " + std::to_string(cfg.HS) + "]");
+      Tmax = (int64_t)kc->numel() / (B * row);
+      a.numel(vc, "vCache", B * Tmax * row, "B*Tmax*NKV*HS");
+      if (past + T > Tmax)
+        a.bad("ERR_PUZZLE_RANGE", "past + T = " + std::to_string(past + T) + " exceeds the cache length " + std::to_string(Tmax));
+      int64_t half = cfg.HS / 2;
+      P = (int64_t)cos->numel() / half;
+      a.numel(cos, "cos", P * half, "P*headDim/2"), a.numel(sin, "sin", P * half, "P*headDim/2");
+      a.numel(pos, "pos", T, "T");
+    }
+    auto out = std::make_shared<TensorData>();
+    out->shape = x->shape;
+    out->buf = make_buffer(cpu_backend(), x->numel() * sizeof(float));
+    auto blk = block_;
+    return run_async(
+        env, {x, cos, sin, pos, kc, vc, out},
+        [=] {
+          std::lock_guard<std::mutex> lk(blk->mutex());
+          if (pos)
+            for (int64_t t = 0; t < T; ++t)
+              if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
+                fail("ERR_PUZZLE_RANGE", "Block.forwardCached: pos[" + std::to_string(t) + "] is outside the RoPE tables");
+          BlockInputs in;
+          in.B = B, in.T = T;
+          in.cos = cos ? cos->f32() : nullptr;
+          in.sin = sin ? sin->f32() : nullptr;
+          in.pos = pos ? pos->i32() : nullptr;
+          blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past, Tmax);
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); });
   }

@@ -131,23 +131,60 @@ void Block::forward(float* out, const float* x, const BlockInputs& in, bool save
     o.accumulate(x1, x, N * C);
   }
 
-  // ---- FFN subblock: out = x1 + FFN(RMSNorm(x1))
-  if (cfg_.ffn == FfnKind::NoOp) {
-    be_.copy_device(out, x1, row_bytes);
-  } else {
-    o.rmsnorm_forward(ln2_->f32(), rstd2_->f32(), x1, p(ffn_norm_), N, C, cfg_.eps);
-    if (cfg_.ffn == FfnKind::Linear) {
-      o.matmul_forward(out, ln2_->f32(), p(wlin_ffn_), nullptr, N, C, C);
-    } else {
-      const int64_t F = cfg_.F;
-      o.matmul_forward(gu_->f32(), ln2_->f32(), p(wgate_), nullptr, N, C, 2 * F);
-      o.swiglu_forward(h_->f32(), gu_->f32(), N, F);
-      o.matmul_forward(out, h_->f32(), p(wdown_), nullptr, N, F, C);
-    }
-    o.accumulate(out, x1, N * C);
-  }
+  ffn_forward(out, x1, N);
   saved_in_ = in;
   saved_ = save;
+}
+
+void Block::forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
+                           int64_t past, int64_t Tmax) {
+  if (cfg_.attn != AttnKind::GQA) {
+    forward(out, x, in, false);
+    return;
+  }
+  const Ops& o = be_.ops;
+  const int64_t B = in.B, T = in.T, N = B * T, C = cfg_.C, HS = cfg_.HS;
+  const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS, KV = NKV * HS;
+  ensure_workspace(N, B, T);
+  saved_ = false;
+  float* qkv = qkv_->f32();
+  float* x1 = x1_->f32();
+  o.rmsnorm_forward(ln1_->f32(), rstd1_->f32(), x, p(attn_norm_), N, C, cfg_.eps);
+  o.matmul_forward(qkv, ln1_->f32(), p(wq_), nullptr, N, C, QKV);
+  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T, NH, HS, QKV);
+  o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T, NKV, HS, QKV);
+  // append this step's keys and values to the cache rows past .. past+T-1
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv + (b * T + t) * QKV;
+      size_t dst = ((size_t)b * Tmax + past + t) * KV;
+      be_.copy_device(k_cache + dst, row + NH * HS, KV * sizeof(float));
+      be_.copy_device(v_cache + dst, row + (NH + NKV) * HS, KV * sizeof(float));
+    }
+  o.attention_cached_forward(att_->f32(), qkv, k_cache, v_cache, B, T, NH, NKV, HS, QKV, past, Tmax);
+  o.matmul_forward(x1, att_->f32(), p(wo_), nullptr, N, NH * HS, C);
+  o.accumulate(x1, x, N * C);
+  ffn_forward(out, x1, N);
+}
+
+// FFN subblock: out = x1 + FFN(RMSNorm(x1)); leaves ln2/gu/h in the workspace for backward.
+void Block::ffn_forward(float* out, const float* x1, int64_t N) {
+  const Ops& o = be_.ops;
+  const int64_t C = cfg_.C;
+  if (cfg_.ffn == FfnKind::NoOp) {
+    be_.copy_device(out, x1, (size_t)N * C * sizeof(float));
+    return;
+  }
+  o.rmsnorm_forward(ln2_->f32(), rstd2_->f32(), x1, p(ffn_norm_), N, C, cfg_.eps);
+  if (cfg_.ffn == FfnKind::Linear) {
+    o.matmul_forward(out, ln2_->f32(), p(wlin_ffn_), nullptr, N, C, C);
+  } else {
+    const int64_t F = cfg_.F;
+    o.matmul_forward(gu_->f32(), ln2_->f32(), p(wgate_), nullptr, N, C, 2 * F);
+    o.swiglu_forward(h_->f32(), gu_->f32(), N, F);
+    o.matmul_forward(out, h_->f32(), p(wdown_), nullptr, N, F, C);
+  }
+  o.accumulate(out, x1, N * C);
 }
 
 void Block::backward(float* dx, const float* dout) {

@@ -77,6 +77,15 @@ export class Block {
     return native(() => this.nb.forward(x, B, T, rope?.cos ?? null, rope?.sin ?? null, rope?.pos ?? null, save));
   }
 
+  /**
+   * Inference over a KV cache: x[B, T, hidden] holds the T new tokens at positions
+   * past .. past+T-1 (rope.pos must hold them). GQA blocks append their keys and values to
+   * `cache` (tensors [B, Tmax, kvHeads, headDim]); linear and no-op attention need none.
+   */
+  forwardCached(x: Tensor, B: number, T: number, rope: Required<RopeInputs>, cache: { k: Tensor; v: Tensor } | null, past: number): Promise<Tensor> {
+    return native(() => this.nb.forwardCached(x, B, T, rope.cos, rope.sin, rope.pos, cache?.k ?? null, cache?.v ?? null, past));
+  }
+
   /** Accumulates parameter gradients; returns the input gradient when asked. */
   backward(dout: Tensor, wantInputGrad: boolean): Promise<Tensor | null> {
     return native(() => this.nb.backward(dout, wantInputGrad));

@@ -78,6 +78,7 @@ export interface NativeBlock {
   zeroGrad(): void;
   forward(x: T, B: number, Tn: number, cos: Opt, sin: Opt, pos: Opt, save: boolean): Promise<NativeTensor>;
   backward(dout: T, wantInputGrad: boolean): Promise<NativeTensor | null>;
+  forwardCached(x: T, B: number, Tn: number, cos: Opt, sin: Opt, pos: Opt, kCache: Opt, vCache: Opt, past: number): Promise<NativeTensor>;
   dispose(): void;
 }
 

@@ -55,6 +55,13 @@ struct Ops {
                              const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
                              int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 
+  // ---- attention for inference over a KV cache: the Tq queries q[B,Tq,NH,HS] sit at positions
+  // past .. past+Tq-1 and attend causally to cache rows 0 .. past+t of k/v[B,Tmax,NKV,HS]
+  // (which already hold the new keys and values). q_stride as above; no lse is kept.
+  void (*attention_cached_forward)(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                                   int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                   int64_t Tmax);
+
   // ---- SwiGLU on the fused gate|up activations gu[N, 2F] (gate in columns [0,F), up in [F,2F)):
   // out[N,F] = silu(gate) * up
   void (*swiglu_forward)(float* out, const float* gu, int64_t N, int64_t F);

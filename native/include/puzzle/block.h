@@ -64,12 +64,19 @@ class Block {
   // (overwrites) the input gradient. Needs the immediately preceding forward(save = true).
   void backward(float* dx, const float* dout);
 
+  // Inference with a KV cache k/v[B, Tmax, NKV, HS] (GQA blocks only; others ignore it):
+  // x holds the T new tokens at positions past .. past+T-1 (in.pos must say so); their keys and
+  // values are written into the cache, then they attend to cache rows 0 .. past+t.
+  void forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
+                      int64_t past, int64_t Tmax);
+
   std::mutex& mutex() { return mu_; }
 
  private:
   float* p(int idx) const { return idx < 0 ? nullptr : params_buf_->f32(params_[idx].offset); }
   float* g(int idx);
   void ensure_workspace(int64_t N, int64_t B, int64_t T);
+  void ffn_forward(float* out, const float* x1, int64_t N);
   int add_param(const std::string& name, std::vector<int64_t> shape);
 
   const Backend& be_;

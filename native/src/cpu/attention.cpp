@@ -16,7 +16,8 @@ float* scratch(int slot, size_t floats) {
   return bufs[slot].data();
 }
 
-// Row-wise causal softmax of S[rows, ncols] (query i = q0 + r sees keys j <= i); writes lse.
+// Row-wise causal softmax of S[rows, ncols] (query i = q0 + r sees keys j <= i); writes lse
+// when asked.
 PUZZLE_MULTIVERSION
 void softmax_rows(float* S, int64_t ld, int64_t rows, int64_t q0, float* lse) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -33,7 +34,7 @@ void softmax_rows(float* S, int64_t ld, int64_t rows, int64_t q0, float* lse) {
     float inv = 1.f / sum;
     for (int64_t j = 0; j < n; ++j) s[j] *= inv;
     for (int64_t j = n; j < ld; ++j) s[j] = 0.f;
-    lse[r] = mx + std::log(sum);
+    if (lse) lse[r] = mx + std::log(sum);
   }
 }
 
@@ -81,6 +82,29 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
         int64_t rows = std::min(QB, T - q0), nk = q0 + rows;
         sgemm(false, true, rows, nk, HS, scale, qh + q0 * q_stride, q_stride, kh, kv_stride, 0.f, S, nk, false);
         softmax_rows(S, nk, rows, q0, lh + q0);
+        sgemm(false, false, rows, HS, nk, 1.f, S, nk, vh, kv_stride, 0.f, oh + q0 * o_stride, o_stride, false);
+      }
+    }
+  });
+}
+
+void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax) {
+  const int64_t group = NH / NKV, o_stride = NH * HS, kv_stride = NKV * HS;
+  const float scale = 1.f / std::sqrt((float)HS);
+  parallel_for(B * NH, 1, [&](int64_t i0, int64_t i1) {
+    float* S = scratch(0, (size_t)QB * (past + Tq));
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b = i / NH, h = i % NH, g = h / group;
+      const float* qh = q + b * Tq * q_stride + h * HS;
+      const float* kh = k_cache + b * Tmax * kv_stride + g * HS;
+      const float* vh = v_cache + b * Tmax * kv_stride + g * HS;
+      float* oh = out + b * Tq * o_stride + h * HS;
+      for (int64_t q0 = 0; q0 < Tq; q0 += QB) {
+        int64_t rows = std::min(QB, Tq - q0), nk = past + q0 + rows;
+        sgemm(false, true, rows, nk, HS, scale, qh + q0 * q_stride, q_stride, kh, kv_stride, 0.f, S, nk, false);
+        softmax_rows(S, nk, rows, past + q0, nullptr);
         sgemm(false, false, rows, HS, nk, 1.f, S, nk, vh, kv_stride, 0.f, oh + q0 * o_stride, o_stride, false);
       }
     }

@@ -112,10 +112,61 @@ void packed_serial(const PackedKernel& kr, bool transA, bool transB, int64_t M, 
 
 // Below this many multiply-adds a call stays on the calling thread.
 constexpr int64_t kParallelMinFlops = 1 << 20;
+// C with few rows (or columns) takes the small path: no packing, op(B) streamed once per 4 rows.
+// Decode-time GEMMs (a few tokens against a weight matrix) land here. Crossovers measured against
+// the packed path on Zen 5: row updates (op(B) runs along n) win up to ~16 rows; dot products
+// (op(B) runs along k) up to ~24 rows when k is long, but their horizontal sums lose for short k.
+bool use_small_path(bool transA, bool transB, int64_t M, int64_t N, int64_t K) {
+  const bool few_rows = M <= N;
+  const int64_t rows = few_rows ? M : N;
+  // few rows: op(B) runs along k iff transB; few columns (C^T = op(B)^T op(A)^T): iff !transA.
+  const bool dot = few_rows ? transB : !transA;
+  return rows <= (dot ? (K >= 256 ? 24 : 2) : 16);
+}
+// The small path is memory-bound: split it over the pool from this many multiply-adds on.
+constexpr int64_t kSmallParallelMinFlops = 1 << 18;
+
+// Few rows (or, transposed, few columns): C'[m, n] over the small kernel, columns split over the pool.
+void small_gemm(const PackedKernel& kr, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                bool parallel) {
+  // Strided views: op(A)(i,k) = A[i*a_rs + k*a_cs], op(B)(k,j) = B[k*b_rs + j*b_cs], C(i,j) = C[i*c_rs + j*c_cs].
+  int64_t m = M, n = N;
+  const float *a = A, *b = B;
+  int64_t a_rs = transA ? 1 : lda, a_cs = transA ? lda : 1;
+  int64_t b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
+  int64_t c_rs = ldc, c_cs = 1;
+  if (N < M) {  // few columns: C^T = op(B)^T op(A)^T
+    m = N, n = M;
+    a = B, b = A;
+    a_rs = transB ? ldb : 1, a_cs = transB ? 1 : ldb;
+    b_rs = transA ? lda : 1, b_cs = transA ? 1 : lda;
+    c_rs = 1, c_cs = ldc;
+  }
+  auto cols = [&](int64_t j0, int64_t j1) {
+    if (j1 > j0)
+      kr.small(m, j1 - j0, K, alpha, a, a_rs, a_cs, b + j0 * b_cs, b_rs, b_cs, beta, C + j0 * c_cs, c_rs, c_cs,
+               tbuf().a.get((size_t)4 * K));
+  };
+  const int T = parallel ? num_threads() : 1;
+  if (T <= 1 || m * n * K < kSmallParallelMinFlops || n < 128) {
+    cols(0, n);
+    return;
+  }
+  parallel_run([&](int tid, int nth) {
+    const int64_t units = ceil_div(n, 64);  // 64-column units keep the vector blocks whole
+    cols(std::min(n, units * tid / nth * 64), std::min(n, units * (tid + 1) / nth * 64));
+  });
+}
 
 void packed_gemm(const PackedKernel& kr, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                  bool parallel) {
+  // Few rows: op(B) runs along k iff transB; few columns (transposed problem): op(A) runs along k iff !transA.
+  if (use_small_path(transA, transB, M, N, K)) {
+    small_gemm(kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, parallel);
+    return;
+  }
   const int T = parallel ? num_threads() : 1;
   if (T <= 1 || M * N * K < kParallelMinFlops) {
     packed_serial(kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -133,7 +184,7 @@ void packed_gemm(const PackedKernel& kr, bool transA, bool transB, int64_t M, in
     const double cost = rows * cols + 8.0 * (rows * (double)ceil_div((int64_t)cols, kr.nc) + cols);
     if (cost < best) best = cost, best_tm = tm;
   }
-  const int tm = getenv("GEMM_TM") ? atoi(getenv("GEMM_TM")) : best_tm, tn = T / tm;
+  const int tm = best_tm, tn = T / tm;
   parallel_run([&](int tid, int nth) {
     if (nth != T) {  // nested: the pool ran us serially
       if (tid == 0) packed_serial(kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -166,8 +166,116 @@ void macro(int64_t m, int64_t n, int64_t k, const float* Ap, const float* Bp, fl
   }
 }
 
+// ---- small-M path (see PackedKernel::small): rows of C two at a time, op(B) read once per pair.
+
+inline float hsum8(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+inline void store_scalar(float* c, float v, float alpha, float beta) {
+  *c = beta == 0.f ? alpha * v : alpha * v + beta * *c;
+}
+
+template <int MB>
+void small_dot(int64_t N, int64_t K, float alpha, const float* Ak, const float* B, int64_t b_cs, float beta,
+               float* C, int64_t c_rs, int64_t c_cs) {
+  const int64_t K8 = K & ~int64_t(7);
+  const __m256i kt = lane_mask8(K - K8);
+  for (int64_t j = 0; j < N; j += 4) {
+    const int64_t nj = imin(4, N - j);
+    const float* b[4];
+    for (int jj = 0; jj < 4; ++jj) b[jj] = B + (j + (jj < nj ? jj : nj - 1)) * b_cs;
+    __m256 acc[MB][4];
+    for (int i = 0; i < MB; ++i)
+      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) {
+      __m256 bv[4];
+      for (int jj = 0; jj < 4; ++jj) bv[jj] = _mm256_loadu_ps(b[jj] + k);
+      for (int i = 0; i < MB; ++i) {
+        const __m256 a = _mm256_loadu_ps(Ak + i * K + k);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm256_fmadd_ps(a, bv[jj], acc[i][jj]);
+      }
+    }
+    if (K8 < K) {
+      __m256 bv[4];
+      for (int jj = 0; jj < 4; ++jj) bv[jj] = _mm256_maskload_ps(b[jj] + K8, kt);
+      for (int i = 0; i < MB; ++i) {
+        const __m256 a = _mm256_maskload_ps(Ak + i * K + K8, kt);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm256_fmadd_ps(a, bv[jj], acc[i][jj]);
+      }
+    }
+    for (int i = 0; i < MB; ++i)
+      for (int jj = 0; jj < nj; ++jj) store_scalar(C + i * c_rs + (j + jj) * c_cs, hsum8(acc[i][jj]), alpha, beta);
+  }
+}
+
+template <int MB>
+void small_axpy(int64_t N, int64_t K, float alpha, const float* Ak, const float* B, int64_t b_rs, float beta,
+                float* C, int64_t c_rs, int64_t c_cs) {
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  for (int64_t j = 0; j < N; j += 32) {
+    const int64_t nw = imin(32, N - j);
+    __m256i mk[4];
+    for (int v = 0; v < 4; ++v) mk[v] = lane_mask8(nw - 8 * v < 0 ? 0 : nw - 8 * v);
+    __m256 acc[MB][4];
+    for (int i = 0; i < MB; ++i)
+      for (int v = 0; v < 4; ++v) acc[i][v] = _mm256_setzero_ps();
+    const float* bp = B + j;
+    for (int64_t k = 0; k < K; ++k, bp += b_rs) {
+      __m256 bv[4];
+      if (nw == 32)
+        for (int v = 0; v < 4; ++v) bv[v] = _mm256_loadu_ps(bp + 8 * v);
+      else
+        for (int v = 0; v < 4; ++v) bv[v] = _mm256_maskload_ps(bp + 8 * v, mk[v]);
+      for (int i = 0; i < MB; ++i) {
+        const __m256 a = _mm256_broadcast_ss(Ak + i * K + k);
+        for (int v = 0; v < 4; ++v) acc[i][v] = _mm256_fmadd_ps(a, bv[v], acc[i][v]);
+      }
+    }
+    for (int i = 0; i < MB; ++i) {
+      if (c_cs == 1) {
+        for (int v = 0; v < 4 && 8 * v < nw; ++v) {
+          float* p = C + i * c_rs + j + 8 * v;
+          __m256 r = _mm256_mul_ps(va, acc[i][v]);
+          if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(p, mk[v]), r);
+          _mm256_maskstore_ps(p, mk[v], r);
+        }
+      } else {
+        alignas(32) float t[32];
+        for (int v = 0; v < 4; ++v) _mm256_store_ps(t + 8 * v, acc[i][v]);
+        for (int64_t jj = 0; jj < nw; ++jj) store_scalar(C + i * c_rs + (j + jj) * c_cs, t[jj], alpha, beta);
+      }
+    }
+  }
+}
+
+template <int MB>
+void small_rows(int64_t N, int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
+                int64_t b_rs, int64_t b_cs, float beta, float* C, int64_t c_rs, int64_t c_cs, float* Ak) {
+  for (int i = 0; i < MB; ++i)
+    for (int64_t k = 0; k < K; ++k) Ak[i * K + k] = A[i * a_rs + k * a_cs];
+  if (b_rs == 1)
+    small_dot<MB>(N, K, alpha, Ak, B, b_cs, beta, C, c_rs, c_cs);
+  else
+    small_axpy<MB>(N, K, alpha, Ak, B, b_rs, beta, C, c_rs, c_cs);
+}
+
+void small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_cs,
+             const float* B, int64_t b_rs, int64_t b_cs, float beta, float* C, int64_t c_rs, int64_t c_cs,
+             float* scratch) {
+  for (int64_t i = 0; i < M; i += 2) {
+    if (M - i >= 2)
+      small_rows<2>(N, K, alpha, A + i * a_rs, a_rs, a_cs, B, b_rs, b_cs, beta, C + i * c_rs, c_rs, c_cs, scratch);
+    else
+      small_rows<1>(N, K, alpha, A + i * a_rs, a_rs, a_cs, B, b_rs, b_cs, beta, C + i * c_rs, c_rs, c_cs, scratch);
+  }
+}
+
 const PackedKernel kKernels[] = {
-    {"avx2 6x16", 6, 16, 144, 256, 4096, &pack_a<6>, &pack_b<16>, &macro<6, 2>},
+    {"avx2 6x16", 6, 16, 144, 256, 4096, &pack_a<6>, &pack_b<16>, &macro<6, 2>, &small_m},
 };
 
 }  // namespace

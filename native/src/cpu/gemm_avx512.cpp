@@ -228,9 +228,135 @@ void macro(int64_t m, int64_t n, int64_t k, const float* Ap, const float* Bp, fl
   }
 }
 
+// ---- small-M path: no packing of B, each element of op(B) is read once per 4 rows of C.
+// op(A)(i,k) = A[i*a_rs + k*a_cs], op(B)(k,j) = B[k*b_rs + j*b_cs], C(i,j) = C[i*c_rs + j*c_cs].
+
+inline void store_scalar(float* c, float v, float alpha, float beta) {
+  *c = beta == 0.f ? alpha * v : alpha * v + beta * *c;
+}
+
+// op(B) columns contiguous along k (b_rs == 1): dot products of the MB rows of Ak with 4 columns at a time.
+template <int MB>
+void small_dot(int64_t N, int64_t K, float alpha, const float* Ak, const float* B, int64_t b_cs, float beta,
+               float* C, int64_t c_rs, int64_t c_cs) {
+  const int64_t K16 = K & ~int64_t(15);
+  const __mmask16 kt = lane_mask(K - K16);
+  for (int64_t j = 0; j < N; j += 4) {
+    const int64_t nj = imin(4, N - j);
+    const float* b[4];
+    for (int jj = 0; jj < 4; ++jj) b[jj] = B + (j + (jj < nj ? jj : nj - 1)) * b_cs;
+    __m512 acc[MB][4];
+    for (int i = 0; i < MB; ++i)
+      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K16; k += 16) {
+      __m512 bv[4];
+      for (int jj = 0; jj < 4; ++jj) bv[jj] = _mm512_loadu_ps(b[jj] + k);
+      for (int i = 0; i < MB; ++i) {
+        const __m512 a = _mm512_loadu_ps(Ak + i * K + k);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_fmadd_ps(a, bv[jj], acc[i][jj]);
+      }
+    }
+    if (K16 < K) {
+      __m512 bv[4];
+      for (int jj = 0; jj < 4; ++jj) bv[jj] = _mm512_maskz_loadu_ps(kt, b[jj] + K16);
+      for (int i = 0; i < MB; ++i) {
+        const __m512 a = _mm512_maskz_loadu_ps(kt, Ak + i * K + K16);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_fmadd_ps(a, bv[jj], acc[i][jj]);
+      }
+    }
+    for (int i = 0; i < MB; ++i)
+      for (int jj = 0; jj < nj; ++jj)
+        store_scalar(C + i * c_rs + (j + jj) * c_cs, _mm512_reduce_add_ps(acc[i][jj]), alpha, beta);
+  }
+}
+
+// op(B) rows contiguous along n (b_cs == 1): rows of C built 64 columns at a time from broadcasts of Ak.
+template <int MB>
+void small_axpy(int64_t N, int64_t K, float alpha, const float* Ak, const float* B, int64_t b_rs, float beta,
+                float* C, int64_t c_rs, int64_t c_cs) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t j = 0; j < N; j += 64) {
+    const int64_t nw = imin(64, N - j);
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; ++v) mk[v] = nw - 16 * v <= 0 ? (__mmask16)0 : lane_mask(nw - 16 * v);
+    __m512 acc[MB][4];
+    for (int i = 0; i < MB; ++i)
+      for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+    const float* bp = B + j;
+    if (nw == 64) {
+      for (int64_t k = 0; k < K; ++k, bp += b_rs) {
+        _mm_prefetch((const char*)(bp + 8 * b_rs), _MM_HINT_T0);
+        _mm_prefetch((const char*)(bp + 8 * b_rs + 32), _MM_HINT_T0);
+        __m512 bv[4];
+        for (int v = 0; v < 4; ++v) bv[v] = _mm512_loadu_ps(bp + 16 * v);
+        for (int i = 0; i < MB; ++i) {
+          const __m512 a = _mm512_set1_ps(Ak[i * K + k]);
+          for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_fmadd_ps(a, bv[v], acc[i][v]);
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < K; ++k, bp += b_rs) {
+        __m512 bv[4];
+        for (int v = 0; v < 4; ++v) bv[v] = _mm512_maskz_loadu_ps(mk[v], bp + 16 * v);
+        for (int i = 0; i < MB; ++i) {
+          const __m512 a = _mm512_set1_ps(Ak[i * K + k]);
+          for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_fmadd_ps(a, bv[v], acc[i][v]);
+        }
+      }
+    }
+    for (int i = 0; i < MB; ++i) {
+      if (c_cs == 1) {
+        for (int v = 0; v < 4; ++v) {
+          if (!mk[v]) break;
+          float* p = C + i * c_rs + j + 16 * v;
+          __m512 r = _mm512_mul_ps(va, acc[i][v]);
+          if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk[v], p), r);
+          _mm512_mask_storeu_ps(p, mk[v], r);
+        }
+      } else {
+        alignas(64) float t[64];
+        for (int v = 0; v < 4; ++v) _mm512_store_ps(t + 16 * v, acc[i][v]);
+        for (int64_t jj = 0; jj < nw; ++jj) store_scalar(C + i * c_rs + (j + jj) * c_cs, t[jj], alpha, beta);
+      }
+    }
+  }
+}
+
+template <int MB>
+void small_rows(int64_t N, int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
+                int64_t b_rs, int64_t b_cs, float beta, float* C, int64_t c_rs, int64_t c_cs, float* Ak) {
+  for (int i = 0; i < MB; ++i) {
+    const float* a = A + i * a_rs;
+    float* d = Ak + i * K;
+    if (a_cs == 1)
+      for (int64_t k = 0; k < K; ++k) d[k] = a[k];
+    else
+      for (int64_t k = 0; k < K; ++k) d[k] = a[k * a_cs];
+  }
+  if (b_rs == 1)
+    small_dot<MB>(N, K, alpha, Ak, B, b_cs, beta, C, c_rs, c_cs);
+  else
+    small_axpy<MB>(N, K, alpha, Ak, B, b_rs, beta, C, c_rs, c_cs);
+}
+
+void small_m(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t a_rs, int64_t a_cs,
+             const float* B, int64_t b_rs, int64_t b_cs, float beta, float* C, int64_t c_rs, int64_t c_cs,
+             float* scratch) {
+  for (int64_t i = 0; i < M; i += 4) {
+    const float* a = A + i * a_rs;
+    float* c = C + i * c_rs;
+    switch (imin(4, M - i)) {
+      case 1: small_rows<1>(N, K, alpha, a, a_rs, a_cs, B, b_rs, b_cs, beta, c, c_rs, c_cs, scratch); break;
+      case 2: small_rows<2>(N, K, alpha, a, a_rs, a_cs, B, b_rs, b_cs, beta, c, c_rs, c_cs, scratch); break;
+      case 3: small_rows<3>(N, K, alpha, a, a_rs, a_cs, B, b_rs, b_cs, beta, c, c_rs, c_cs, scratch); break;
+      default: small_rows<4>(N, K, alpha, a, a_rs, a_cs, B, b_rs, b_cs, beta, c, c_rs, c_cs, scratch); break;
+    }
+  }
+}
+
 template <int MR, int NV>
 constexpr PackedKernel make(const char* name, int mc, int kc, int nc) {
-  return PackedKernel{name, MR, 16 * NV, mc, kc, nc, &pack_a<MR>, &pack_b<16 * NV>, &macro<MR, NV>};
+  return PackedKernel{name, MR, 16 * NV, mc, kc, nc, &pack_a<MR>, &pack_b<16 * NV>, &macro<MR, NV>, &small_m};
 }
 
 // Entry 0 is the engine's kernel; the others are kept for gemm_lab --kernel comparisons.

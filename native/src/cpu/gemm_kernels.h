@@ -25,6 +25,12 @@ struct PackedKernel {
   // C[0:m, 0:n] = beta * C + alpha * Ap @ Bp (beta == 0 overwrites C), over all micro-tiles.
   void (*macro)(int64_t m, int64_t n, int64_t k, const float* Ap, const float* Bp, float* C, int64_t ldc,
                 float alpha, float beta);
+  // Few-row path without packing B (decode-time GEMMs, GEMV-like shapes): any m, efficient for m <= 4.
+  // op(A)(i,kk) = A[i*a_rs + kk*a_cs], op(B)(kk,j) = B[kk*b_rs + j*b_cs], C(i,j) = C[i*c_rs + j*c_cs];
+  // needs b_rs == 1 or b_cs == 1. scratch: 4*k floats. beta == 0 overwrites C.
+  void (*small)(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t a_rs, int64_t a_cs,
+                const float* B, int64_t b_rs, int64_t b_cs, float beta, float* C, int64_t c_rs, int64_t c_cs,
+                float* scratch);
 };
 
 // Kernel tables (first entry = default). Count is written to *n. Defined only on x86-64 builds.

@@ -1,0 +1,231 @@
+/**
+ * A Llama / DeciLM causal language model on the engine: embedding -> decoder blocks -> final
+ * RMSNorm -> LM head (tied to the embedding or not). TypeScript runs the layer loop; each block
+ * runs natively. Training saves what backward needs inside each block; per-layer hidden states
+ * can be returned (and receive extra gradients) for distillation.
+ */
+import { Block, type BlockShape } from '../core/block.js';
+import { PuzzleError } from '../core/errors.js';
+import * as ops from '../core/ops.js';
+import type { ParamGroup } from '../core/optim.js';
+import { ids as idsTensor, tensor, zeros, type Tensor } from '../core/tensor.js';
+import type { LayerSpec, ModelConfig } from './config.js';
+import { ropeTables } from './rope.js';
+
+export function blockShape(c: ModelConfig, l: LayerSpec): BlockShape {
+  return {
+    hidden: c.hidden, heads: c.heads, headDim: c.headDim, eps: c.eps,
+    attention: l.attention.kind, kvHeads: l.attention.kind === 'gqa' ? l.attention.kvHeads : undefined,
+    ffn: l.ffn.kind, ffnWidth: l.ffn.kind === 'swiglu' ? l.ffn.width : undefined,
+  };
+}
+
+/** Deterministic normal(0, std) initialiser (xorshift + Box-Muller). */
+export function normalInit(n: number, std: number, seed: number): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const u = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(u())) * std;
+    const t = 2 * Math.PI * u();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+interface Saved {
+  ids: Tensor;
+  B: number;
+  T: number;
+  final: Tensor;  // last block's output (input of the final norm)
+  normed: Tensor;
+  rstd: Tensor;
+}
+
+export interface ForwardResult {
+  logits: Tensor;
+  /** outputs of every layer (when asked), [B, T, hidden] each */
+  hidden: Tensor[];
+}
+
+export class LlamaModel {
+  readonly config: ModelConfig;
+  readonly embed: Tensor;
+  readonly blocks: Block[];
+  readonly norm: Tensor;
+  /** null when tied to the embedding */
+  readonly head: Tensor | null;
+  private rope: { cos: Tensor; sin: Tensor; positions: number } | null = null;
+  private grads: { embed: Tensor; norm: Tensor; head: Tensor | null } | null = null;
+  private saved: Saved | null = null;
+  private retained: Tensor[] = [];
+
+  constructor(config: ModelConfig, blocks?: Block[]) {
+    this.config = config;
+    this.embed = zeros([config.vocab, config.hidden]);
+    this.norm = tensor(new Float32Array(config.hidden).fill(1), [config.hidden]);
+    this.head = config.tieEmbeddings ? null : zeros([config.vocab, config.hidden]);
+    this.blocks = blocks ?? config.layers.map((l) => new Block(blockShape(config, l)));
+  }
+
+  /** HF-style random init: normal(0, 0.02) weights, unit norms. */
+  static random(config: ModelConfig, seed = 0, std = 0.02): LlamaModel {
+    const m = new LlamaModel(config);
+    m.embed.copyFrom(normalInit(m.embed.numel, std, seed * 1000 + 1));
+    m.head?.copyFrom(normalInit(m.head.numel, std, seed * 1000 + 2));
+    m.blocks.forEach((b, i) => {
+      for (const p of b.params()) {
+        const view = b.param(p.name);
+        if (p.shape.length === 1) view.fill(1);
+        else view.copyFrom(normalInit(p.numel, std, seed * 1000 + 10 + i * 16 + b.params().indexOf(p)));
+      }
+    });
+    return m;
+  }
+
+  /** Every named parameter, HF names ("model.layers.3.self_attn.q_proj.weight", ...). */
+  namedParameters(): Array<[string, Tensor]> {
+    const out: Array<[string, Tensor]> = [['model.embed_tokens.weight', this.embed]];
+    this.blocks.forEach((b, i) => {
+      for (const p of b.params()) out.push([`model.layers.${i}.${p.name}`, b.param(p.name)]);
+    });
+    out.push(['model.norm.weight', this.norm]);
+    if (this.head) out.push(['lm_head.weight', this.head]);
+    return out;
+  }
+
+  numParams(): number {
+    return this.embed.numel + this.norm.numel + (this.head?.numel ?? 0) + this.blocks.reduce((s, b) => s + b.numParams, 0);
+  }
+
+  ropeFor(T: number): { cos: Tensor; sin: Tensor } {
+    if (!this.rope || this.rope.positions < T) {
+      this.rope?.cos.dispose();
+      this.rope?.sin.dispose();
+      const positions = Math.max(T, Math.min(this.config.maxPositions, 2048));
+      const { cos, sin } = ropeTables(this.config.headDim, positions, this.config.ropeTheta, this.config.ropeScaling);
+      const half = this.config.headDim / 2;
+      this.rope = { cos: tensor(cos, [positions, half]), sin: tensor(sin, [positions, half]), positions };
+    }
+    return this.rope;
+  }
+
+  /**
+   * ids[B, T] -> logits[B, T, vocab] (the caller disposes the logits). With `train`, activations
+   * are kept for backward(); with `hidden`, every layer's output is returned. Hidden states
+   * belong to the model: they stay valid until the next forward() or dispose().
+   */
+  async forward(ids: Tensor, opts: { train?: boolean; hidden?: boolean } = {}): Promise<ForwardResult> {
+    if (ids.shape.length !== 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `LlamaModel.forward: ids must be [B, T], got [${ids.shape}]`);
+    this.release();
+    const [B, T] = ids.shape;
+    const rope = this.ropeFor(T);
+    let h = await ops.embeddingForward(ids, this.embed);
+    const hidden: Tensor[] = [];
+    for (const block of this.blocks) {
+      const next = await block.forward(h, B, T, rope, Boolean(opts.train));
+      if (opts.hidden) hidden.push(next);
+      if (!hidden.includes(h)) h.dispose();
+      h = next;
+    }
+    const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
+    const logits = await ops.matmulForward(normed, this.head ?? this.embed);
+    this.retained = hidden.slice();
+    if (opts.train) {
+      this.saved = { ids, B, T, final: h, normed, rstd };
+      if (!hidden.includes(h)) this.retained.push(h);
+      this.retained.push(normed, rstd);
+    } else {
+      if (!hidden.includes(h)) h.dispose();
+      normed.dispose();
+      rstd.dispose();
+    }
+    return { logits, hidden };
+  }
+
+  /** Releases what the last forward kept (hidden states, saved activations). */
+  release(): void {
+    for (const t of this.retained) t.dispose();
+    this.retained = [];
+    this.saved = null;
+  }
+
+  private ensureGrads() {
+    if (!this.grads) this.grads = { embed: zeros(this.embed.shape), norm: zeros(this.norm.shape), head: this.head ? zeros(this.head.shape) : null };
+    return this.grads;
+  }
+
+  zeroGrad(): void {
+    const g = this.ensureGrads();
+    g.embed.fill(0), g.norm.fill(0), g.head?.fill(0);
+    for (const b of this.blocks) b.zeroGrad();
+  }
+
+  /** Parameter groups for AdamW (norms without weight decay, as is customary). */
+  paramGroups(): ParamGroup[] {
+    const g = this.ensureGrads();
+    const groups: ParamGroup[] = [{ param: this.embed, grad: g.embed }];
+    for (const b of this.blocks) if (b.numParams) groups.push({ param: b.paramBuffer(), grad: b.gradBuffer() });
+    groups.push({ param: this.norm, grad: g.norm, weightDecay: 0 });
+    if (this.head && g.head) groups.push({ param: this.head, grad: g.head });
+    return groups;
+  }
+
+  /**
+   * Backward from d(logits) (and optionally extra gradients on layer outputs, e.g. from a
+   * per-layer cosine loss); accumulates into the parameter gradients.
+   */
+  async backward(dlogits: Tensor, extraHidden?: Array<Tensor | null>): Promise<void> {
+    const s = this.saved;
+    if (!s) throw new PuzzleError('ERR_PUZZLE_STATE', 'LlamaModel.backward: call forward(ids, { train: true }) first');
+    const g = this.ensureGrads();
+    const W = this.head ?? this.embed;
+    const lm = await ops.matmulBackward(dlogits, s.normed, W);
+    await ops.accumulate(this.head ? g.head! : g.embed, lm.dweight);
+    lm.dweight.dispose();
+    const nb = await ops.rmsnormBackward(lm.dinp, s.final, this.norm, s.rstd);
+    lm.dinp.dispose();
+    await ops.accumulate(g.norm, nb.dweight);
+    nb.dweight.dispose();
+    let d = nb.dinp;
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      const extra = extraHidden?.[i];
+      if (extra) await ops.accumulate(d, extra);
+      const dx = (await this.blocks[i].backward(d, true))!;
+      d.dispose();
+      d = dx;
+    }
+    await ops.embeddingBackward(g.embed, d, s.ids);
+    d.dispose();
+  }
+
+  dispose(): void {
+    this.release();
+    this.embed.dispose();
+    this.norm.dispose();
+    this.head?.dispose();
+    for (const b of this.blocks) b.dispose();
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+    if (this.grads) {
+      this.grads.embed.dispose();
+      this.grads.norm.dispose();
+      this.grads.head?.dispose();
+    }
+  }
+}
+
+/** Token ids as a [B, T] int32 tensor. */
+export function batchTensor(rows: ArrayLike<number>[]): Tensor {
+  const T = rows[0]?.length ?? 0;
+  const flat = new Int32Array(rows.length * T);
+  rows.forEach((r, b) => {
+    if (r.length !== T) throw new PuzzleError('ERR_PUZZLE_SHAPE', `batch row ${b} has ${r.length} tokens, expected ${T}`);
+    flat.set(Array.from(r), b * T);
+  });
+  return idsTensor(flat, [rows.length, T]);
+}
