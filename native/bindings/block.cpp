@@ -202,7 +202,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
           check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
-          if (pos)
+          if (pos && gqa)
             for (int64_t t = 0; t < T; ++t)
               if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
                 fail("ERR_PUZZLE_RANGE", "Block.forward: pos[" + std::to_string(t) + "] is outside the RoPE tables");
@@ -255,7 +255,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         env, {x, cos, sin, pos, kc, vc, out},
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
-          if (pos)
+          if (pos && gqa)
             for (int64_t t = 0; t < T; ++t)
               if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
                 fail("ERR_PUZZLE_RANGE", "Block.forwardCached: pos[" + std::to_string(t) + "] is outside the RoPE tables");

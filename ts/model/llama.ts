@@ -46,6 +46,22 @@ interface Saved {
   rstd: Tensor;
 }
 
+export interface KvCache {
+  B: number;
+  Tmax: number;
+  /** tokens already in the cache */
+  length: number;
+  /** per layer: K and V tensors, or null for linear / no-op attention */
+  layers: Array<{ k: Tensor; v: Tensor } | null>;
+}
+
+export function disposeCache(c: KvCache): void {
+  for (const l of c.layers) {
+    l?.k.dispose();
+    l?.v.dispose();
+  }
+}
+
 export interface ForwardResult {
   logits: Tensor;
   /** outputs of every layer (when asked), [B, T, hidden] each */
@@ -145,6 +161,42 @@ export class LlamaModel {
       rstd.dispose();
     }
     return { logits, hidden };
+  }
+
+  /** A KV cache for B sequences of up to Tmax tokens: K and V [B, Tmax, kvHeads, headDim] per GQA layer. */
+  newCache(B: number, Tmax: number): KvCache {
+    const layers = this.config.layers.map((l) =>
+      l.attention.kind === 'gqa'
+        ? { k: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim]), v: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim]) }
+        : null);
+    return { B, Tmax, length: 0, layers };
+  }
+
+  /**
+   * Inference step over a KV cache: ids[B, T] are the tokens at positions cache.length ..
+   * cache.length+T-1 (T > 1 for a prompt, 1 for a decode step); returns logits[B, T, vocab]
+   * and advances the cache.
+   */
+  async forwardCached(ids: Tensor, cache: KvCache): Promise<Tensor> {
+    const [B, T] = ids.shape;
+    if (B !== cache.B) throw new PuzzleError('ERR_PUZZLE_SHAPE', `forwardCached: ids has batch ${B}, the cache ${cache.B}`);
+    if (cache.length + T > cache.Tmax)
+      throw new PuzzleError('ERR_PUZZLE_RANGE', `forwardCached: ${cache.length} cached + ${T} new tokens exceed the cache length ${cache.Tmax}`);
+    const past = cache.length;
+    const rope = this.ropeFor(past + T);
+    const pos = idsTensor(Int32Array.from({ length: T }, (_, t) => past + t), [T]);
+    let h = await ops.embeddingForward(ids, this.embed);
+    for (const [i, block] of this.blocks.entries()) {
+      const next = await block.forwardCached(h, B, T, { ...rope, pos }, cache.layers[i], past);
+      h.dispose();
+      h = next;
+    }
+    pos.dispose();
+    const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
+    const logits = await ops.matmulForward(normed, this.head ?? this.embed);
+    h.dispose(), normed.dispose(), rstd.dispose();
+    cache.length += T;
+    return logits;
   }
 
   /** Releases what the last forward kept (hidden states, saved activations). */
