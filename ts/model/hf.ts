@@ -4,8 +4,9 @@
  * large checkpoint can be walked layer by layer. Writing is atomic: a temporary folder is filled
  * and then renamed into place.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { replaceDirAtomic } from '../run/atomic.js';
 import { PuzzleError } from '../core/errors.js';
 import { parseConfig, toHfConfig, type ModelConfig } from './config.js';
 import { LlamaModel } from './llama.js';
@@ -122,9 +123,7 @@ export interface SaveOptions {
 export function saveModel(model: LlamaModel, dir: string, opts: SaveOptions = {}): void {
   const dtype = opts.dtype ?? 'F32';
   const maxShard = opts.maxShardBytes ?? 2 ** 31;
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    mkdirSync(tmp, { recursive: true });
+  replaceDirAtomic(dir, (tmp) => {
     const config = { ...toHfConfig(model.config, { forceDeci: opts.forceDeci }), torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32', ...opts.extraConfig };
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     const shards: Array<Record<string, TensorToWrite>> = [{}];
@@ -157,13 +156,5 @@ export function saveModel(model: LlamaModel, dir: string, opts: SaveOptions = {}
     }
     if (opts.tokenizerFrom)
       for (const f of TOKENIZER_FILES) if (existsSync(join(opts.tokenizerFrom, f))) copyFileSync(join(opts.tokenizerFrom, f), join(tmp, f));
-    const old = `${dir}.old-${process.pid}-${Date.now()}`;
-    if (existsSync(dir)) renameSync(dir, old);
-    renameSync(tmp, dir);
-    if (existsSync(old)) rmSync(old, { recursive: true, force: true });
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (err instanceof PuzzleError) throw err;
-    throw new PuzzleError('ERR_PUZZLE_FILE', `cannot write model folder ${dir} (${basename(dir)}): ${(err as Error).message}`, { cause: err });
-  }
+  });
 }

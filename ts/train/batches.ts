@@ -1,0 +1,82 @@
+/**
+ * Deterministic batching over packed sequences: the order of an epoch is a seeded permutation,
+ * so micro-batch k is the same sequences on every run (which is what makes resume exact).
+ */
+import { PuzzleError } from '../core/errors.js';
+import { ids as idsTensor, type Tensor } from '../core/tensor.js';
+
+/** Packed token sequences, each `seqLen` long (T + 1 for next-token training). */
+export interface PackedSequences {
+  seqLen: number;
+  count: number;
+  /** sequence i, i in [0, count) */
+  get(i: number): Int32Array;
+}
+
+export function packedFromArrays(rows: Int32Array[]): PackedSequences {
+  if (rows.length === 0) throw new PuzzleError('ERR_PUZZLE_DATA', 'no sequences to train on (the data is empty or shorter than one sequence)');
+  const seqLen = rows[0].length;
+  for (const [i, r] of rows.entries())
+    if (r.length !== seqLen) throw new PuzzleError('ERR_PUZZLE_DATA', `sequence ${i} has ${r.length} tokens, expected ${seqLen}`);
+  return { seqLen, count: rows.length, get: (i) => rows[i] };
+}
+
+/** mulberry32: small, fast, good enough for shuffles. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function permutation(n: number, seed: number): Uint32Array {
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const r = prng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+export class BatchSchedule {
+  private epochCache = new Map<number, Uint32Array>();
+  constructor(readonly data: PackedSequences, readonly batch: number, readonly seed: number) {}
+
+  /** Sequence indices of micro-batch k (wrapping over epochs, each epoch reshuffled). */
+  indices(k: number): number[] {
+    const out: number[] = [];
+    for (let j = 0; j < this.batch; j++) {
+      const g = k * this.batch + j;
+      const epoch = Math.floor(g / this.data.count);
+      let perm = this.epochCache.get(epoch);
+      if (!perm) {
+        perm = permutation(this.data.count, this.seed * 1000003 + epoch);
+        this.epochCache.clear();
+        this.epochCache.set(epoch, perm);
+      }
+      out.push(perm[g % this.data.count]);
+    }
+    return out;
+  }
+
+  /** ids[B, T] inputs and next-token targets[B*T] for micro-batch k. */
+  batchAt(k: number): { input: Tensor; targets: Tensor; tokens: number } {
+    const rows = this.indices(k).map((i) => this.data.get(i));
+    const T = this.data.seqLen - 1;
+    const inp = new Int32Array(this.batch * T);
+    const tgt = new Int32Array(this.batch * T);
+    rows.forEach((r, b) => {
+      inp.set(r.subarray(0, T), b * T);
+      tgt.set(r.subarray(1, T + 1), b * T);
+    });
+    return { input: idsTensor(inp, [this.batch, T]), targets: idsTensor(tgt, [this.batch * T]), tokens: this.batch * T };
+  }
+}
