@@ -187,6 +187,13 @@ void Block::ffn_forward(float* out, const float* x1, int64_t N) {
   o.accumulate(out, x1, N * C);
 }
 
+// dinp = dout @ W (written), dweight += dout^T @ inp (accumulated; skipped when frozen).
+void Block::linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                            int64_t N, int64_t C, int64_t OC) {
+  be_.ops.gemm(false, false, N, C, OC, 1.f, dout, OC, weight, C, 0.f, dinp, C);
+  if (dweight) be_.ops.matmul_backward(nullptr, dweight, nullptr, dout, inp, weight, N, C, OC);
+}
+
 void Block::backward(float* dx, const float* dout) {
   if (!saved_) throw std::logic_error("backward needs the activations of a preceding forward with save = true");
   const Ops& o = be_.ops;
@@ -198,24 +205,22 @@ void Block::backward(float* dx, const float* dout) {
   float* dx1 = dx1_->f32();
   be_.copy_device(dx1, dout, row_bytes);
   if (cfg_.ffn != FfnKind::NoOp) {
+    // Input gradients of the subblock's GEMMs are written (beta = 0), so no buffer needs zeroing.
     float* dln = dln_->f32();
-    be_.memset_zero(dln, row_bytes);
     if (cfg_.ffn == FfnKind::Linear) {
-      o.matmul_backward(dln, g(wlin_ffn_), nullptr, dout, ln2_->f32(), p(wlin_ffn_), N, C, C);
+      linear_backward(dln, g(wlin_ffn_), dout, ln2_->f32(), p(wlin_ffn_), N, C, C);
     } else {
       const int64_t F = cfg_.F;
-      be_.memset_zero(dh_->ptr, (size_t)N * F * sizeof(float));
-      be_.memset_zero(dgu_->ptr, (size_t)N * 2 * F * sizeof(float));
-      o.matmul_backward(dh_->f32(), g(wdown_), nullptr, dout, h_->f32(), p(wdown_), N, F, C);
+      linear_backward(dh_->f32(), g(wdown_), dout, h_->f32(), p(wdown_), N, F, C);
       o.swiglu_backward(dgu_->f32(), dh_->f32(), gu_->f32(), N, F);
       // gate and up are adjacent in both the parameter and the gradient buffer
       float* dgate = g(wgate_);
       float* dup = g(wup_);
       if (dgate && dup) {
-        o.matmul_backward(dln, dgate, nullptr, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
+        linear_backward(dln, dgate, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
       } else {
         // one of the two frozen: split the GEMMs so the frozen one gets no gradient
-        o.matmul_backward(dln, nullptr, nullptr, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
+        linear_backward(dln, nullptr, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
         if (dgate) o.gemm(true, false, F, C, N, 1.f, dgu_->f32(), 2 * F, ln2_->f32(), C, 1.f, dgate, C);
         if (dup) o.gemm(true, false, F, C, N, 1.f, dgu_->f32() + F, 2 * F, ln2_->f32(), C, 1.f, dup, C);
       }
@@ -227,17 +232,15 @@ void Block::backward(float* dx, const float* dout) {
   // ---- attention subblock: dx = dx1 + d(Attn(RMSNorm(x)))/dx
   if (cfg_.attn != AttnKind::NoOp) {
     float* dln = dln_->f32();
-    be_.memset_zero(dln, row_bytes);
     if (cfg_.attn == AttnKind::Linear) {
-      o.matmul_backward(dln, g(wlin_attn_), nullptr, dx1, ln1_->f32(), p(wlin_attn_), N, C, C);
+      linear_backward(dln, g(wlin_attn_), dx1, ln1_->f32(), p(wlin_attn_), N, C, C);
     } else {
       const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
       float* datt = datt_->f32();
       float* dqkv = dqkv_->f32();
       float* qkv = qkv_->f32();
-      be_.memset_zero(datt, (size_t)N * NH * HS * sizeof(float));
-      be_.memset_zero(dqkv, (size_t)N * QKV * sizeof(float));
-      o.matmul_backward(datt, g(wo_), nullptr, dx1, att_->f32(), p(wo_), N, NH * HS, C);
+      be_.memset_zero(dqkv, (size_t)N * QKV * sizeof(float));  // attention backward accumulates
+      linear_backward(datt, g(wo_), dx1, att_->f32(), p(wo_), N, NH * HS, C);
       o.attention_backward(dqkv, dqkv + NH * HS, dqkv + (NH + NKV) * HS, datt, qkv, qkv + NH * HS,
                            qkv + (NH + NKV) * HS, att_->f32(), lse_->f32(), B, T, NH, NKV, HS, QKV, QKV);
       o.rope_backward(dqkv, dqkv, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T, NH, HS, QKV);
@@ -246,9 +249,9 @@ void Block::backward(float* dx, const float* dout) {
       float* dk = g(wk_);
       float* dv = g(wv_);
       if (dq && dk && dv) {
-        o.matmul_backward(dln, dq, nullptr, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
+        linear_backward(dln, dq, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
       } else {
-        o.matmul_backward(dln, nullptr, nullptr, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
+        linear_backward(dln, nullptr, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
         const int64_t rows[3] = {NH * HS, NKV * HS, NKV * HS};
         const int64_t offs[3] = {0, NH * HS, (NH + NKV) * HS};
         float* grads[3] = {dq, dk, dv};

@@ -63,7 +63,7 @@ struct Ops {
                                    int64_t Tmax);
 
   // ---- SwiGLU on the fused gate|up activations gu[N, 2F] (gate in columns [0,F), up in [F,2F)):
-  // out[N,F] = silu(gate) * up
+  // out[N,F] = silu(gate) * up. The backward WRITES dgu (every element of it is produced once).
   void (*swiglu_forward)(float* out, const float* gu, int64_t N, int64_t F);
   void (*swiglu_backward)(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
 

@@ -77,6 +77,8 @@ class Block {
   float* g(int idx);
   void ensure_workspace(int64_t N, int64_t B, int64_t T);
   void ffn_forward(float* out, const float* x1, int64_t N);
+  void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int64_t N,
+                       int64_t C, int64_t OC);
   int add_param(const std::string& name, std::vector<int64_t> shape);
 
   const Backend& be_;

@@ -25,8 +25,8 @@ void swiglu_backward_rows(float* dgu, const float* dout, const float* gu, int64_
     float* du = dg + F;
     for (int64_t f = 0; f < F; ++f) {
       float sig = 1.f / (1.f + fast_expf(-g[f]));
-      dg[f] += d[f] * u[f] * sig * (1.f + g[f] * (1.f - sig));
-      du[f] += d[f] * g[f] * sig;
+      dg[f] = d[f] * u[f] * sig * (1.f + g[f] * (1.f - sig));
+      du[f] = d[f] * g[f] * sig;
     }
   }
 }
