@@ -22,6 +22,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::Forward>("forward"),
                                        InstanceMethod<&BlockWrap::Backward>("backward"),
                                        InstanceMethod<&BlockWrap::ForwardCached>("forwardCached"),
+                                       InstanceMethod<&BlockWrap::SavedActivation>("savedActivation"),
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
                                        InstanceAccessor<&BlockWrap::NumParams>("numParams"),
                                    });
@@ -300,6 +301,25 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           }
         },
         [=](Napi::Env e) { return dx ? Tensor::Wrap(e, dx) : e.Null(); });
+  }
+
+  // savedActivation(name) -> Tensor [N, cols] (a copy) of an activation the last forward(save) kept
+  Napi::Value SavedActivation(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Block& b = block(env, "savedActivation");
+    std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    std::lock_guard<std::mutex> lk(b.mutex());
+    int64_t rows = 0, cols = 0;
+    const float* src = b.saved_activation(name, &rows, &cols);
+    if (!src)
+      throw make_error(env, "ERR_PUZZLE_STATE",
+                       "Block.savedActivation: no activation '" + name +
+                           "' (names: attn_input, x1, ffn_input, ffn_hidden; it must exist in this variant and a forward with save = true must precede)");
+    auto t = std::make_shared<TensorData>();
+    t->shape = {rows, cols};
+    t->buf = make_buffer(cpu_backend(), (size_t)rows * cols * sizeof(float));
+    cpu_backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
+    return Tensor::Wrap(env, t);
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

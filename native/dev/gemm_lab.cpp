@@ -14,7 +14,8 @@
 // Run:
 //   $O/gemm_lab validate                 all layouts / alpha / beta / odd sizes / strides, 1 and 2 threads
 //   PUZZLE_ISA=avx2 $O/gemm_lab validate  same on the AVX2 path (PUZZLE_ISA=scalar: portable path)
-//   $O/gemm_lab bench [--threads 1,2] [--samples 9] [--only SUBSTR] [--no-blas]
+//   $O/gemm_lab bench [--threads 1,2] [--samples 9] [--only SUBSTR] [--all] [--no-blas]
+//                     (--all adds the informational "+" shapes: decode, mid sizes, odd attention tiles)
 //                     [--kernel I] [--mc X] [--kc Y] [--nc Z]   (tuning: pick table entry / blocking)
 //                     [--blas-core NAME]                        (OpenBLAS core, default SkylakeX)
 // bench prints the median GFLOP/s with (min-max) over samples, ours vs OpenBLAS (thread count set
@@ -209,28 +210,20 @@ std::vector<Shape> shapes() {
   s.push_back({"head 64x256x64 NN", false, false, 64, 256, 64, 0.f, false, 0, false});
   s.push_back({"head 64x256x64 TN", true, false, 64, 256, 64, 1.f, false, 0, false});
   s.push_back({"4096^3 NN", false, false, 4096, 4096, 4096, 0.f, true, 0, true});
-  // informational: decode-time (few-token) GEMMs and mid sizes, parallel = true
-  s.push_back({"decode 1x1536x512 NT", false, true, 1, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 4x2816x512 NT", false, true, 4, 2816, 512, 0.f, true, 0, false});
-  s.push_back({"decode 1x512x1408 NT", false, true, 1, 512, 1408, 0.f, true, 0, false});
-  s.push_back({"decode 6x1536x512 NT", false, true, 6, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 8x1536x512 NT", false, true, 8, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 8x512x1536 NN", false, false, 8, 512, 1536, 0.f, true, 0, false});
-  s.push_back({"decode 12x1536x512 NT", false, true, 12, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 24x1536x512 NT", false, true, 24, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 32x1536x512 NT", false, true, 32, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 32x512x1536 NN", false, false, 32, 512, 1536, 0.f, true, 0, false});
-  s.push_back({"tail 16x256x64 NT", false, true, 16, 256, 64, 0.f, false, 0, false});
-  s.push_back({"tail 8x256x64 NT", false, true, 8, 256, 64, 0.f, false, 0, false});
-  s.push_back({"tail 4x256x64 NT", false, true, 4, 256, 64, 0.f, false, 0, false});
-  s.push_back({"tail 16x64x256 NN", false, false, 16, 64, 256, 0.f, false, 0, false});
-  s.push_back({"tail 8x64x256 NN", false, false, 8, 64, 256, 0.f, false, 0, false});
-  s.push_back({"tail 256x64x8 TN", true, false, 256, 64, 8, 1.f, false, 0, false});
-  s.push_back({"decode 16x1536x512 NT", false, true, 16, 1536, 512, 0.f, true, 0, false});
-  s.push_back({"decode 4x512x1536 NN", false, false, 4, 512, 1536, 0.f, true, 0, false});
-  s.push_back({"small-N 2048x4x512 NN", false, false, 2048, 4, 512, 0.f, true, 0, false});
-  s.push_back({"mid 256^3 NN", false, false, 256, 256, 256, 0.f, true, 0, false});
-  s.push_back({"mid 128^3 NT", false, true, 128, 128, 128, 0.f, true, 0, false});
+  // informational (bench --all): decode-time few-token GEMMs (the unpacked small path), mid sizes,
+  // and the odd tiles attention produces when T is not a multiple of its 64-row query tile
+  s.push_back({"+decode 1x1536x512 NT", false, true, 1, 1536, 512, 0.f, true, 0, false});
+  s.push_back({"+decode 4x2816x512 NT", false, true, 4, 2816, 512, 0.f, true, 0, false});
+  s.push_back({"+decode 16x1536x512 NT", false, true, 16, 1536, 512, 0.f, true, 0, false});
+  s.push_back({"+decode 4x512x1536 NN", false, false, 4, 512, 1536, 0.f, true, 0, false});
+  s.push_back({"+decode 32x1536x512 NT", false, true, 32, 1536, 512, 0.f, true, 0, false});
+  s.push_back({"+small-N 2048x4x512 NN", false, false, 2048, 4, 512, 0.f, true, 0, false});
+  s.push_back({"+mid 256^3 NN", false, false, 256, 256, 256, 0.f, true, 0, false});
+  s.push_back({"+mid 128^3 NT", false, true, 128, 128, 128, 0.f, true, 0, false});
+  s.push_back({"+tail 16x256x64 NT", false, true, 16, 256, 64, 0.f, false, 0, false});
+  s.push_back({"+tail 4x256x64 NT", false, true, 4, 256, 64, 0.f, false, 0, false});
+  s.push_back({"+tail 16x64x256 NN", false, false, 16, 64, 256, 0.f, false, 0, false});
+  s.push_back({"+tail 256x64x8 TN", true, false, 256, 64, 8, 1.f, false, 0, false});
   return s;
 }
 
@@ -247,7 +240,7 @@ Stats stats(std::vector<double> v) {
 int bench(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int samples = 9;
-  bool blas = true;
+  bool blas = true, all = false;
   std::string only;
   int kidx = -1, mc = 0, kc = 0, nc = 0;
   for (int i = 2; i < argc; ++i) {
@@ -265,6 +258,7 @@ int bench(int argc, char** argv) {
     } else if (a == "--samples") samples = std::atoi(next().c_str());
     else if (a == "--only") only = next();
     else if (a == "--no-blas") blas = false;
+    else if (a == "--all") all = true;
     else if (a == "--kernel") kidx = std::atoi(next().c_str());
     else if (a == "--mc") mc = std::atoi(next().c_str());
     else if (a == "--kc") kc = std::atoi(next().c_str());
@@ -281,6 +275,7 @@ int bench(int argc, char** argv) {
     openblas_set_num_threads(nt);
     for (const Shape& s : shapes()) {
       if (!only.empty() && s.name.find(only) == std::string::npos) continue;
+      if (s.name[0] == '+' && !all && only.empty()) continue;
       if (!s.parallel && nt != 1) continue;  // per-head GEMMs are single-threaded by construction
       const int64_t rowsA = s.tA ? s.K : s.M, colsA = s.tA ? s.M : s.K;
       const int64_t rowsB = s.tB ? s.N : s.K, colsB = s.tB ? s.K : s.N;

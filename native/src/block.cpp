@@ -136,6 +136,18 @@ void Block::forward(float* out, const float* x, const BlockInputs& in, bool save
   saved_ = save;
 }
 
+const float* Block::saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const {
+  *rows = ws_N_;
+  *cols = 0;
+  if (!saved_) return nullptr;
+  const bool attn = cfg_.attn != AttnKind::NoOp, ffn = cfg_.ffn != FfnKind::NoOp;
+  if (name == "attn_input" && attn) return *cols = cfg_.C, ln1_->f32();
+  if (name == "x1") return *cols = cfg_.C, x1_->f32();
+  if (name == "ffn_input" && ffn) return *cols = cfg_.C, ln2_->f32();
+  if (name == "ffn_hidden" && cfg_.ffn == FfnKind::SwiGLU) return *cols = cfg_.F, h_->f32();
+  return nullptr;
+}
+
 void Block::forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
                            int64_t past, int64_t Tmax) {
   if (cfg_.attn != AttnKind::GQA) {

@@ -84,3 +84,24 @@ describe('decoder block (DeciLM semantics)', () => {
     expectClose(arr(block.grad('mlp.down_proj.weight')), want, TOL.block, 'accumulated down_proj grad');
   });
 });
+
+describe('saved activations', () => {
+  it('ffn_input and ffn_hidden equal the ops composed by hand', async () => {
+    const ops = await import('../../ts/core/ops.js');
+    const g = new Golden('block_noop_swiglu');
+    const { block } = build(g);
+    const x = tensor(g.f32('x'), g.shape('x'));
+    live.push(x, await block.forward(x, g.meta('B'), g.meta('T'), null, true));
+    const w2 = block.param('post_attention_layernorm.weight');
+    const { out: ln2 } = await ops.rmsnormForward(x, w2, g.meta('eps'));
+    const F = g.meta<number>('ffn_width');
+    const C = g.meta<number>('hidden');
+    const gate = arr(block.param('mlp.gate_proj.weight'));
+    const up = arr(block.param('mlp.up_proj.weight'));
+    const gu = tensor(Float32Array.from([...gate, ...up]), [2 * F, C]);
+    const h = await ops.swigluForward(await ops.matmulForward(ln2, gu));
+    expectClose(arr(block.savedActivation('ffn_input')), arr(ln2), TOL.op, 'ffn_input');
+    expectClose(arr(block.savedActivation('ffn_hidden')), arr(h), TOL.op, 'ffn_hidden');
+    expect(() => block.savedActivation('attn_input')).toThrow(/no activation 'attn_input'/);
+  });
+});

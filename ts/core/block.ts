@@ -91,6 +91,14 @@ export class Block {
     return native(() => this.nb.backward(dout, wantInputGrad));
   }
 
+  /**
+   * A copy [N, cols] of an activation the last forward(save = true) kept: 'attn_input'
+   * (RMSNorm(x)), 'x1' (x + attention), 'ffn_input' (RMSNorm(x1)), 'ffn_hidden' (silu(gate)*up).
+   */
+  savedActivation(name: 'attn_input' | 'x1' | 'ffn_input' | 'ffn_hidden'): Tensor {
+    return sync(() => this.nb.savedActivation(name));
+  }
+
   dispose(): void {
     this.nb.dispose();
   }

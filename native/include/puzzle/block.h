@@ -70,6 +70,11 @@ class Block {
   void forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
                       int64_t past, int64_t Tmax);
 
+  // An activation kept by the last forward(save = true), by name: "attn_input" (RMSNorm(x),
+  // [N,C]), "x1" (x + attention, [N,C]), "ffn_input" (RMSNorm(x1), [N,C]), "ffn_hidden"
+  // (silu(gate)*up, [N,F]). Null (with *cols = 0) when this block has no such activation.
+  const float* saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const;
+
   std::mutex& mutex() { return mu_; }
 
  private:

@@ -143,19 +143,30 @@ void small_gemm(const PackedKernel& kr, bool transA, bool transB, int64_t M, int
     b_rs = transA ? lda : 1, b_cs = transA ? 1 : lda;
     c_rs = 1, c_cs = ldc;
   }
-  auto cols = [&](int64_t j0, int64_t j1) {
-    if (j1 > j0)
-      kr.small(m, j1 - j0, K, alpha, a, a_rs, a_cs, b + j0 * b_cs, b_rs, b_cs, beta, C + j0 * c_cs, c_rs, c_cs,
-               tbuf().a.get((size_t)4 * K));
-  };
+  struct Job {
+    const PackedKernel& kr;
+    int64_t m, n, K;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t a_rs, a_cs, b_rs, b_cs;
+    float* C;
+    int64_t c_rs, c_cs;
+    void cols(int64_t j0, int64_t j1) const {
+      if (j1 > j0)
+        kr.small(m, j1 - j0, K, alpha, a, a_rs, a_cs, b + j0 * b_cs, b_rs, b_cs, beta, C + j0 * c_cs, c_rs, c_cs,
+                 tbuf().a.get((size_t)4 * K));
+    }
+  } job{kr, m, n, K, alpha, beta, a, b, a_rs, a_cs, b_rs, b_cs, C, c_rs, c_cs};
   const int T = parallel ? num_threads() : 1;
   if (T <= 1 || m * n * K < kSmallParallelMinFlops || n < 128) {
-    cols(0, n);
+    job.cols(0, n);
     return;
   }
-  parallel_run([&](int tid, int nth) {
-    const int64_t units = ceil_div(n, 64);  // 64-column units keep the vector blocks whole
-    cols(std::min(n, units * tid / nth * 64), std::min(n, units * (tid + 1) / nth * 64));
+  // One captured pointer: the std::function stores it inline, no allocation per call.
+  const Job* jp = &job;
+  parallel_run([jp](int tid, int nth) {
+    const int64_t units = ceil_div(jp->n, 64);  // 64-column units keep the vector blocks whole
+    jp->cols(std::min(jp->n, units * tid / nth * 64), std::min(jp->n, units * (tid + 1) / nth * 64));
   });
 }
 
@@ -184,45 +195,69 @@ void packed_gemm(const PackedKernel& kr, bool transA, bool transB, int64_t M, in
     const double cost = rows * cols + 8.0 * (rows * (double)ceil_div((int64_t)cols, kr.nc) + cols);
     if (cost < best) best = cost, best_tm = tm;
   }
-  const int tm = best_tm, tn = T / tm;
-  parallel_run([&](int tid, int nth) {
-    if (nth != T) {  // nested: the pool ran us serially
-      if (tid == 0) packed_serial(kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      return;
+  struct Job {
+    const PackedKernel& kr;
+    bool transA, transB;
+    int64_t M, N, K;
+    float alpha;
+    const float* A;
+    int64_t lda;
+    const float* B;
+    int64_t ldb;
+    float beta;
+    float* C;
+    int64_t ldc, mt, nt;
+    int T, tm, tn;
+    void run(int tid, int nth) const {
+      if (nth != T) {  // nested inside another parallel region: the pool runs us serially
+        if (tid == 0) packed_serial(kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+      }
+      const int ti = tid / tn, tj = tid % tn;
+      const int64_t i0 = std::min(M, mt * ti / tm * kr.mr), i1 = std::min(M, mt * (ti + 1) / tm * kr.mr);
+      const int64_t j0 = std::min(N, nt * tj / tn * kr.nr), j1 = std::min(N, nt * (tj + 1) / tn * kr.nr);
+      if (i1 <= i0 || j1 <= j0) return;
+      packed_serial(kr, transA, transB, i1 - i0, j1 - j0, K, alpha, transA ? A + i0 : A + i0 * lda, lda,
+                    transB ? B + j0 * ldb : B + j0, ldb, beta, C + i0 * ldc + j0, ldc);
     }
-    const int ti = tid / tn, tj = tid % tn;
-    const int64_t i0 = std::min(M, mt * ti / tm * kr.mr), i1 = std::min(M, mt * (ti + 1) / tm * kr.mr);
-    const int64_t j0 = std::min(N, nt * tj / tn * kr.nr), j1 = std::min(N, nt * (tj + 1) / tn * kr.nr);
-    if (i1 <= i0 || j1 <= j0) return;
-    packed_serial(kr, transA, transB, i1 - i0, j1 - j0, K, alpha, transA ? A + i0 : A + i0 * lda, lda,
-                  transB ? B + j0 * ldb : B + j0, ldb, beta, C + i0 * ldc + j0, ldc);
-  });
+  } job{kr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mt, nt, T, best_tm, T / best_tm};
+  // Each thread packs its own operands for its rectangle (no barriers: a descheduled thread on this
+  // shared box then delays only its own share). One captured pointer keeps std::function inline.
+  const Job* jp = &job;
+  parallel_run([jp](int tid, int nth) { jp->run(tid, nth); });
 }
 
-// Portable fallback (no SIMD assumptions): op(B) packed once into [K, N], rows of C over the pool.
+// Portable fallback (no SIMD assumptions): rows of C over the pool; each thread packs op(B) in
+// column blocks of kPortableCols into its grow-only buffer and accumulates one row at a time.
+constexpr int64_t kPortableCols = 256;
+
 void sgemm_portable(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool parallel) {
-  float* Bp = tbuf().b.get((size_t)K * N);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t j = 0; j < N; ++j) Bp[k * N + j] = transB ? B[j * ldb + k] : B[k * ldb + j];
   auto rows = [&](int64_t i0, int64_t i1) {
-    float* acc = tbuf().a.get((size_t)N);
-    for (int64_t i = i0; i < i1; ++i) {
-      std::fill(acc, acc + N, 0.f);
-      for (int64_t k = 0; k < K; ++k) {
-        float a = transA ? A[k * lda + i] : A[i * lda + k];
-        const float* b = &Bp[k * N];
-        for (int64_t j = 0; j < N; ++j) acc[j] += a * b[j];
+    ThreadBuffers& tb = tbuf();
+    float* acc = tb.a.get((size_t)kPortableCols);
+    for (int64_t j0 = 0; j0 < N; j0 += kPortableCols) {
+      const int64_t nb = std::min(kPortableCols, N - j0);
+      float* Bp = tb.b.get((size_t)K * nb);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < nb; ++j) Bp[k * nb + j] = transB ? B[(j0 + j) * ldb + k] : B[k * ldb + j0 + j];
+      for (int64_t i = i0; i < i1; ++i) {
+        std::fill(acc, acc + nb, 0.f);
+        for (int64_t k = 0; k < K; ++k) {
+          const float a = transA ? A[k * lda + i] : A[i * lda + k];
+          const float* b = Bp + k * nb;
+          for (int64_t j = 0; j < nb; ++j) acc[j] += a * b[j];
+        }
+        float* c = C + i * ldc + j0;
+        if (beta == 0.f)
+          for (int64_t j = 0; j < nb; ++j) c[j] = alpha * acc[j];
+        else
+          for (int64_t j = 0; j < nb; ++j) c[j] = beta * c[j] + alpha * acc[j];
       }
-      float* c = C + i * ldc;
-      if (beta == 0.f)
-        for (int64_t j = 0; j < N; ++j) c[j] = alpha * acc[j];
-      else
-        for (int64_t j = 0; j < N; ++j) c[j] = beta * c[j] + alpha * acc[j];
     }
   };
-  if (parallel)
-    parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, N * K / 64)), rows);
+  if (parallel && M * N * K >= kParallelMinFlops)
+    parallel_for(M, 16, rows);
   else
     rows(0, M);
 }
