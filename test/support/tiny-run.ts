@@ -1,7 +1,8 @@
 // A tiny, fast pretraining setup shared by tests: a 2-layer GQA model on a learnable synthetic
 // language (each token is a deterministic function of the two before it, plus noise).
 import type { ModelConfig } from '../../ts/model/config.js';
-import { packedFromArrays, prng } from '../../ts/train/batches.js';
+import { packedFromArrays } from '../../ts/train/batches.js';
+import { createRng } from '../../ts/data/prng.js';
 import type { PretrainOptions } from '../../ts/train/pretrain.js';
 
 export function tinyConfig(): ModelConfig {
@@ -13,7 +14,8 @@ export function tinyConfig(): ModelConfig {
 }
 
 export function synthetic(count: number, seqLen: number, seed: number): Int32Array[] {
-  const r = prng(seed);
+  const g = createRng(seed);
+  const r = () => g.float();
   return Array.from({ length: count }, () => {
     const s = new Int32Array(seqLen);
     s[0] = Math.floor(r() * 24);

@@ -40,7 +40,7 @@ function runChild(out: string, killAtStep: number | null): Promise<{ done: boole
 describe('pretraining', () => {
   it('lowers the validation loss well below uniform', async () => {
     const out = mkdtempSync(join(tmpdir(), 'puzzle-pt-'));
-    const r = await pretrain({ ...tinyRun(), steps: 300, checkpointEvery: 300, evalEvery: 100, outDir: out });
+    const r = await pretrain({ ...tinyRun(), steps: 400, checkpointEvery: 400, evalEvery: 100, outDir: out });
     const first = r.history.find((h) => h.val)!.val!.loss;
     expect(r.final!.loss).toBeLessThan(Math.log(24) * 0.6);
     expect(r.final!.loss).toBeLessThan(first);

@@ -14,7 +14,7 @@ import * as ops from '../core/ops.js';
 import { tensor } from '../core/tensor.js';
 import type { ModelConfig } from '../model/config.js';
 import { solveSpd, transpose } from './linalg.js';
-import { prng } from '../train/batches.js';
+import { createRng } from '../data/prng.js';
 
 export type FfnInit = 'channel-contribution' | 'first-k' | 'random';
 export type LinearInit = 'product' | 'least-squares';
@@ -145,10 +145,10 @@ export function chooseChannels(width: number, F: number, method: FfnInit, parent
   let keep: number[];
   if (method === 'first-k') keep = Array.from({ length: width }, (_, i) => i);
   else if (method === 'random') {
-    const r = prng(seed);
+    const r = createRng(seed);
     const idx = Array.from({ length: F }, (_, i) => i);
     for (let i = F - 1; i > 0; i--) {
-      const j = Math.floor(r() * (i + 1));
+      const j = r.int(i + 1);
       [idx[i], idx[j]] = [idx[j], idx[i]];
     }
     keep = idx.slice(0, width);

@@ -1,22 +1,30 @@
 /** Atomic writes: a temporary sibling, fsync, rename. A crash leaves the old file or the new one. */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { PuzzleError } from '../core/errors.js';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const dir = dirname(path);
+  // Same folder as the target, so the rename stays on one filesystem and is atomic.
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dir, { recursive: true });
     const fd = openSync(tmp, 'w');
     try {
-      writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, path);
   } catch (err) {
-    if (existsSync(tmp)) rmSync(tmp, { force: true });
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temp file was never created or is already gone
+    }
     throw new PuzzleError('ERR_PUZZLE_FILE', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -4,6 +4,7 @@
  */
 import { PuzzleError } from '../core/errors.js';
 import { ids as idsTensor, type Tensor } from '../core/tensor.js';
+import { epochOrder, sequenceAt, type Packed } from '../data/pack.js';
 
 /** Packed token sequences, each `seqLen` long (T + 1 for next-token training). */
 export interface PackedSequences {
@@ -13,37 +14,18 @@ export interface PackedSequences {
   get(i: number): Int32Array;
 }
 
+/** The data module's packing (seqLen = T) as training sequences of T + 1 tokens. */
+export function fromPacked(p: Packed): PackedSequences {
+  if (p.count === 0) throw new PuzzleError('ERR_PUZZLE_DATA', `no sequences to train on: the data is shorter than one sequence of ${p.seqLen + 1} tokens`);
+  return { seqLen: p.seqLen + 1, count: p.count, get: (i) => sequenceAt(p, i) };
+}
+
 export function packedFromArrays(rows: Int32Array[]): PackedSequences {
   if (rows.length === 0) throw new PuzzleError('ERR_PUZZLE_DATA', 'no sequences to train on (the data is empty or shorter than one sequence)');
   const seqLen = rows[0].length;
   for (const [i, r] of rows.entries())
     if (r.length !== seqLen) throw new PuzzleError('ERR_PUZZLE_DATA', `sequence ${i} has ${r.length} tokens, expected ${seqLen}`);
   return { seqLen, count: rows.length, get: (i) => rows[i] };
-}
-
-/** mulberry32: small, fast, good enough for shuffles. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function permutation(n: number, seed: number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const r = prng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
 }
 
 export class BatchSchedule {
@@ -58,7 +40,7 @@ export class BatchSchedule {
       const epoch = Math.floor(g / this.data.count);
       let perm = this.epochCache.get(epoch);
       if (!perm) {
-        perm = permutation(this.data.count, this.seed * 1000003 + epoch);
+        perm = epochOrder(this.data.count, this.seed, epoch);
         this.epochCache.clear();
         this.epochCache.set(epoch, perm);
       }
