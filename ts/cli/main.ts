@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { PuzzleError } from '../core/errors.js';
 import { registerSelfcheckCommand } from './selfcheck.js';
+import { registerPretrainCommand } from './pretrain.js';
+import { registerEvalCommands } from './eval.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -10,6 +12,8 @@ export function buildProgram(): Command {
     .description('Puzzle: distillation-based neural architecture search for Llama-style models')
     .showHelpAfterError();
   registerSelfcheckCommand(program);
+  registerPretrainCommand(program);
+  registerEvalCommands(program);
   return program;
 }
 

@@ -8,12 +8,13 @@ import { ids as idsTensor } from '../core/tensor.js';
 import type { LlamaModel } from '../model/llama.js';
 
 export interface ChoiceItem {
-  candidates: string[];
-  answer: number;
+  readonly candidates: readonly string[];
+  readonly answer: number;
 }
 
 export interface TextEncoder {
-  encode(text: string): number[];
+  encode(text: string, opts?: { bos?: boolean }): Promise<Int32Array>;
+  readonly bosId: number | null;
 }
 
 /** Summed log-probability of each token sequence (all positions after the first). */
@@ -46,14 +47,12 @@ export interface ChoiceResult {
   accuracy: number;
 }
 
-/** Accuracy of likelihood-based choice; `bos` is prepended to every candidate when given. */
-export async function evaluateChoices(model: LlamaModel, tok: TextEncoder, items: ChoiceItem[], bos: number | null = null): Promise<ChoiceResult> {
+/** Accuracy of likelihood-based choice; BOS is prepended when the tokenizer has one. */
+export async function evaluateChoices(model: LlamaModel, tok: TextEncoder, items: readonly ChoiceItem[]): Promise<ChoiceResult> {
   let correct = 0;
   for (const item of items) {
-    const seqs = item.candidates.map((c) => {
-      const t = tok.encode(c);
-      return bos === null ? t : [bos, ...t];
-    });
+    const seqs: number[][] = [];
+    for (const c of item.candidates) seqs.push(Array.from(await tok.encode(c, { bos: tok.bosId !== null })));
     const lp = await sequenceLogProbs(model, seqs);
     let best = 0;
     for (let i = 1; i < lp.length; i++) if (lp[i] > lp[best]) best = i;
