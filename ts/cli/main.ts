@@ -4,6 +4,7 @@ import { PuzzleError } from '../core/errors.js';
 import { registerSelfcheckCommand } from './selfcheck.js';
 import { registerPretrainCommand } from './pretrain.js';
 import { registerEvalCommands } from './eval.js';
+import { registerLibraryCommands } from './library.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerSelfcheckCommand(program);
   registerPretrainCommand(program);
   registerEvalCommands(program);
+  registerLibraryCommands(program);
   return program;
 }
 
