@@ -5,6 +5,7 @@ import { registerSelfcheckCommand } from './selfcheck.js';
 import { registerPretrainCommand } from './pretrain.js';
 import { registerEvalCommands } from './eval.js';
 import { registerLibraryCommands } from './library.js';
+import { registerInspectCommand } from './inspect.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerPretrainCommand(program);
   registerEvalCommands(program);
   registerLibraryCommands(program);
+  registerInspectCommand(program);
   return program;
 }
 
