@@ -9,6 +9,8 @@ import { buildLibrary } from '../../ts/library/build.js';
 import { defaultSpace, layerVariants } from '../../ts/library/space.js';
 import { checkLibrary, entryPaths } from '../../ts/library/store.js';
 import { loadModel } from '../../ts/model/hf.js';
+import { composeBlock } from '../../ts/library/compose.js';
+import { tensor } from '../../ts/core/tensor.js';
 import { synthetic, tinyRun } from '../support/tiny-run.js';
 
 let parentDir = '';
@@ -50,6 +52,17 @@ describe('library build', () => {
     expect(kv1.blockConfig).toEqual({ attention: { n_heads_in_group: 4, no_op: false, replace_with_linear: false } });
     const half = r.entries.find((e) => e.id === 'ffn-w24')!;
     expect(half.blockConfig.ffn?.intermediate_size).toBe(24);
+    // the parent's two halves composed back together are exactly the parent layer
+    const parent = loadModel(parentDir);
+    const pa = r.entries.find((e) => e.layer === 1 && e.id === 'attn-kv2')!;
+    const pf = r.entries.find((e) => e.layer === 1 && e.id === 'ffn-w48')!;
+    const block = composeBlock(parent.config, lib, pa, pf);
+    const x = tensor(new Float32Array(2 * 5 * 32).map((_, i) => Math.sin(i)), [2, 5, 32]);
+    const rope = parent.ropeFor(5);
+    const a = await block.forward(x, 2, 5, rope, false);
+    const b = await parent.blocks[1].forward(x, 2, 5, rope, false);
+    expect(Array.from(a.toArray())).toEqual(Array.from(b.toArray()));
+    parent.dispose();
   }, 300_000);
 
   it('two shards built separately equal one build; a lost entry is rebuilt on resume', async () => {
