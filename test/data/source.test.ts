@@ -3,20 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PuzzleError } from '../../ts/core/errors.js';
 import { chunkText, loadData, parseDataSpec } from '../../ts/data/index.js';
+import { expectError } from '../support/expect-error.js';
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...parts: string[]) {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(PuzzleError);
-  expect((err as PuzzleError).code).toBe(code);
-  for (const part of parts) expect((err as Error).message).toContain(part);
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'puzzle-data-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from 'tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PuzzleError } from '../../ts/core/errors.js';
 import {
   bpeTokenizerJson,
   encodeDocuments,
@@ -16,18 +15,8 @@ import {
   Tokenizer,
   trainBpe,
 } from '../../ts/data/index.js';
+import { expectError } from '../support/expect-error.js';
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...parts: string[]) {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(PuzzleError);
-  expect((err as PuzzleError).code).toBe(code);
-  for (const part of parts) expect((err as Error).message).toContain(part);
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'puzzle-tok-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,21 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import * as ops from '../../ts/core/ops.js';
 import { Block } from '../../ts/core/block.js';
-import { PuzzleError } from '../../ts/core/errors.js';
 import { ids, tensor, zeros } from '../../ts/core/tensor.js';
 import { ropeFor } from '../../ts/bench/engine.js';
+import { expectError as rejects } from '../support/expect-error.js';
 
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...parts: string[]) {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(PuzzleError);
-  expect((err as PuzzleError).code).toBe(code);
-  for (const part of parts) expect((err as Error).message).toContain(part);
-}
 
 describe('bad input', () => {
   it('wrong shapes name the argument and the expected size', async () => {
