@@ -14,6 +14,7 @@ import { tensor } from '../../ts/core/tensor.js';
 import { synthetic, tinyRun } from '../support/tiny-run.js';
 
 let parentDir = '';
+let builtLib = '';
 const train = packedFromArrays(synthetic(256, 17, 11));
 const validation = packedFromArrays(synthetic(32, 17, 12));
 const settings = { batch: 8, steps: 25, lr: 3e-3, calibrationBatches: 2, validationBatches: 2 };
@@ -43,6 +44,7 @@ describe('library build', () => {
     const lib = mkdtempSync(join(tmpdir(), 'puzzle-lib-'));
     const r = await buildLibrary({ parentDir, lib, train, validation, dataSpec: 'synthetic', space: { ...space, attention: [...space.attention], ffn: [...space.ffn] }, settings });
     expect(r.complete).toBe(true);
+    builtLib = lib;
     expect(r.entries).toHaveLength(2 * (4 + 4)); // 2 layers x (parent + 3 options) x 2 kinds
     for (const e of r.entries) {
       if (e.init === 'parent' || e.id.endsWith('noop')) continue;
@@ -84,5 +86,28 @@ describe('library build', () => {
     expect(checkLibrary(sharded).missing).toEqual([{ layer: 1, id: 'ffn-linear' }]);
     const c = await buildLibrary({ ...opts, lib: sharded });
     expect(c.complete).toBe(true);
+  }, 300_000);
+});
+
+describe('replace-1-block scoring', () => {
+  it('parent entries score zero, others positive; a lost score is recomputed identically', async () => {
+    const { scoreLibrary, scorePath } = await import('../../ts/score/replace1.js');
+    const { batchTensor } = await import('../../ts/model/llama.js');
+    const parent = loadModel(parentDir);
+    const batches = [0, 1].map((k) => batchTensor(Array.from({ length: 4 }, (_, j) => Array.from(validation.get(k * 4 + j)))));
+    const scores = await scoreLibrary(parent, builtLib, batches);
+    expect(scores).toHaveLength(16);
+    for (const s of scores) {
+      expect(s.tokens).toBe(2 * 4 * 16);
+      if (s.id === 'attn-kv2' || s.id === 'ffn-w48') {
+        expect(s.kl_div).toBeLessThan(1e-6);
+        expect(s.top1_agreement).toBe(1);
+      } else expect(s.kl_div, `${s.layer} ${s.id}`).toBeGreaterThan(1e-5);
+    }
+    const noop = scores.find((s) => s.layer === 0 && s.id === 'ffn-noop')!;
+    rmSync(scorePath(builtLib, 0, 'ffn-noop'));
+    const again = await scoreLibrary(parent, builtLib, batches);
+    expect(again.find((s) => s.layer === 0 && s.id === 'ffn-noop')).toEqual(noop);
+    parent.dispose();
   }, 300_000);
 });
