@@ -6,6 +6,7 @@ import { registerPretrainCommand } from './pretrain.js';
 import { registerEvalCommands } from './eval.js';
 import { registerLibraryCommands } from './library.js';
 import { registerInspectCommand } from './inspect.js';
+import { registerScoreCommand } from './score.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerEvalCommands(program);
   registerLibraryCommands(program);
   registerInspectCommand(program);
+  registerScoreCommand(program);
   return program;
 }
 
