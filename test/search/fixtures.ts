@@ -41,12 +41,12 @@ export function randomLibrary(options: RandomLibraryOptions): BlockLibrary {
   return { layers, scenario: { batch_size: 4, sequence_length: 10 }, source: `random(seed ${options.seed})` };
 }
 
-/** Limits on summed stats, as brute force checks them. */
-export interface Limits {
+/** Limits on summed stats, as brute force checks them (a type alias, so it passes as `max`). */
+export type Limits = {
   readonly memory_mib?: number;
   readonly runtime_ms?: number;
   readonly num_params?: number;
-}
+};
 
 /** Every choice of one variant per layer. */
 export function* allChoices(library: BlockLibrary): Generator<number[]> {

@@ -7,6 +7,7 @@ import { registerEvalCommands } from './eval.js';
 import { registerLibraryCommands } from './library.js';
 import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
+import { registerSearchCommand } from './search.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerLibraryCommands(program);
   registerInspectCommand(program);
   registerScoreCommand(program);
+  registerSearchCommand(program);
   return program;
 }
 
