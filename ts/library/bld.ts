@@ -170,5 +170,6 @@ export async function trainLayer(opts: {
   }
   const final = await validate();
   for (const v of variants) v.opt?.dispose();
-  return variants.map((v, i) => ({ job: v.job, block: v.block, valNmseInit: init[i], valNmseFinal: final[i], tokens: s.steps * B * T }));
+  // a variant with nothing to train (a no-op beside the frozen parent) saw no tokens
+  return variants.map((v, i) => ({ job: v.job, block: v.block, valNmseInit: init[i], valNmseFinal: final[i], tokens: v.opt ? s.steps * B * T : 0 }));
 }
