@@ -77,7 +77,7 @@ export function registerLibraryCommands(program: Command): void {
     .requiredOption('--out <dir>', 'library folder')
     .option('--data <src>', 'training text', 'builtin:gutenberg')
     .option('--space <file>', 'search space JSON ({attention: [...], ffn: [...], ffnMultiple})')
-    .option('--tokens <n>', 'BLD tokens per variant', int('--tokens'), 200_000)
+    .option('--tokens <n>', 'BLD tokens per variant', int('--tokens'), 100_000)
     .option('--batch <n>', 'sequences per step', int('--batch'), 8)
     .option('--seq <n>', 'sequence length', int('--seq'), 256)
     .option('--lr <x>', 'peak learning rate', num('--lr'), 1e-3)
