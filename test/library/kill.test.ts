@@ -1,0 +1,66 @@
+// Killing a library build at random points loses no finished entry, and the resumed build
+// equals an uninterrupted one.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { pretrain } from '../../ts/train/pretrain.js';
+import { checkLibrary, entryPaths } from '../../ts/library/store.js';
+import { tinyRun } from '../support/tiny-run.js';
+
+const CHILD = fileURLToPath(new URL('../support/library-child.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+let parentDir = '';
+
+beforeAll(async () => {
+  const r = await pretrain({ ...tinyRun(), steps: 60, checkpointEvery: 60, outDir: mkdtempSync(join(tmpdir(), 'puzzle-kparent-')) });
+  parentDir = r.modelDir;
+}, 300_000);
+
+/** Runs the child; kills it after `killAfterLines` progress lines (plus a few random ms). */
+function run(lib: string, killAfterLines: number | null): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', CHILD, parentDir, lib], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PUZZLE_THREADS: '1' } });
+    let out = '';
+    let err = '';
+    let killing = false;
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (killAfterLines !== null && !killing && out.split('\n').length > killAfterLines) {
+        killing = true;
+        setTimeout(() => p.kill('SIGKILL'), Math.floor(Math.random() * 10));
+      }
+    });
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve(false) : code === 0 && out.includes('DONE') ? resolve(true) : reject(new Error(err))));
+  });
+}
+
+describe('library build under kill -9', () => {
+  it('resumes without losing or changing a finished entry', async () => {
+    const ref = mkdtempSync(join(tmpdir(), 'puzzle-kref-'));
+    expect(await run(ref, null)).toBe(true);
+    const lib = mkdtempSync(join(tmpdir(), 'puzzle-klib-'));
+    const seen = new Map<string, number>(); // entry -> mtime when first seen finished
+    let kills = 0;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const done = await run(lib, kills < 4 ? 3 + Math.floor(Math.random() * 25) : null);
+      const r = checkLibrary(lib);
+      for (const e of r.entries) {
+        const t = statSync(entryPaths(lib, e.layer, e.id).json).mtimeMs;
+        const key = `${e.layer}/${e.id}`;
+        if (seen.has(key)) expect(t, `${key} was rewritten after it finished`).toBe(seen.get(key));
+        else seen.set(key, t);
+      }
+      if (done) break;
+      kills++;
+    }
+    expect(kills).toBe(4);
+    const r = checkLibrary(lib);
+    expect(r.complete).toBe(true);
+    for (const e of r.entries)
+      expect(readFileSync(entryPaths(lib, e.layer, e.id).weights).equals(readFileSync(entryPaths(ref, e.layer, e.id).weights)), `${e.layer}/${e.id}`).toBe(true);
+  }, 600_000);
+});
