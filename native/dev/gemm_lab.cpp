@@ -12,7 +12,9 @@
 // (needs libopenblas-dev: apt-get install -y libopenblas-dev)
 //
 // Run:
-//   $O/gemm_lab validate                 all layouts / alpha / beta / odd sizes / strides, 1 and 2 threads
+//   $O/gemm_lab validate [--all-kernels]  all layouts / alpha / beta / odd sizes / strides / few-row
+//                                         shapes, pool of 1, 2 and 4 threads (--all-kernels: every
+//                                         entry of the ISA's kernel table, not just the engine's)
 //   PUZZLE_ISA=avx2 $O/gemm_lab validate  same on the AVX2 path (PUZZLE_ISA=scalar: portable path)
 //   $O/gemm_lab bench [--threads 1,2] [--samples 9] [--only SUBSTR] [--all] [--no-blas]
 //                     (--all adds the informational "+" shapes: decode, mid sizes, odd attention tiles)
@@ -108,10 +110,10 @@ void check_case(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha, 
 
 int validate_one();
 
-// Every kernel of the ISA's table (the engine uses entry 0), then back to entry 0.
-int validate() {
+// The engine's kernel (entry 0 of the ISA's table), or with --all-kernels every entry, ending on 0.
+int validate(bool all_kernels) {
   int rc = 0;
-  const int n = std::max(1, puzzle::gemm_detail::sgemm_kernel_count());
+  const int n = all_kernels ? std::max(1, puzzle::gemm_detail::sgemm_kernel_count()) : 1;
   for (int i = n - 1; i >= 0; --i) {
     puzzle::gemm_detail::sgemm_select_kernel(i, 0, 0, 0);
     g_fail = g_cases = 0;
@@ -122,7 +124,7 @@ int validate() {
 
 int validate_one() {
   const int64_t sizes[] = {1, 7, 13, 33, 65};
-  const int thread_counts[] = {1, 2};
+  const int thread_counts[] = {1, 2, 4};  // 4: the pool's 2 x 2 grid of C rectangles
   for (int nt : thread_counts) {
     puzzle::set_num_threads(nt);
     for (int layout = 0; layout < 4; ++layout) {
@@ -350,7 +352,7 @@ int main(int argc, char** argv) {
     execv("/proc/self/exe", argv);
   }
   std::string mode = argc > 1 ? argv[1] : "validate";
-  if (mode == "validate") return validate();
+  if (mode == "validate") return validate(argc > 2 && std::string(argv[2]) == "--all-kernels");
   if (mode == "bench") return bench(argc, argv);
   std::printf("usage: gemm_lab validate | bench [options]  (see the comment at the top of gemm_lab.cpp)\n");
   return 2;

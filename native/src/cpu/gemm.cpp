@@ -272,7 +272,7 @@ struct Dispatch {
 Dispatch& dispatch() {
   static Dispatch d = [] {
     Dispatch r;
-#if defined(PUZZLE_X86) || defined(__x86_64__)
+#if defined(__x86_64__) || defined(_M_X64)
     const char* isa = cpu_isa();
     if (std::strcmp(isa, "avx512") == 0)
       r.table = gemm_detail::avx512_kernels(&r.count);

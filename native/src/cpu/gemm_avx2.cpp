@@ -1,12 +1,15 @@
-// AVX2/FMA SGEMM packing routines and the 6x16 micro-kernel (compiled with -mavx2 -mfma).
+// AVX2/FMA SGEMM: packing routines, the 6x16 micro-kernel and the few-row path (compiled with
+// -mavx2 -mfma; the fallback for x86-64 CPUs without AVX-512).
 // Everything here is in an anonymous namespace; the only external symbol is avx2_kernels().
+// Empty on non-x86 targets (CMake compiles every cpu/*.cpp; gemm.cpp only calls in on x86-64).
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/gemm_kernels.h"
 
-// GCC 12 flags the _mm512_undefined_ps() idiom inside the intrinsic headers as uninitialised.
+// GCC 12 flags the _mm*_undefined_*() idiom inside the intrinsic headers as uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace puzzle::gemm_detail {
@@ -286,3 +289,4 @@ const PackedKernel* avx2_kernels(int* n) {
 }
 
 }  // namespace puzzle::gemm_detail
+#endif  // x86-64

@@ -1,5 +1,8 @@
-// AVX-512 SGEMM packing routines and micro-kernels (compiled with -mavx512f/bw/vl/dq -mfma).
+// AVX-512 SGEMM: packing routines, micro-kernels and the few-row path (compiled with
+// -mavx512f/bw/vl/dq -mfma).
 // Everything here is in an anonymous namespace; the only external symbol is avx512_kernels().
+// Empty on non-x86 targets (CMake compiles every cpu/*.cpp; gemm.cpp only calls in on x86-64).
+#if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
 #include <cstdint>
@@ -378,3 +381,4 @@ const PackedKernel* avx512_kernels(int* n) {
 }
 
 }  // namespace puzzle::gemm_detail
+#endif  // x86-64

@@ -16,7 +16,8 @@ namespace puzzle::gemm_detail {
 struct PackedKernel {
   const char* name;
   int mr, nr;      // micro-tile
-  int mc, kc, nc;  // cache blocks: A block mc x kc (L2), B block kc x nc (L3), B micro-panel kc x nr (L1)
+  int mc, kc, nc;  // cache-block caps: A block mc x kc (L2), B block kc x nc (L3; the driver also caps it
+                   // at a few MiB); the driver splits M, K, N into equal blocks no larger than these
   // Packs op(A)[0:m, 0:k] into ceil(m/mr) panels. A points at op(A)(0, 0) as stored:
   // op(A)(i, kk) = transA ? A[kk * lda + i] : A[i * lda + kk].
   void (*pack_a)(bool transA, const float* A, int64_t lda, int64_t m, int64_t k, float* dst);
@@ -25,7 +26,8 @@ struct PackedKernel {
   // C[0:m, 0:n] = beta * C + alpha * Ap @ Bp (beta == 0 overwrites C), over all micro-tiles.
   void (*macro)(int64_t m, int64_t n, int64_t k, const float* Ap, const float* Bp, float* C, int64_t ldc,
                 float alpha, float beta);
-  // Few-row path without packing B (decode-time GEMMs, GEMV-like shapes): any m, efficient for m <= 4.
+  // Few-row path without packing B (decode-time GEMMs, GEMV-like shapes): any m, rows taken 4 at a
+  // time (AVX2: 2), each group streaming op(B) once.
   // op(A)(i,kk) = A[i*a_rs + kk*a_cs], op(B)(kk,j) = B[kk*b_rs + j*b_cs], C(i,j) = C[i*c_rs + j*c_cs];
   // needs b_rs == 1 or b_cs == 1. scratch: 4*k floats. beta == 0 overwrites C.
   void (*small)(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t a_rs, int64_t a_cs,
@@ -33,7 +35,8 @@ struct PackedKernel {
                 float* scratch);
 };
 
-// Kernel tables (first entry = default). Count is written to *n. Defined only on x86-64 builds.
+// Kernel tables (first entry = default). Count is written to *n. Defined only on x86-64 builds
+// (the ISA translation units compile to nothing elsewhere).
 const PackedKernel* avx512_kernels(int* n);
 const PackedKernel* avx2_kernels(int* n);
 
