@@ -6,7 +6,7 @@ import { loadSplits, packSplit } from '../data/prepare.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { buildLibrary } from '../library/build.js';
 import type { SearchSpaceConfig } from '../library/space.js';
-import { checkLibrary, readHeader } from '../library/store.js';
+import { checkLibrary, mergeLibrary, readHeader } from '../library/store.js';
 import { fromPacked } from '../train/batches.js';
 import { int, num } from './args.js';
 import { createProgress } from './progress.js';
@@ -90,6 +90,18 @@ export function registerLibraryCommands(program: Command): void {
       const r = await runLibraryBuild(o);
       if (o.json) console.log(JSON.stringify({ event: 'result', complete: r.complete, missing: r.missing, problems: r.problems }));
       if (!r.complete && !o.shard) process.exitCode = 1;
+    });
+  lib
+    .command('merge')
+    .description('after shards: verify every entry is present and consistent, then write manifest.json')
+    .argument('<dir>', 'library folder')
+    .action((dir: string) => {
+      const r = mergeLibrary(dir);
+      if (r.complete) console.log(`puzzle library: ${dir} complete and consistent, ${r.entries.length} entries; manifest.json written`);
+      else {
+        console.error(`puzzle library: ${dir} is not complete: ${r.missing.length} missing (${r.missing.slice(0, 5).map((m) => `${m.layer}/${m.id}`).join(', ')}${r.missing.length > 5 ? ', ...' : ''})${r.problems.length ? '; ' + r.problems.join('; ') : ''}`);
+        process.exitCode = 1;
+      }
     });
   lib
     .command('show')
