@@ -9,6 +9,16 @@ import { loadAddon } from '../native/loader.js';
 
 const raw = () => loadAddon().ops;
 
+/** Runs a native op that writes `outs`; on failure the outputs are released before the error propagates. */
+async function fill(outs: Array<Tensor | null>, fn: () => Promise<void>): Promise<void> {
+  try {
+    await native(fn);
+  } catch (err) {
+    for (const t of outs) t?.dispose();
+    throw err;
+  }
+}
+
 function lastDim(t: Tensor, name: string): number {
   if (t.disposed) throw new PuzzleError('ERR_PUZZLE_DISPOSED', `argument '${name}' is a disposed Tensor`);
   const s = t.shape;
@@ -32,7 +42,7 @@ function need4(t: Tensor, name: string): [number, number, number, number] {
 export async function embeddingForward(ids: Tensor, table: Tensor): Promise<Tensor> {
   const { N: V, C } = rows(table, 'table');
   const out = zeros([...ids.shape, C]);
-  await native(() => raw().embeddingForward(out, ids, table, ids.numel, C, V));
+  await fill([out], () => raw().embeddingForward(out, ids, table, ids.numel, C, V));
   return out;
 }
 
@@ -47,7 +57,7 @@ export async function rmsnormForward(inp: Tensor, weight: Tensor, eps: number): 
   const { N, C } = rows(inp, 'inp');
   const out = zeros(inp.shape);
   const rstd = zeros([N]);
-  await native(() => raw().rmsnormForward(out, rstd, inp, weight, N, C, eps));
+  await fill([out, rstd], () => raw().rmsnormForward(out, rstd, inp, weight, N, C, eps));
   return { out, rstd };
 }
 
@@ -57,7 +67,7 @@ export async function rmsnormBackward(
   const { N, C } = rows(inp, 'inp');
   const dinp = zeros(inp.shape);
   const dweight = zeros([C]);
-  await native(() => raw().rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C));
+  await fill([dinp, dweight], () => raw().rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C));
   return { dinp, dweight };
 }
 
@@ -67,7 +77,7 @@ export async function matmulForward(inp: Tensor, weight: Tensor, bias: Tensor | 
   const { N, C } = rows(inp, 'inp');
   const OC = weight.shape[0];
   const out = zeros([...inp.shape.slice(0, -1), OC]);
-  await native(() => raw().matmulForward(out, inp, weight, bias, N, C, OC));
+  await fill([out], () => raw().matmulForward(out, inp, weight, bias, N, C, OC));
   return out;
 }
 
@@ -79,7 +89,7 @@ export async function matmulBackward(
   const dinp = zeros(inp.shape);
   const dweight = zeros(weight.shape);
   const dbias = withBias ? zeros([OC]) : null;
-  await native(() => raw().matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC));
+  await fill([dinp, dweight, dbias], () => raw().matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC));
   return { dinp, dweight, dbias };
 }
 
@@ -88,14 +98,14 @@ export async function matmulBackward(
 export async function ropeForward(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
   const [B, T, NH, HS] = need4(x, 'x');
   const out = zeros(x.shape);
-  await native(() => raw().ropeForward(out, x, cos, sin, pos, B, T, NH, HS));
+  await fill([out], () => raw().ropeForward(out, x, cos, sin, pos, B, T, NH, HS));
   return out;
 }
 
 export async function ropeBackward(dout: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
   const [B, T, NH, HS] = need4(dout, 'dout');
   const dinp = zeros(dout.shape);
-  await native(() => raw().ropeBackward(dinp, dout, cos, sin, pos, B, T, NH, HS));
+  await fill([dinp], () => raw().ropeBackward(dinp, dout, cos, sin, pos, B, T, NH, HS));
   return dinp;
 }
 
@@ -106,7 +116,7 @@ export async function attentionForward(q: Tensor, k: Tensor, v: Tensor): Promise
   const NKV = need4(k, 'k')[2];
   const out = zeros(q.shape);
   const lse = zeros([B, NH, T]);
-  await native(() => raw().attentionForward(out, lse, q, k, v, B, T, NH, NKV, HS));
+  await fill([out, lse], () => raw().attentionForward(out, lse, q, k, v, B, T, NH, NKV, HS));
   return { out, lse };
 }
 
@@ -118,7 +128,7 @@ export async function attentionBackward(
   const dq = zeros(q.shape);
   const dk = zeros(k.shape);
   const dv = zeros(v.shape);
-  await native(() => raw().attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS));
+  await fill([dq, dk, dv], () => raw().attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS));
   return { dq, dk, dv };
 }
 
@@ -128,21 +138,21 @@ export async function swigluForward(gu: Tensor): Promise<Tensor> {
   const { N, C } = rows(gu, 'gu');
   if (C % 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `argument 'gu' must have an even last dimension, got ${C}`);
   const out = zeros([...gu.shape.slice(0, -1), C / 2]);
-  await native(() => raw().swigluForward(out, gu, N, C / 2));
+  await fill([out], () => raw().swigluForward(out, gu, N, C / 2));
   return out;
 }
 
 export async function swigluBackward(dout: Tensor, gu: Tensor): Promise<Tensor> {
   const { N, C } = rows(gu, 'gu');
   const dgu = zeros(gu.shape);
-  await native(() => raw().swigluBackward(dgu, dout, gu, N, C / 2));
+  await fill([dgu], () => raw().swigluBackward(dgu, dout, gu, N, C / 2));
   return dgu;
 }
 
 // ---------------------------------------------------------------------------- elementwise
 export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
   const out = zeros(a.shape);
-  await native(() => raw().add(out, a, b, a.numel));
+  await fill([out], () => raw().add(out, a, b, a.numel));
   return out;
 }
 
@@ -161,7 +171,7 @@ export async function crossEntropyForward(
   const { N, C: V } = rows(logits, 'logits');
   const losses = zeros([N]);
   const lse = zeros([N]);
-  await native(() => raw().crossEntropyForward(losses, lse, logits, targets, N, V));
+  await fill([losses, lse], () => raw().crossEntropyForward(losses, lse, logits, targets, N, V));
   const t = targets.toArray();
   let count = 0;
   for (let i = 0; i < t.length; i++) if (t[i] !== IGNORE_INDEX) count++;
@@ -175,7 +185,7 @@ export async function crossEntropyForward(
 export async function crossEntropyBackward(logits: Tensor, lse: Tensor, targets: Tensor, scale: number): Promise<Tensor> {
   const { N, C: V } = rows(logits, 'logits');
   const d = zeros(logits.shape);
-  await native(() => raw().crossEntropyBackward(d, logits, lse, targets, N, V, scale));
+  await fill([d], () => raw().crossEntropyBackward(d, logits, lse, targets, N, V, scale));
   return d;
 }
 
@@ -183,14 +193,14 @@ export async function crossEntropyBackward(logits: Tensor, lse: Tensor, targets:
 export async function klForward(teacher: Tensor, student: Tensor): Promise<{ loss: number; losses: Tensor }> {
   const { N, C: V } = rows(student, 'student');
   const losses = zeros([N]);
-  await native(() => raw().klForward(losses, teacher, student, N, V));
+  await fill([losses], () => raw().klForward(losses, teacher, student, N, V));
   return { loss: mean(losses), losses };
 }
 
 export async function klBackward(teacher: Tensor, student: Tensor, scale: number): Promise<Tensor> {
   const { N, C: V } = rows(student, 'student');
   const d = zeros(student.shape);
-  await native(() => raw().klBackward(d, teacher, student, N, V, scale));
+  await fill([d], () => raw().klBackward(d, teacher, student, N, V, scale));
   return d;
 }
 
@@ -198,14 +208,14 @@ export async function klBackward(teacher: Tensor, student: Tensor, scale: number
 export async function cosineForward(x: Tensor, y: Tensor): Promise<{ loss: number; losses: Tensor }> {
   const { N, C } = rows(x, 'x');
   const losses = zeros([N]);
-  await native(() => raw().cosineForward(losses, x, y, N, C));
+  await fill([losses], () => raw().cosineForward(losses, x, y, N, C));
   return { loss: mean(losses), losses };
 }
 
 export async function cosineBackward(x: Tensor, y: Tensor, scale: number): Promise<Tensor> {
   const { N, C } = rows(x, 'x');
   const d = zeros(x.shape);
-  await native(() => raw().cosineBackward(d, x, y, N, C, scale));
+  await fill([d], () => raw().cosineBackward(d, x, y, N, C, scale));
   return d;
 }
 
@@ -216,7 +226,7 @@ export async function nmseForward(x: Tensor, y: Tensor): Promise<number> {
 
 export async function nmseBackward(x: Tensor, y: Tensor, scale = 1): Promise<Tensor> {
   const d = zeros(x.shape);
-  await native(() => raw().nmseBackward(d, x, y, x.numel, scale));
+  await fill([d], () => raw().nmseBackward(d, x, y, x.numel, scale));
   return d;
 }
 
