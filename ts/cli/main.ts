@@ -8,6 +8,7 @@ import { registerLibraryCommands } from './library.js';
 import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
 import { registerSearchCommand } from './search.js';
+import { registerProfileCommand } from './profile.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerInspectCommand(program);
   registerScoreCommand(program);
   registerSearchCommand(program);
+  registerProfileCommand(program);
   return program;
 }
 

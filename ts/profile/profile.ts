@@ -1,0 +1,136 @@
+/**
+ * `puzzle profile`: the cost of every option of the search space on this machine for a
+ * scenario, measured one subblock at a time with constant weights (no library, no checkpoint:
+ * a config.json is enough, so even a 70B-sized block fits), plus the additivity check: the sum
+ * of per-subblock times against whole models measured end to end.
+ */
+import { createRng } from '../data/prng.js';
+import type { AttentionSpec, FfnSpec, LayerSpec, ModelConfig } from '../model/config.js';
+import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
+import { measureHead, measureLayer, measureModel, type MeasuredTime } from './measure.js';
+import { deviceFingerprint, type DeviceFingerprint, type ProfileScenario } from './scenario.js';
+
+export interface SubblockCost {
+  id: string;
+  kind: 'attention' | 'ffn' | 'empty';
+  spec: AttentionSpec | FfnSpec | null;
+  num_params: number;
+  param_memory_mib: number;
+  /** KV cache of ONE sequence of prompt + generate tokens */
+  kv_cache_mib: number;
+  prefill_ms: number;
+  prefill_spread: number;
+  decode_ms: number;
+  /** prefill + decode for the whole scenario batch */
+  runtime_ms: number;
+}
+
+export interface CostTable {
+  version: 1;
+  scenario: ProfileScenario;
+  device: DeviceFingerprint;
+  date: string;
+  model: { hidden: number; heads: number; headDim: number; vocab: number; layers: number };
+  /** embedding + final norm + LM head */
+  head: { prefill_ms: number; decode_ms: number; runtime_ms: number; num_params: number };
+  /** the fixed cost of calling an empty block (both halves no-op); subtracted once per layer
+   * when an attention and an FFN measurement are added, since each includes it */
+  empty: SubblockCost;
+  subblocks: SubblockCost[];
+}
+
+const MIB = 1024 * 1024;
+
+function cost(id: string, kind: SubblockCost['kind'], spec: SubblockCost['spec'], c: ModelConfig, s: ProfileScenario, m: MeasuredTime): SubblockCost {
+  let params = 0;
+  let kv = 0;
+  if (kind === 'attention' && spec) {
+    const a = spec as AttentionSpec;
+    if (a.kind === 'gqa') {
+      params = c.hidden + 2 * c.hidden * c.heads * c.headDim + 2 * c.hidden * a.kvHeads * c.headDim;
+      kv = 2 * a.kvHeads * c.headDim * 4 * (s.prompt + s.generate);
+    } else if (a.kind === 'linear') params = c.hidden + c.hidden * c.hidden;
+  } else if (kind === 'ffn' && spec) {
+    const f = spec as FfnSpec;
+    params = f.kind === 'swiglu' ? c.hidden + 3 * c.hidden * f.width : f.kind === 'linear' ? c.hidden + c.hidden * c.hidden : 0;
+  }
+  return {
+    id, kind, spec, num_params: params, param_memory_mib: (params * 4) / MIB, kv_cache_mib: kv / MIB,
+    prefill_ms: m.prefill.median, prefill_spread: m.prefill.spread, decode_ms: m.decodeMs, runtime_ms: m.prefill.median + m.decodeMs,
+  };
+}
+
+export type ProfileEvent = { kind: 'measured'; cost: SubblockCost; done: number; total: number };
+
+export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, onEvent?: (e: ProfileEvent) => void): Promise<CostTable> {
+  const sp = space ?? defaultSpace(c);
+  const v = layerVariants(c, 0, sp);
+  const noopA: AttentionSpec = { kind: 'noop' };
+  const noopF: FfnSpec = { kind: 'noop' };
+  const total = v.attention.length + v.ffn.length + 2;
+  let done = 0;
+  const emit = (x: SubblockCost) => onEvent?.({ kind: 'measured', cost: x, done: ++done, total });
+  const empty = cost('empty', 'empty', null, c, s, await measureLayer(c, { attention: noopA, ffn: noopF }, s));
+  emit(empty);
+  const h = await measureHead(c, s);
+  const head = { prefill_ms: h.prefill.median, decode_ms: h.decodeMs, runtime_ms: h.prefill.median + h.decodeMs, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
+  done++;
+  const subblocks: SubblockCost[] = [];
+  for (const a of v.attention) {
+    const x = cost(a.id, 'attention', a.spec, c, s, await measureLayer(c, { attention: a.spec as AttentionSpec, ffn: noopF }, s));
+    subblocks.push(x);
+    emit(x);
+  }
+  for (const f of v.ffn) {
+    const x = cost(f.id, 'ffn', f.spec, c, s, await measureLayer(c, { attention: noopA, ffn: f.spec as FfnSpec }, s));
+    subblocks.push(x);
+    emit(x);
+  }
+  return {
+    version: 1, scenario: s, device: deviceFingerprint(), date: new Date().toISOString(),
+    model: { hidden: c.hidden, heads: c.heads, headDim: c.headDim, vocab: c.vocab, layers: c.layers.length }, head, empty, subblocks,
+  };
+}
+
+/** Predicted prefill and decode time of an architecture from the table (additivity). */
+export function predict(t: CostTable, layers: LayerSpec[], ids: (l: LayerSpec) => [string, string]): { prefill: number; decode: number } {
+  let prefill = t.head.prefill_ms;
+  let decode = t.head.decode_ms;
+  for (const l of layers) {
+    const [a, f] = ids(l);
+    const ca = t.subblocks.find((x) => x.id === a)!;
+    const cf = t.subblocks.find((x) => x.id === f)!;
+    prefill += ca.prefill_ms + cf.prefill_ms - t.empty.prefill_ms;
+    decode += ca.decode_ms + cf.decode_ms - t.empty.decode_ms;
+  }
+  return { prefill, decode };
+}
+
+export interface AdditivityRow {
+  name: string;
+  predictedPrefill: number;
+  measuredPrefill: number;
+  predictedDecode: number;
+  measuredDecode: number;
+}
+
+/** The parent and `children` random architectures from the space, measured end to end. */
+export async function additivityCheck(c: ModelConfig, t: CostTable, s: ProfileScenario, space: SearchSpaceConfig | undefined, children: number, layers: number, seed = 0): Promise<AdditivityRow[]> {
+  const sp = space ?? defaultSpace(c);
+  const v = layerVariants(c, 0, sp);
+  const rng = createRng(seed);
+  const idOf = (l: LayerSpec): [string, string] => [
+    v.attention.find((x) => JSON.stringify(x.spec) === JSON.stringify(l.attention))!.id,
+    v.ffn.find((x) => JSON.stringify(x.spec) === JSON.stringify(l.ffn))!.id,
+  ];
+  const archs: Array<{ name: string; layers: LayerSpec[] }> = [{ name: 'parent', layers: c.layers.slice(0, layers) }];
+  for (let k = 0; k < children; k++)
+    archs.push({ name: `child ${k + 1}`, layers: Array.from({ length: layers }, () => ({ attention: v.attention[rng.int(v.attention.length)].spec as AttentionSpec, ffn: v.ffn[rng.int(v.ffn.length)].spec as FfnSpec })) });
+  const rows: AdditivityRow[] = [];
+  for (const a of archs) {
+    const p = predict(t, a.layers, idOf);
+    const m = await measureModel({ ...c, layers: a.layers }, s);
+    rows.push({ name: a.name, predictedPrefill: p.prefill, measuredPrefill: m.prefill.median, predictedDecode: p.decode, measuredDecode: m.decode.median });
+  }
+  return rows;
+}

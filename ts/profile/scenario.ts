@@ -1,0 +1,50 @@
+/** A measurement scenario and the fingerprint of the device a cost table was measured on. */
+import { PuzzleError } from '../core/errors.js';
+import { loadAddon } from '../native/loader.js';
+
+export interface ProfileScenario {
+  name: string;
+  device: 'cpu';
+  dtype: 'float32';
+  /** sequences served together */
+  batch: number;
+  /** prompt tokens per sequence (prefill) */
+  prompt: number;
+  /** generated tokens per sequence (decode steps) */
+  generate: number;
+  warmup: number;
+  repeats: number;
+  /** decode steps are timed at this many cache lengths and integrated over the generation */
+  decodeSamples: number;
+}
+
+export function scenario(p: Partial<ProfileScenario> & { batch: number; prompt: number; generate: number }): ProfileScenario {
+  const s: ProfileScenario = { name: `b${p.batch}-p${p.prompt}-g${p.generate}`, device: 'cpu', dtype: 'float32', warmup: 1, repeats: 5, decodeSamples: 4, ...p };
+  for (const k of ['batch', 'prompt', 'generate', 'repeats', 'decodeSamples'] as const)
+    if (!Number.isInteger(s[k]) || s[k] < 1) throw new PuzzleError('ERR_PUZZLE_ARG', `scenario.${k} must be a positive integer, got ${s[k]}`);
+  return s;
+}
+
+export interface DeviceFingerprint {
+  kind: 'cpu';
+  model: string;
+  isa: string;
+  gemm: string;
+  threads: number;
+}
+
+export function deviceFingerprint(): DeviceFingerprint {
+  const e = loadAddon().engineInfo();
+  return { kind: 'cpu', model: e.cpuModel, isa: e.isa, gemm: e.gemmKernel, threads: e.threads };
+}
+
+export function sameDevice(a: DeviceFingerprint, b: DeviceFingerprint): boolean {
+  return a.kind === b.kind && a.model === b.model && a.isa === b.isa && a.threads === b.threads && a.gemm === b.gemm;
+}
+
+/** Refuses a cost table measured elsewhere (costs are per device; never silently reused). */
+export function requireSameDevice(table: { device: DeviceFingerprint }, where: string): void {
+  const here = deviceFingerprint();
+  if (!sameDevice(table.device, here))
+    throw new PuzzleError('ERR_PUZZLE_DEVICE', `${where} was measured on ${JSON.stringify(table.device)}, this machine is ${JSON.stringify(here)}; profile again here`);
+}
