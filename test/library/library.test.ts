@@ -104,10 +104,20 @@ describe('replace-1-block scoring', () => {
         expect(s.top1_agreement).toBe(1);
       } else expect(s.kl_div, `${s.layer} ${s.id}`).toBeGreaterThan(1e-5);
     }
+    // downstream tasks: with a parent half swapped in, the accuracy is the parent's own
+    const { evaluateChoices } = await import('../../ts/eval/choice.js');
+    const tok = { bosId: null, encode: async (t: string) => Int32Array.from(t, (ch) => ch.charCodeAt(0) % 24) };
+    const items = [{ candidates: ['abcab', 'abcba', 'bbbbb'], answer: 0 }, { candidates: ['hello', 'world'], answer: 1 }, { candidates: ['xyzzy', 'zzyzx'], answer: 0 }];
+    rmSync(scorePath(builtLib, 1, 'ffn-w48'));
+    rmSync(scorePath(builtLib, 1, 'attn-linear'));
+    const withTasks = await scoreLibrary(parent, builtLib, batches, undefined, { tokenizer: tok, tasks: [{ name: 'toy', items }] });
+    const own = (await evaluateChoices(parent, tok, items)).accuracy;
+    expect(withTasks.find((x) => x.layer === 1 && x.id === 'ffn-w48')!.tasks).toEqual({ toy: own });
+    expect(withTasks.every((x) => x.tasks && x.tasks.toy >= 0 && x.tasks.toy <= 1)).toBe(true);
     const noop = scores.find((s) => s.layer === 0 && s.id === 'ffn-noop')!;
     rmSync(scorePath(builtLib, 0, 'ffn-noop'));
     const again = await scoreLibrary(parent, builtLib, batches);
-    expect(again.find((s) => s.layer === 0 && s.id === 'ffn-noop')).toEqual(noop);
+    expect({ ...again.find((s) => s.layer === 0 && s.id === 'ffn-noop'), tasks: undefined }).toEqual({ ...noop, tasks: undefined });
     parent.dispose();
   }, 300_000);
 });

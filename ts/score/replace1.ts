@@ -13,6 +13,7 @@ import { PuzzleError } from '../core/errors.js';
 import * as ops from '../core/ops.js';
 import type { Tensor } from '../core/tensor.js';
 import { argmaxRows, nextTokenTargets } from '../eval/lm.js';
+import { evaluateChoices, type ChoiceItem, type TextEncoder } from '../eval/choice.js';
 import type { LlamaModel } from '../model/llama.js';
 import { composeBlock } from '../library/compose.js';
 import { checkLibrary, type LibraryEntry } from '../library/store.js';
@@ -29,6 +30,14 @@ export interface ReplaceScore {
   /** top-1 agreement with the parent */
   top1_agreement: number;
   tokens: number;
+  /** downstream-task accuracy with the layer replaced (when tasks were given) */
+  tasks?: Record<string, number>;
+}
+
+/** Downstream tasks to score with (likelihood multiple choice). */
+export interface ScoreTasks {
+  tokenizer: TextEncoder;
+  tasks: ReadonlyArray<{ name: string; items: readonly ChoiceItem[] }>;
 }
 
 export const scorePath = (lib: string, layer: number, id: string) =>
@@ -72,7 +81,7 @@ async function replacedLogits(parent: LlamaModel, p: ParentPass, layer: number, 
 export type ScoreEvent = { kind: 'entry'; done: number; total: number; score: ReplaceScore; skipped: boolean };
 
 /** Scores every entry of a complete library on the given id batches (each [B, T]). */
-export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Tensor[], onEvent?: (e: ScoreEvent) => void): Promise<ReplaceScore[]> {
+export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Tensor[], onEvent?: (e: ScoreEvent) => void, tasks?: ScoreTasks): Promise<ReplaceScore[]> {
   const check = checkLibrary(lib);
   if (!check.complete) throw new PuzzleError('ERR_PUZZLE_LIBRARY', `${lib} is incomplete (${check.missing.length} missing); run library build first`);
   const entries = check.entries;
@@ -81,7 +90,9 @@ export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Ten
   const results = new Map<string, ReplaceScore>();
   for (const e of entries) {
     const p = scorePath(lib, e.layer, e.id);
-    if (existsSync(p)) results.set(`${e.layer}/${e.id}`, JSON.parse(readFileSync(p, 'utf8')) as ReplaceScore);
+    const stored = existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as ReplaceScore) : null;
+    // a stored score is reused unless task accuracy is asked for and it has none
+    if (stored && (!tasks || stored.tasks)) results.set(`${e.layer}/${e.id}`, stored);
     else todo.push(e);
   }
   let done = results.size;
@@ -114,8 +125,19 @@ export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Ten
           a.tokens += ce.count;
           [logits, kl.losses, ce.losses, ce.lse].forEach((t) => t.dispose());
         }
-        block.dispose();
         const sc: ReplaceScore = { layer: e.layer, id: e.id, kl_div: a.kl / a.tokens, lm_loss: a.loss / a.tokens, top1_agreement: a.agree / a.tokens, tokens: a.tokens };
+        if (tasks) {
+          // the parent with this one layer swapped in, for the duration of the tasks
+          const original = parent.blocks[e.layer];
+          parent.blocks[e.layer] = block;
+          try {
+            sc.tasks = {};
+            for (const t of tasks.tasks) sc.tasks[t.name] = (await evaluateChoices(parent, tasks.tokenizer, t.items)).accuracy;
+          } finally {
+            parent.blocks[e.layer] = original;
+          }
+        }
+        block.dispose();
         mkdirSync(join(lib, 'scores', `layer-${String(e.layer).padStart(3, '0')}`), { recursive: true });
         writeJsonAtomic(scorePath(lib, e.layer, e.id), sc);
         results.set(`${e.layer}/${e.id}`, sc);
