@@ -214,7 +214,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           in.pos = pos ? pos->i32() : nullptr;
           blk->forward(out->f32(), x->f32(), in, save);
         },
-        [=](Napi::Env e) { return Tensor::Wrap(e, out); });
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); }, 2.0 * (double)(B * T) * (double)b.num_params());
   }
 
   // forwardCached(x[B,T,C], B, T, cos, sin, pos[T], kCache[B,Tmax,NKV,HS], vCache, past) -> Promise<Tensor>
@@ -267,7 +267,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           in.pos = pos ? pos->i32() : nullptr;
           blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past, Tmax);
         },
-        [=](Napi::Env e) { return Tensor::Wrap(e, out); });
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); },
+        2.0 * (double)(B * T) * ((double)b.num_params() + (double)(past + T) * (double)(cfg.NH * cfg.HS)));
   }
 
   // backward(dout[B,T,C], wantInputGrad) -> Promise<Tensor dx | null>

@@ -92,8 +92,11 @@ void check_finite(const float* x, int64_t n, const std::string& where);
 
 // Runs `work` on a libuv worker thread; resolves with `result(env)` (undefined when empty).
 // `keep` holds every buffer the work touches, so a dispose() meanwhile frees nothing early.
+// `flops` estimates the work: below kInlineFlops it runs on the calling thread instead (the
+// returned Promise is then already settled).
+constexpr double kInlineFlops = 4e6;
 Napi::Value run_async(Napi::Env env, std::vector<TensorRef> keep, std::function<void()> work,
-                      std::function<Napi::Value(Napi::Env)> result = nullptr);
+                      std::function<Napi::Value(Napi::Env)> result = nullptr, double flops = 1e300);
 
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitBlock(Napi::Env env, Napi::Object exports);

@@ -25,10 +25,13 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out", F), ids = a.tensor(1, "ids", I), table = a.tensor(2, "table", F);
   int64_t N = a.dim(3, "N"), C = a.dim(4, "C"), V = a.dim(5, "V");
   a.numel(out, "out", N * C, "N*C"), a.numel(ids, "ids", N, "N"), a.numel(table, "table", V * C, "V*C");
-  return run_async(info.Env(), {out, ids, table}, [=] {
-    check_ids(ids->i32(), N, V, "embeddingForward: ids", false);
-    ops().embedding_forward(out->f32(), ids->i32(), table->f32(), N, C);
-  });
+  return run_async(
+      info.Env(), {out, ids, table},
+      [=] {
+        check_ids(ids->i32(), N, V, "embeddingForward: ids", false);
+        ops().embedding_forward(out->f32(), ids->i32(), table->f32(), N, C);
+      },
+      nullptr, (double)N * (double)C);
 }
 
 // embeddingBackward(dtable[V,C], dout[N,C], ids[N], N, C, V)
@@ -52,8 +55,9 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   float eps = (float)a.number(6, "eps");
   a.numel(out, "out", N * C, "N*C"), a.numel(rstd, "rstd", N, "N"), a.numel(inp, "inp", N * C, "N*C"),
       a.numel(w, "weight", C, "C");
-  return run_async(info.Env(), {out, rstd, inp, w},
-                   [=] { ops().rmsnorm_forward(out->f32(), rstd->f32(), inp->f32(), w->f32(), N, C, eps); });
+  return run_async(
+      info.Env(), {out, rstd, inp, w}, [=] { ops().rmsnorm_forward(out->f32(), rstd->f32(), inp->f32(), w->f32(), N, C, eps); },
+      nullptr, 4.0 * (double)N * (double)C);
 }
 
 // rmsnormBackward(dinp|null, dweight|null, dout, inp, weight, rstd, N, C)
@@ -78,9 +82,10 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(4, "N"), C = a.dim(5, "C"), OC = a.dim(6, "OC");
   a.numel(out, "out", N * OC, "N*OC"), a.numel(inp, "inp", N * C, "N*C"), a.numel(w, "weight", OC * C, "OC*C"),
       a.numel(bias, "bias", OC, "OC");
-  return run_async(info.Env(), {out, inp, w, bias}, [=] {
-    ops().matmul_forward(out->f32(), inp->f32(), w->f32(), bias ? bias->f32() : nullptr, N, C, OC);
-  });
+  return run_async(
+      info.Env(), {out, inp, w, bias},
+      [=] { ops().matmul_forward(out->f32(), inp->f32(), w->f32(), bias ? bias->f32() : nullptr, N, C, OC); }, nullptr,
+      2.0 * (double)N * (double)C * (double)OC);
 }
 
 // matmulBackward(dinp|null, dweight|null, dbias|null, dout, inp, weight, N, C, OC)

@@ -7,7 +7,7 @@
 import { createRng } from '../data/prng.js';
 import type { AttentionSpec, FfnSpec, LayerSpec, ModelConfig } from '../model/config.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
-import { measureHead, measureLayer, measureModel, type MeasuredTime } from './measure.js';
+import { measureLayer, measureModel, type MeasuredTime } from './measure.js';
 import { deviceFingerprint, type DeviceFingerprint, type ProfileScenario } from './scenario.js';
 
 export interface SubblockCost {
@@ -72,8 +72,10 @@ export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: S
   const emit = (x: SubblockCost) => onEvent?.({ kind: 'measured', cost: x, done: ++done, total });
   const empty = cost('empty', 'empty', null, c, s, await measureLayer(c, { attention: noopA, ffn: noopF }, s));
   emit(empty);
-  const h = await measureHead(c, s);
-  const head = { prefill_ms: h.prefill.median, decode_ms: h.decodeMs, runtime_ms: h.prefill.median + h.decodeMs, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
+  // the non-block part is a model with no layers, run exactly like a whole model, so the
+  // per-step work outside the blocks (embedding, norm, LM head, the loop itself) is all counted
+  const h = await measureModel({ ...c, layers: [] }, s);
+  const head = { prefill_ms: h.prefill.median, decode_ms: h.decode.median, runtime_ms: h.prefill.median + h.decode.median, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
   done++;
   const subblocks: SubblockCost[] = [];
   for (const a of v.attention) {
