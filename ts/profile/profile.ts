@@ -1,13 +1,13 @@
 /**
  * `puzzle profile`: the cost of every option of the search space on this machine for a
- * scenario, measured one subblock at a time with constant weights (no library, no checkpoint:
- * a config.json is enough, so even a 70B-sized block fits), plus the additivity check: the sum
- * of per-subblock times against whole models measured end to end.
+ * scenario, measured with constant weights (no library, no checkpoint: a config.json is
+ * enough) on small stacks of one layer kind, so even a 70B-sized block fits, plus the
+ * additivity check: the sum of per-subblock times against whole models measured end to end.
  */
 import { createRng } from '../data/prng.js';
 import type { AttentionSpec, FfnSpec, LayerSpec, ModelConfig } from '../model/config.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
-import { measureLayer, measureModel, type MeasuredTime } from './measure.js';
+import { measureModel, type MeasuredTime } from './measure.js';
 import { deviceFingerprint, type DeviceFingerprint, type ProfileScenario } from './scenario.js';
 
 export interface SubblockCost {
@@ -30,6 +30,8 @@ export interface CostTable {
   scenario: ProfileScenario;
   device: DeviceFingerprint;
   date: string;
+  /** layers stacked per measurement (see stackDepth) */
+  stackDepth: number;
   model: { hidden: number; heads: number; headDim: number; vocab: number; layers: number };
   /** embedding + final norm + LM head */
   head: { prefill_ms: number; decode_ms: number; runtime_ms: number; num_params: number };
@@ -62,34 +64,58 @@ function cost(id: string, kind: SubblockCost['kind'], spec: SubblockCost['spec']
 
 export type ProfileEvent = { kind: 'measured'; cost: SubblockCost; done: number; total: number };
 
+/**
+ * How many copies of a layer are stacked to measure it: as many as the model has (up to 8), so
+ * the weights compete for caches as they do in the real model, within about 4 GiB of weights.
+ */
+export function stackDepth(c: ModelConfig): number {
+  const p = c.layers[0];
+  const ffn = p.ffn.kind === 'swiglu' ? 3 * c.hidden * p.ffn.width : c.hidden * c.hidden;
+  const bytes = 4 * (2 * c.hidden * c.heads * c.headDim + 2 * c.hidden * c.heads * c.headDim + ffn);
+  return Math.max(1, Math.min(8, c.layers.length, Math.floor(4 * 2 ** 30 / bytes)));
+}
+
+/**
+ * Every option of the space, each measured as a whole model made of `k` copies of a layer that
+ * holds just that subblock (the other half a no-op), minus the model with no layers, divided by
+ * k: the same code path, call pattern and cache pressure as the real model.
+ */
 export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, onEvent?: (e: ProfileEvent) => void): Promise<CostTable> {
   const sp = space ?? defaultSpace(c);
   const v = layerVariants(c, 0, sp);
   const noopA: AttentionSpec = { kind: 'noop' };
   const noopF: FfnSpec = { kind: 'noop' };
+  const k = stackDepth(c);
   const total = v.attention.length + v.ffn.length + 2;
   let done = 0;
   const emit = (x: SubblockCost) => onEvent?.({ kind: 'measured', cost: x, done: ++done, total });
-  const empty = cost('empty', 'empty', null, c, s, await measureLayer(c, { attention: noopA, ffn: noopF }, s));
-  emit(empty);
-  // the non-block part is a model with no layers, run exactly like a whole model, so the
-  // per-step work outside the blocks (embedding, norm, LM head, the loop itself) is all counted
   const h = await measureModel({ ...c, layers: [] }, s);
-  const head = { prefill_ms: h.prefill.median, decode_ms: h.decode.median, runtime_ms: h.prefill.median + h.decode.median, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
   done++;
+  const head = { prefill_ms: h.prefill.median, decode_ms: h.decode.median, runtime_ms: h.prefill.median + h.decode.median, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
+  // layer stacks run with a tiny vocabulary, so a large LM head's time (and its noise) does not
+  // swamp the layers; the base they are measured against has the same tiny head
+  const small: ModelConfig = { ...c, vocab: 256, tieEmbeddings: true };
+  const base = await measureModel({ ...small, layers: [] }, s);
+  const perLayer = async (layer: LayerSpec): Promise<MeasuredTime> => {
+    const m = await measureModel({ ...small, layers: Array.from({ length: k }, () => layer) }, s);
+    const prefill = { ...m.prefill, median: (m.prefill.median - base.prefill.median) / k };
+    return { prefill, decodeMs: (m.decode.median - base.decode.median) / k, decodeSamples: [] };
+  };
+  const empty = cost('empty', 'empty', null, c, s, await perLayer({ attention: noopA, ffn: noopF }));
+  emit(empty);
   const subblocks: SubblockCost[] = [];
   for (const a of v.attention) {
-    const x = cost(a.id, 'attention', a.spec, c, s, await measureLayer(c, { attention: a.spec as AttentionSpec, ffn: noopF }, s));
+    const x = cost(a.id, 'attention', a.spec, c, s, await perLayer({ attention: a.spec as AttentionSpec, ffn: noopF }));
     subblocks.push(x);
     emit(x);
   }
   for (const f of v.ffn) {
-    const x = cost(f.id, 'ffn', f.spec, c, s, await measureLayer(c, { attention: noopA, ffn: f.spec as FfnSpec }, s));
+    const x = cost(f.id, 'ffn', f.spec, c, s, await perLayer({ attention: noopA, ffn: f.spec as FfnSpec }));
     subblocks.push(x);
     emit(x);
   }
   return {
-    version: 1, scenario: s, device: deviceFingerprint(), date: new Date().toISOString(),
+    version: 1, scenario: s, device: deviceFingerprint(), date: new Date().toISOString(), stackDepth: k,
     model: { hidden: c.hidden, heads: c.heads, headDim: c.headDim, vocab: c.vocab, layers: c.layers.length }, head, empty, subblocks,
   };
 }
