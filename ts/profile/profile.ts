@@ -99,7 +99,7 @@ export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: S
   const perLayer = async (layer: LayerSpec): Promise<MeasuredTime> => {
     const m = await measureModel({ ...small, layers: Array.from({ length: k }, () => layer) }, s);
     const prefill = { ...m.prefill, median: (m.prefill.median - base.prefill.median) / k };
-    return { prefill, decodeMs: (m.decode.median - base.decode.median) / k, decodeSamples: [] };
+    return { prefill, decodeMs: (m.decode.median - base.decode.median) / k };
   };
   const empty = cost('empty', 'empty', null, c, s, await perLayer({ attention: noopA, ffn: noopF }));
   emit(empty);

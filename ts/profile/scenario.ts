@@ -14,13 +14,11 @@ export interface ProfileScenario {
   generate: number;
   warmup: number;
   repeats: number;
-  /** decode steps are timed at this many cache lengths and integrated over the generation */
-  decodeSamples: number;
 }
 
 export function scenario(p: Partial<ProfileScenario> & { batch: number; prompt: number; generate: number }): ProfileScenario {
-  const s: ProfileScenario = { name: `b${p.batch}-p${p.prompt}-g${p.generate}`, device: 'cpu', dtype: 'float32', warmup: 1, repeats: 5, decodeSamples: 4, ...p };
-  for (const k of ['batch', 'prompt', 'generate', 'repeats', 'decodeSamples'] as const)
+  const s: ProfileScenario = { name: `b${p.batch}-p${p.prompt}-g${p.generate}`, device: 'cpu', dtype: 'float32', warmup: 1, repeats: 5, ...p };
+  for (const k of ['batch', 'prompt', 'generate', 'repeats'] as const)
     if (!Number.isInteger(s[k]) || s[k] < 1) throw new PuzzleError('ERR_PUZZLE_ARG', `scenario.${k} must be a positive integer, got ${s[k]}`);
   return s;
 }
