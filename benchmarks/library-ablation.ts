@@ -64,7 +64,7 @@ for (const e of rc.entries) {
   const block = composeBlock(parent.config, dec, readEntry(dec, e.layer, aId), readEntry(dec, e.layer, fId));
   let nm = 0;
   for (let k = 0; k < 4; k++) {
-    const { input } = val.batchAt(k);
+    const input = val.inputAt(k);
     const { x, y } = await parentLayerIO(parent, input, e.layer);
     const out = await block.forward(x, batch, T, parent.ropeFor(T), false);
     nm += (await ops.nmseForward(out, y)) / 4;

@@ -7,6 +7,7 @@ import { AdamW } from '../core/optim.js';
 import * as ops from '../core/ops.js';
 import { tensor, zeros, type Tensor } from '../core/tensor.js';
 import { ropeTables } from '../model/rope.js';
+import { normalInit } from '../model/llama.js';
 import { timeIt, type Timing } from './timing.js';
 
 export interface BlockBenchConfig {
@@ -18,18 +19,9 @@ export interface BlockBenchConfig {
   seq: number;
 }
 
-/** Deterministic pseudo-random normal values (benchmarks must not depend on Math.random). */
+/** Deterministic normal values (benchmarks must not depend on Math.random): the model initialiser's. */
 export function randn(n: number, scale: number, seed = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(next()));
-    const t = 2 * Math.PI * next();
-    out[i] = r * Math.cos(t) * scale;
-    if (i + 1 < n) out[i + 1] = r * Math.sin(t) * scale;
-  }
-  return out;
+  return normalInit(n, scale, seed);
 }
 
 function initBlock(block: Block, seed: number): void {

@@ -55,8 +55,7 @@ export async function accumulateBatch(totals: LmTotals, model: LlamaModel, ids: 
   const idArr = ids.toArray() as Int32Array;
   const targets = nextTokenTargets(idArr, B, T);
   const { logits } = await model.forward(ids);
-  const flat = logits; // [B, T, V]; ops treat the last dimension as rows' length
-  const ce = await ops.crossEntropyForward(flat, targets);
+  const ce = await ops.crossEntropyForward(logits, targets); // rows = the last dimension
   totals.tokens += ce.count;
   totals.lossSum += ce.loss * ce.count;
   const la = logits.toArray() as Float32Array;

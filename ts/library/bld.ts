@@ -81,10 +81,6 @@ export async function parentLayerIO(parent: LlamaModel, ids: Tensor, layer: numb
   return { x: h, y };
 }
 
-function batchIds(data: PackedSequences, schedule: BatchSchedule, k: number): Tensor {
-  return schedule.batchAt(k).input;
-}
-
 /**
  * Initialises and trains every job of one layer. `onProgress(step)` is called after each
  * optimiser step. Returns the trained blocks (the caller stores and disposes them).
@@ -108,7 +104,7 @@ export async function trainLayer(opts: {
   // calibration statistics of the parent layer (channel contribution, least squares)
   const cal = new Calibration();
   for (let k = 0; k < s.calibrationBatches; k++) {
-    const ids = batchIds(opts.train, trainSched, 1_000_000 + k);
+    const ids = trainSched.inputAt(1_000_000 + k);
     const { x, y } = await parentLayerIO(parent, ids, layer);
     await cal.add(pBlock, x.toArray() as Float32Array, c.hidden, y.toArray() as Float32Array);
     x.dispose(), y.dispose(), ids.dispose();
@@ -136,7 +132,7 @@ export async function trainLayer(opts: {
     const num = new Float64Array(variants.length);
     let count = 0;
     for (let k = 0; k < s.validationBatches; k++) {
-      const ids = batchIds(opts.validation, valSched, k);
+      const ids = valSched.inputAt(k);
       const { x, y } = await parentLayerIO(parent, ids, layer);
       const rope = parent.ropeFor(T);
       for (const [i, v] of variants.entries()) {
@@ -153,7 +149,7 @@ export async function trainLayer(opts: {
   const init = await validate();
   const rope = parent.ropeFor(T);
   for (let step = 0; step < s.steps; step++) {
-    const ids = batchIds(opts.train, trainSched, step);
+    const ids = trainSched.inputAt(step);
     const { x, y } = await parentLayerIO(parent, ids, layer);
     const lr = warmupCosine(step, s.steps, s.lr, s.warmup, 0);
     for (const v of variants) {

@@ -57,16 +57,18 @@ async function parentPass(parent: LlamaModel, ids: Tensor): Promise<ParentPass> 
   const rope = parent.ropeFor(T);
   const inputs: Tensor[] = [await ops.embeddingForward(ids, parent.embed)];
   for (let i = 0; i < parent.blocks.length - 1; i++) inputs.push(await parent.blocks[i].forward(inputs[i], B, T, rope, false));
-  const { logits } = await parent.forward(ids);
+  // the parent's own logits continue from the last layer's input: no layer runs twice
+  const last = parent.blocks.length - 1;
+  const logits = await logitsFrom(parent, ids, inputs[last], last, parent.blocks[last]);
   const idArr = ids.toArray() as Int32Array;
   return { ids, inputs, logits, targets: nextTokenTargets(idArr, B, T), parentTop1: argmaxRows(logits.toArray() as Float32Array, parent.config.vocab) };
 }
 
-/** Logits of the parent with layer `layer` replaced by `block`. */
-async function replacedLogits(parent: LlamaModel, p: ParentPass, layer: number, block: Block): Promise<Tensor> {
-  const [B, T] = p.ids.shape;
+/** Logits of the parent with layer `layer` replaced by `block`, from that layer's input. */
+async function logitsFrom(parent: LlamaModel, ids: Tensor, input: Tensor, layer: number, block: Block): Promise<Tensor> {
+  const [B, T] = ids.shape;
   const rope = parent.ropeFor(T);
-  let h = await block.forward(p.inputs[layer], B, T, rope, false);
+  let h = await block.forward(input, B, T, rope, false);
   for (let i = layer + 1; i < parent.blocks.length; i++) {
     const next = await parent.blocks[i].forward(h, B, T, rope, false);
     h.dispose();
@@ -110,7 +112,7 @@ export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Ten
         const block = e.kind === 'pair' ? composeBlock(parent.config, lib, e, e) : composeBlock(parent.config, lib, attn, ffn);
         const a = { kl: 0, loss: 0, agree: 0, tokens: 0 };
         for (const pp of passes) {
-          const logits = await replacedLogits(parent, pp, e.layer, block);
+          const logits = await logitsFrom(parent, pp.ids, pp.inputs[e.layer], e.layer, block);
           const kl = await ops.klForward(pp.logits, logits);
           const ce = await ops.crossEntropyForward(logits, pp.targets);
           const klRows = kl.losses.toArray() as Float32Array;

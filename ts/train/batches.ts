@@ -51,14 +51,25 @@ export class BatchSchedule {
 
   /** ids[B, T] inputs and next-token targets[B*T] for micro-batch k. */
   batchAt(k: number): { input: Tensor; targets: Tensor; tokens: number } {
+    const { inp, tgt } = this.rows(k, true);
+    const T = this.data.seqLen - 1;
+    return { input: idsTensor(inp, [this.batch, T]), targets: idsTensor(tgt!, [this.batch * T]), tokens: this.batch * T };
+  }
+
+  /** Only the ids[B, T] inputs of micro-batch k (layer-local training needs no targets). */
+  inputAt(k: number): Tensor {
+    return idsTensor(this.rows(k, false).inp, [this.batch, this.data.seqLen - 1]);
+  }
+
+  private rows(k: number, targets: boolean): { inp: Int32Array; tgt: Int32Array | null } {
     const rows = this.indices(k).map((i) => this.data.get(i));
     const T = this.data.seqLen - 1;
     const inp = new Int32Array(this.batch * T);
-    const tgt = new Int32Array(this.batch * T);
+    const tgt = targets ? new Int32Array(this.batch * T) : null;
     rows.forEach((r, b) => {
       inp.set(r.subarray(0, T), b * T);
-      tgt.set(r.subarray(1, T + 1), b * T);
+      tgt?.set(r.subarray(1, T + 1), b * T);
     });
-    return { input: idsTensor(inp, [this.batch, T]), targets: idsTensor(tgt, [this.batch * T]), tokens: this.batch * T };
+    return { inp, tgt };
   }
 }
