@@ -7,6 +7,22 @@
 namespace puzzle::bindings {
 namespace {
 
+// Forward inputs for the kernels; positions (GQA blocks only) must index the RoPE tables' P rows.
+// Runs on the worker thread, so it fails with a Failure, not a JS exception.
+BlockInputs block_inputs(const char* fn, int64_t B, int64_t T, const TensorRef& cos, const TensorRef& sin,
+                         const TensorRef& pos, int64_t P) {
+  if (pos)
+    for (int64_t t = 0; t < T; ++t)
+      if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
+        fail("ERR_PUZZLE_RANGE", std::string(fn) + ": pos[" + std::to_string(t) + "] is outside the RoPE tables");
+  BlockInputs in;
+  in.B = B, in.T = T;
+  in.cos = cos ? cos->f32() : nullptr;
+  in.sin = sin ? sin->f32() : nullptr;
+  in.pos = pos ? pos->i32() : nullptr;
+  return in;
+}
+
 class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -203,15 +219,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
           check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
-          if (pos && gqa)
-            for (int64_t t = 0; t < T; ++t)
-              if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
-                fail("ERR_PUZZLE_RANGE", "Block.forward: pos[" + std::to_string(t) + "] is outside the RoPE tables");
-          BlockInputs in;
-          in.B = B, in.T = T;
-          in.cos = cos ? cos->f32() : nullptr;
-          in.sin = sin ? sin->f32() : nullptr;
-          in.pos = pos ? pos->i32() : nullptr;
+          BlockInputs in = block_inputs("Block.forward", B, T, cos, sin, gqa ? pos : nullptr, P);
           blk->forward(out->f32(), x->f32(), in, save);
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); }, 2.0 * (double)(B * T) * (double)b.num_params());
@@ -256,15 +264,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         env, {x, cos, sin, pos, kc, vc, out},
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
-          if (pos && gqa)
-            for (int64_t t = 0; t < T; ++t)
-              if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
-                fail("ERR_PUZZLE_RANGE", "Block.forwardCached: pos[" + std::to_string(t) + "] is outside the RoPE tables");
-          BlockInputs in;
-          in.B = B, in.T = T;
-          in.cos = cos ? cos->f32() : nullptr;
-          in.sin = sin ? sin->f32() : nullptr;
-          in.pos = pos ? pos->i32() : nullptr;
+          BlockInputs in = block_inputs("Block.forwardCached", B, T, cos, sin, gqa ? pos : nullptr, P);
           blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past, Tmax);
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); },
