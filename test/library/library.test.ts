@@ -121,3 +121,49 @@ describe('replace-1-block scoring', () => {
     parent.dispose();
   }, 300_000);
 });
+
+describe('search input (library + scores + costs)', () => {
+  it('joins every attention x FFN pair with summed scores and costs; refuses another device and a missing score', async () => {
+    const { profileSpace } = await import('../../ts/profile/profile.js');
+    const { scenario } = await import('../../ts/profile/scenario.js');
+    const { buildSearchInput } = await import('../../ts/library/search-input.js');
+    const { scorePath } = await import('../../ts/score/replace1.js');
+    const { search } = await import('../../ts/search/index.js');
+    const parent = loadModel(parentDir);
+    const costs = await profileSpace(parent.config, scenario({ batch: 2, prompt: 8, generate: 2, repeats: 1, warmup: 0 }), space as never);
+    const table = buildSearchInput(parent.config, builtLib, costs);
+    expect(table.layers).toHaveLength(2);
+    expect(table.scenario).toMatchObject({ batch_size: 2, sequence_length: 10 });
+    const L0 = table.layers[0];
+    expect(L0.variants).toHaveLength(4 * 4);
+    expect(L0.parent).toBe('attn-kv2+ffn-w48');
+    const parentV = L0.variants.find((v) => v.name === L0.parent)!;
+    expect(parentV.metrics.kl_div).toBe(0);
+    const score = (id: string) => JSON.parse(readFileSync(scorePath(builtLib, 0, id), 'utf8')) as { kl_div: number };
+    const mixed = L0.variants.find((v) => v.name === 'attn-linear+ffn-noop')!;
+    expect(mixed.metrics.kl_div).toBeCloseTo(score('attn-linear').kl_div + score('ffn-noop').kl_div, 12);
+    const cost = (id: string) => costs.subblocks.find((c) => c.id === id)!;
+    expect(mixed.stats.num_params).toBeCloseTo(cost('attn-linear').num_params + cost('ffn-noop').num_params + costs.head.num_params / 2, 6);
+    expect(mixed.stats.runtime_ms).toBeCloseTo(cost('attn-linear').runtime_ms + cost('ffn-noop').runtime_ms - costs.empty.runtime_ms + costs.head.runtime_ms / 2, 9);
+    expect(parentV.stats.memory_mib).toBeCloseTo(parentV.stats.param_memory_mib + 2 * parentV.stats.kv_cache_mib, 9);
+    expect(mixed.block).toMatchObject({ attention: { replace_with_linear: true }, ffn: { no_op: true } });
+    // the whole-model sums equal the parent's parameter count, so budgets mean what they say
+    const total = table.layers.reduce((x, l) => x + l.variants.find((v) => v.name === l.parent)!.stats.num_params, 0);
+    expect(total).toBeCloseTo(parent.numParams(), 3);
+    // the search runs on it: at 60% of the parent's parameters it must drop something
+    const [r] = await search(table, { params: 0.6 * total } as never);
+    expect(r.status).toBe('optimal');
+    // another device's table is refused, unless asked for explicitly
+    const other = { ...costs, device: { ...costs.device, model: 'Some Other CPU' } };
+    expect(() => buildSearchInput(parent.config, builtLib, other)).toThrow(/measured on .*Some Other CPU.*profile again here/);
+    expect(buildSearchInput(parent.config, builtLib, other, { allowOtherDevice: true }).layers).toHaveLength(2);
+    // a missing score names its file and the command that writes it
+    const p = scorePath(builtLib, 1, 'ffn-linear');
+    const saved = readFileSync(p);
+    rmSync(p);
+    expect(() => buildSearchInput(parent.config, builtLib, costs)).toThrow(/ffn-linear\.json is missing.*puzzle score/);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(p, saved);
+    parent.dispose();
+  }, 300_000);
+});

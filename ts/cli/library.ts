@@ -1,5 +1,6 @@
 /** `puzzle library build` and `puzzle library show`. */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PuzzleError } from '../core/errors.js';
 import { loadSplits, packSplit } from '../data/prepare.js';
@@ -7,6 +8,10 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { buildLibrary } from '../library/build.js';
 import type { SearchSpaceConfig } from '../library/space.js';
 import { checkLibrary, mergeLibrary, readHeader } from '../library/store.js';
+import { buildSearchInput, readCostTable } from '../library/search-input.js';
+import { openModelFolder } from '../model/hf.js';
+import { writeJsonAtomic } from '../run/atomic.js';
+import { LIBRARY_FILE, LIBRARY_FORMAT } from '../search/load.js';
 import { fromPacked } from '../train/batches.js';
 import { int, num } from './args.js';
 import { createProgress } from './progress.js';
@@ -102,6 +107,23 @@ export function registerLibraryCommands(program: Command): void {
         console.error(`puzzle library: ${dir} is not complete: ${r.missing.length} missing (${r.missing.slice(0, 5).map((m) => `${m.layer}/${m.id}`).join(', ')}${r.missing.length > 5 ? ', ...' : ''})${r.problems.length ? '; ' + r.problems.join('; ') : ''}`);
         process.exitCode = 1;
       }
+    });
+  lib
+    .command('search-table')
+    .description('join the library, its scores (puzzle score) and a cost table (puzzle profile) into LIBDIR/block_library.json for puzzle search')
+    .requiredOption('--library <dir>', 'a complete, scored block library')
+    .requiredOption('--costs <file>', 'cost table from puzzle profile --out, measured on this machine')
+    .option('--out <file>', 'where to write (default LIBDIR/block_library.json, which puzzle search --library LIBDIR reads)')
+    .option('--allow-other-device', 'accept a cost table measured on another device')
+    .action((o: { library: string; costs: string; out?: string; allowOtherDevice?: boolean }) => {
+      const h = readHeader(o.library);
+      const parent = openModelFolder(h.parentDir).config;
+      const table = buildSearchInput(parent, o.library, readCostTable(o.costs), { allowOtherDevice: o.allowOtherDevice });
+      const out = o.out ?? join(o.library, LIBRARY_FILE);
+      const { source: _source, ...body } = table;
+      writeJsonAtomic(out, { format: LIBRARY_FORMAT, version: 1, ...body });
+      const n = table.layers.reduce((x, l) => x + l.variants.length, 0);
+      console.log(`puzzle library: ${out}: ${table.layers.length} layers, ${n} variants (scenario batch ${table.scenario!.batch_size}, ${table.scenario!.sequence_length} tokens per sequence)`);
     });
   lib
     .command('show')
