@@ -1,18 +1,21 @@
 // Killing a library build at random points loses no finished entry, and the resumed build
 // equals an uninterrupted one.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pretrain } from '../../ts/train/pretrain.js';
 import { checkLibrary, entryPaths } from '../../ts/library/store.js';
+import { scorePath } from '../../ts/score/replace1.js';
 import { tinyRun } from '../support/tiny-run.js';
 
 const CHILD = fileURLToPath(new URL('../support/library-child.ts', import.meta.url));
+const SCORE_CHILD = fileURLToPath(new URL('../support/score-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 let parentDir = '';
+let refLib = '';
 
 beforeAll(async () => {
   const r = await pretrain({ ...tinyRun(), steps: 60, checkpointEvery: 60, outDir: mkdtempSync(join(tmpdir(), 'puzzle-kparent-')) });
@@ -20,9 +23,9 @@ beforeAll(async () => {
 }, 300_000);
 
 /** Runs the child; kills it after `killAfterLines` progress lines (plus a few random ms). */
-function run(lib: string, killAfterLines: number | null): Promise<boolean> {
+function run(lib: string, killAfterLines: number | null, child = CHILD): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', CHILD, parentDir, lib], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PUZZLE_THREADS: '1' } });
+    const p = spawn(process.execPath, ['--import', 'tsx', child, parentDir, lib], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PUZZLE_THREADS: '1' } });
     let out = '';
     let err = '';
     let killing = false;
@@ -42,6 +45,7 @@ describe('library build under kill -9', () => {
   it('resumes without losing or changing a finished entry', async () => {
     const ref = mkdtempSync(join(tmpdir(), 'puzzle-kref-'));
     expect(await run(ref, null)).toBe(true);
+    refLib = ref;
     const lib = mkdtempSync(join(tmpdir(), 'puzzle-klib-'));
     const seen = new Map<string, number>(); // entry -> mtime when first seen finished
     let kills = 0;
@@ -62,5 +66,37 @@ describe('library build under kill -9', () => {
     expect(r.complete).toBe(true);
     for (const e of r.entries)
       expect(readFileSync(entryPaths(lib, e.layer, e.id).weights).equals(readFileSync(entryPaths(ref, e.layer, e.id).weights)), `${e.layer}/${e.id}`).toBe(true);
+  }, 600_000);
+});
+
+describe('scoring under kill -9', () => {
+  it('resumes without losing or changing a finished score, and equals an uninterrupted run', async () => {
+    expect(refLib).not.toBe('');
+    // an uninterrupted scoring of a copy is the reference
+    const whole = mkdtempSync(join(tmpdir(), 'puzzle-kscore-ref-'));
+    cpSync(refLib, whole, { recursive: true });
+    expect(await run(whole, null, SCORE_CHILD)).toBe(true);
+    const lib = mkdtempSync(join(tmpdir(), 'puzzle-kscore-'));
+    cpSync(refLib, lib, { recursive: true });
+    const entries = checkLibrary(lib).entries;
+    const seen = new Map<string, number>();
+    let kills = 0;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const done = await run(lib, kills < 3 ? 2 + Math.floor(Math.random() * 4) : null, SCORE_CHILD);
+      for (const e of entries) {
+        const p = scorePath(lib, e.layer, e.id);
+        if (!existsSync(p)) continue;
+        JSON.parse(readFileSync(p, 'utf8')); // never a half-written file
+        const t = statSync(p).mtimeMs;
+        const key = `${e.layer}/${e.id}`;
+        if (seen.has(key)) expect(t, `${key} was rewritten after it finished`).toBe(seen.get(key));
+        else seen.set(key, t);
+      }
+      if (done) break;
+      kills++;
+    }
+    expect(kills).toBe(3);
+    for (const e of entries)
+      expect(readFileSync(scorePath(lib, e.layer, e.id), 'utf8'), `${e.layer}/${e.id}`).toBe(readFileSync(scorePath(whole, e.layer, e.id), 'utf8'));
   }, 600_000);
 });

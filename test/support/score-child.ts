@@ -1,0 +1,13 @@
+// Child process for the scoring kill test: scores a built library, printing each stored score.
+import { loadModel } from '../../ts/model/hf.js';
+import { batchTensor } from '../../ts/model/llama.js';
+import { scoreLibrary } from '../../ts/score/replace1.js';
+import { packedFromArrays } from '../../ts/train/batches.js';
+import { synthetic } from './tiny-run.js';
+
+const [parentDir, lib] = process.argv.slice(2);
+const validation = packedFromArrays(synthetic(32, 17, 12));
+const parent = loadModel(parentDir);
+const batches = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => batchTensor(Array.from({ length: 4 }, (_, j) => Array.from(validation.get(k * 4 + j)))));
+await scoreLibrary(parent, lib, batches, (e) => { if (!e.skipped) process.stdout.write(`SCORE ${e.score.layer} ${e.score.id}\n`); });
+console.log('DONE');
