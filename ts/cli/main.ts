@@ -9,6 +9,7 @@ import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
 import { registerSearchCommand } from './search.js';
 import { registerProfileCommand } from './profile.js';
+import { registerDistillCommands } from './distill.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerScoreCommand(program);
   registerSearchCommand(program);
   registerProfileCommand(program);
+  registerDistillCommands(program);
   return program;
 }
 
