@@ -10,6 +10,7 @@ import { registerScoreCommand } from './score.js';
 import { registerSearchCommand } from './search.js';
 import { registerProfileCommand } from './profile.js';
 import { registerDistillCommands } from './distill.js';
+import { registerRunCommand } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerSearchCommand(program);
   registerProfileCommand(program);
   registerDistillCommands(program);
+  registerRunCommand(program);
   return program;
 }
 

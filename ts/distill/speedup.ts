@@ -1,8 +1,8 @@
 /**
  * Parent against child on the same engine and scenario: prefill and decode throughput measured
  * end to end (the search's prediction is a sum of per-subblock costs; this is the truth).
- * The two models are measured alternately, `rounds` times each, and the medians compared, so
- * drifting machine load hits both alike.
+ * The two models are measured alternately, `rounds` times each, so drifting machine load hits
+ * both alike; each model's time is its fastest repeat (contention only ever slows a run down).
  */
 import type { ModelConfig } from '../model/config.js';
 import { measureModel } from '../profile/measure.js';
@@ -27,7 +27,7 @@ export interface SpeedComparison {
   total_speedup: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fastest = (xs: number[]) => Math.min(...xs);
 
 export async function compareSpeed(parent: ModelConfig, child: ModelConfig, s: ProfileScenario, rounds = 3): Promise<SpeedComparison> {
   const p = { prefill: [] as number[], decode: [] as number[] };
@@ -35,11 +35,11 @@ export async function compareSpeed(parent: ModelConfig, child: ModelConfig, s: P
   for (let r = 0; r < rounds; r++) {
     const mp = await measureModel(parent, s);
     const mc = await measureModel(child, s);
-    p.prefill.push(mp.prefill.median), p.decode.push(mp.decode.median);
-    c.prefill.push(mc.prefill.median), c.decode.push(mc.decode.median);
+    p.prefill.push(mp.prefill.min), p.decode.push(mp.decode.min);
+    c.prefill.push(mc.prefill.min), c.decode.push(mc.decode.min);
   }
   const tp = (x: typeof p): Throughput => {
-    const prefill_ms = median(x.prefill), decode_ms = median(x.decode);
+    const prefill_ms = fastest(x.prefill), decode_ms = fastest(x.decode);
     return { prefill_ms, decode_ms, prefill_tok_s: (s.batch * s.prompt) / (prefill_ms / 1000), decode_tok_s: (s.batch * s.generate) / (decode_ms / 1000) };
   };
   const P = tp(p), C = tp(c);

@@ -91,15 +91,17 @@ export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: S
   const emit = (x: SubblockCost) => onEvent?.({ kind: 'measured', cost: x, done: ++done, total });
   const h = await measureModel({ ...c, layers: [] }, s);
   done++;
-  const head = { prefill_ms: h.prefill.median, decode_ms: h.decode.median, runtime_ms: h.prefill.median + h.decode.median, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
+  const head = { prefill_ms: h.prefill.min, decode_ms: h.decode.min, runtime_ms: h.prefill.min + h.decode.min, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
   // layer stacks run with a tiny vocabulary, so a large LM head's time (and its noise) does not
   // swamp the layers; the base they are measured against has the same tiny head
   const small: ModelConfig = { ...c, vocab: 256, tieEmbeddings: true };
   const base = await measureModel({ ...small, layers: [] }, s);
   const perLayer = async (layer: LayerSpec): Promise<MeasuredTime> => {
     const m = await measureModel({ ...small, layers: Array.from({ length: k }, () => layer) }, s);
-    const prefill = { ...m.prefill, median: (m.prefill.median - base.prefill.median) / k };
-    return { prefill, decodeMs: (m.decode.median - base.decode.median) / k };
+    // the fastest repeat is the estimate: on a shared machine contention only ever slows a run
+    // down, so the minimum is the one least disturbed by it (the spread is kept beside it)
+    const prefill = { ...m.prefill, median: (m.prefill.min - base.prefill.min) / k };
+    return { prefill, decodeMs: (m.decode.min - base.decode.min) / k };
   };
   const empty = cost('empty', 'empty', null, c, s, await perLayer({ attention: noopA, ffn: noopF }));
   emit(empty);
@@ -158,7 +160,7 @@ export async function additivityCheck(c: ModelConfig, t: CostTable, s: ProfileSc
   for (const a of archs) {
     const p = predict(t, a.layers, idOf);
     const m = await measureModel({ ...c, layers: a.layers }, s);
-    rows.push({ name: a.name, predictedPrefill: p.prefill, measuredPrefill: m.prefill.median, predictedDecode: p.decode, measuredDecode: m.decode.median });
+    rows.push({ name: a.name, predictedPrefill: p.prefill, measuredPrefill: m.prefill.min, predictedDecode: p.decode, measuredDecode: m.decode.min });
   }
   return rows;
 }
