@@ -36,3 +36,23 @@ export { composeBlock } from './library/compose.js';
 export { scoreLibrary, type ReplaceScore } from './score/replace1.js';
 
 export * as search from './search/index.js';
+
+export { profileSpace, additivityCheck, predict, type CostTable, type SubblockCost } from './profile/profile.js';
+export { measureModel } from './profile/measure.js';
+export { scenario, deviceFingerprint, requireSameDevice, type ProfileScenario } from './profile/scenario.js';
+export { buildSearchInput, readCostTable } from './library/search-input.js';
+
+export { assembleChild, childConfig, readArchitecture, type Architecture } from './distill/assemble.js';
+export { gkd, gkdBackward, DEFAULT_GKD_LOSSES, type GkdOptions, type GkdLosses, type GkdResult } from './distill/gkd.js';
+export { compareSpeed, type SpeedComparison } from './distill/speedup.js';
+
+/**
+ * The whole pipeline, as `puzzle run` does it:
+ *
+ *   import { loadRunConfig, runPipeline } from 'puzzle';
+ *   const config = loadRunConfig(undefined, ['gkd.steps=100']); // the demo, with an override
+ *   const { report } = await runPipeline(config, 'runs/demo', { onEvent: (e) => console.log(e) });
+ */
+export { loadRunConfig, resolveConfig, applySets, DEMO_CONFIG, STAGES, type RunConfig, type StageName } from './run/config.js';
+export { runPipeline, runLibrary, searchOptions, type RunEvent, type RunOptions, type RunResult } from './run/pipeline.js';
+export { writeReport, resultTable } from './run/report.js';

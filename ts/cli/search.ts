@@ -10,9 +10,14 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Method, SearchOptions, SearchResult } from '../search/index.js';
 import { formatResult, formatSweep, loadLibrary, paretoSweep, parseSweep, search, SearchError, writeSweep } from '../search/index.js';
+import { join } from 'node:path';
+import { runLibrary } from '../run/pipeline.js';
+import { writeFileAtomic, writeJsonAtomic } from '../run/atomic.js';
 
 interface Flags {
-  library: string;
+  library?: string;
+  run?: string;
+  name?: string;
   scenario?: string;
   memory?: string;
   throughput?: string;
@@ -42,7 +47,9 @@ export function registerSearchCommand(program: Command): void {
   program
     .command('search')
     .description('choose one block variant per layer under memory / throughput / latency budgets (HiGHS MIP, proven optimal)')
-    .requiredOption('--library <path>', 'block library: a directory or JSON file (ours, or NVIDIA\'s block_library.json)')
+    .option('--library <path>', 'block library: a directory or JSON file (ours, or NVIDIA\'s block_library.json)')
+    .option('--run <dir>', 'or a puzzle run directory: re-solve on its finished library and costs, writing DIR/solutions/NAME/')
+    .option('--name <name>', 'with --run: the solution folder name (default: a timestamp)')
     .option('--scenario <file>', 'scenario JSON replacing the library\'s (batch_size, sequence_length, gpu/device, dtype)')
     .option('--memory <size>', 'memory ceiling: "80GiB", "80000" (MiB), "0.9x" of the parent')
     .option('--throughput <tok/s>', 'throughput floor in tokens/s: "6000", "6k", "2x" of the parent')
@@ -81,7 +88,9 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 async function run(flags: Flags): Promise<number> {
-  const library = loadLibrary(flags.library, flags.scenario !== undefined ? { scenario: flags.scenario } : {});
+  if ((flags.library === undefined) === (flags.run === undefined)) throw new SearchError('bad_argument', 'give exactly one of --library PATH and --run DIR');
+  let library = flags.run !== undefined ? runLibrary(flags.run) : loadLibrary(flags.library!, flags.scenario !== undefined ? { scenario: flags.scenario } : {});
+  if (flags.run !== undefined && flags.scenario !== undefined) library = loadLibrary(join(flags.run, 'library'), { scenario: flags.scenario });
   const options = toOptions(flags);
   if (flags.sweep !== undefined) {
     if (flags.out === undefined) throw new SearchError('bad_argument', '--sweep writes its results to a directory; give --out DIR');
@@ -93,6 +102,13 @@ async function run(flags: Flags): Promise<number> {
   }
   if (flags.out !== undefined || flags.threads !== undefined) throw new SearchError('bad_argument', '--out and --threads apply to --sweep only');
   const results = await search(library, options);
+  if (flags.run !== undefined && results.some((r) => r.layers.length > 0)) {
+    const name = flags.name ?? new Date().toISOString().replace(/[:.]/g, '-');
+    const dir = join(flags.run, 'solutions', name);
+    writeJsonAtomic(join(dir, 'solution.json'), results);
+    writeFileAtomic(join(dir, 'solution.txt'), `${results.map((r: SearchResult) => formatResult(r, { layers: true })).join('\n\n')}\n`);
+    process.stderr.write(`puzzle search: wrote ${dir}/solution.json (assemble it with puzzle assemble --library ${join(flags.run, 'library')} --solution ${join(dir, 'solution.json')} --out DIR)\n`);
+  }
   if (flags.json) process.stdout.write(`${JSON.stringify(results.length === 1 ? results[0] : results, null, 1)}\n`);
   else process.stdout.write(`${results.map((r: SearchResult) => formatResult(r, { layers: flags.layers === true })).join('\n\n')}\n`);
   return results.some((r) => r.layers.length > 0) ? 0 : 2;
