@@ -156,7 +156,7 @@ void Block::forward_cached(float* out, const float* x, const BlockInputs& in, fl
   }
   const Ops& o = be_.ops;
   const int64_t B = in.B, T = in.T, N = B * T, C = cfg_.C, HS = cfg_.HS;
-  const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS, KV = NKV * HS;
+  const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
   ensure_workspace(N, B, T);
   saved_ = false;
   float* qkv = qkv_->f32();
@@ -165,14 +165,7 @@ void Block::forward_cached(float* out, const float* x, const BlockInputs& in, fl
   o.matmul_forward(qkv, ln1_->f32(), p(wq_), nullptr, N, C, QKV);
   o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T, NH, HS, QKV);
   o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T, NKV, HS, QKV);
-  // append this step's keys and values to the cache rows past .. past+T-1
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      const float* row = qkv + (b * T + t) * QKV;
-      size_t dst = ((size_t)b * Tmax + past + t) * KV;
-      be_.copy_device(k_cache + dst, row + NH * HS, KV * sizeof(float));
-      be_.copy_device(v_cache + dst, row + (NH + NKV) * HS, KV * sizeof(float));
-    }
+  o.kv_cache_append(k_cache, v_cache, qkv, B, T, NH, NKV, HS, past, Tmax);
   o.attention_cached_forward(att_->f32(), qkv, k_cache, v_cache, B, T, NH, NKV, HS, QKV, past, Tmax);
   o.matmul_forward(x1, att_->f32(), p(wo_), nullptr, N, NH * HS, C);
   o.accumulate(x1, x, N * C);

@@ -62,6 +62,11 @@ struct Ops {
                                    int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                    int64_t Tmax);
 
+  // ---- KV cache: copy the key and value columns of a fused qkv[B,T,(NH+2*NKV)*HS] (keys at
+  // column NH*HS, values at (NH+NKV)*HS) into the caches [B,Tmax,NKV*HS] at rows past..past+T-1.
+  void (*kv_cache_append)(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH,
+                          int64_t NKV, int64_t HS, int64_t past, int64_t Tmax);
+
   // ---- SwiGLU on the fused gate|up activations gu[N, 2F] (gate in columns [0,F), up in [F,2F)):
   // out[N,F] = silu(gate) * up. The backward WRITES dgu (every element of it is produced once).
   void (*swiglu_forward)(float* out, const float* gu, int64_t N, int64_t F);

@@ -126,6 +126,7 @@ Backend make_cpu_backend() {
   o.attention_forward = cpu::attention_forward;
   o.attention_backward = cpu::attention_backward;
   o.attention_cached_forward = cpu::attention_cached_forward;
+  o.kv_cache_append = cpu::kv_cache_append;
   o.swiglu_forward = cpu::swiglu_forward;
   o.swiglu_backward = cpu::swiglu_backward;
   o.add_forward = cpu::add_forward;

@@ -1,4 +1,4 @@
-// Residual add and gradient accumulation.
+// Residual add, gradient accumulation and the KV-cache append.
 #include "cpu/ops_cpu.h"
 
 namespace puzzle::cpu {
@@ -22,6 +22,18 @@ void add_forward(float* out, const float* a, const float* b, int64_t n) {
 
 void accumulate(float* out, const float* a, int64_t n) {
   parallel_for(n, 1 << 15, [&](int64_t i0, int64_t i1) { acc_range(out, a, i0, i1); });
+}
+
+void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                     int64_t HS, int64_t past, int64_t Tmax) {
+  const int64_t QKV = (NH + 2 * NKV) * HS, KV = NKV * HS;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv + (b * T + t) * QKV;
+      const size_t dst = ((size_t)b * Tmax + past + t) * KV;
+      std::memcpy(k_cache + dst, row + NH * HS, KV * sizeof(float));
+      std::memcpy(v_cache + dst, row + (NH + NKV) * HS, KV * sizeof(float));
+    }
 }
 
 }  // namespace puzzle::cpu

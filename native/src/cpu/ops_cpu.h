@@ -34,6 +34,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax);
+void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                     int64_t HS, int64_t past, int64_t Tmax);
 void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
 void add_forward(float* out, const float* a, const float* b, int64_t n);

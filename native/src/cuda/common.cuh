@@ -1,24 +1,108 @@
-// Shared CUDA helpers.
+// Shared CUDA helpers and the declarations of every kernel entry point of the CUDA backend.
+// Each function mirrors the CPU kernel of the same name (native/src/cpu/ops_cpu.h) and the op
+// contract in puzzle/backend.h: same arguments, same layouts, same accumulate/write rules.
+// All pointers are device pointers. Work is queued on the backend's one stream (stream());
+// functions return without waiting, except those that return a value to the host.
+// Storage is fp32 (the contract's type); matrix products run on the tensor cores with bf16
+// operands and fp32 accumulation; reductions accumulate in fp32 (double for the two returned
+// sums).
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 namespace puzzle::cuda {
+
+// The backend's stream (created on first use, non-blocking). Every launch goes on it, so a
+// whole forward pass can be captured into a CUDA graph.
+cudaStream_t stream();
+
+// Records the first launch or runtime error seen (sticky, like CUDA's own), so host code that
+// has no error channel (the op table returns void) can report it at the next synchronize.
+void record_error(cudaError_t e, const char* where);
+#define PUZZLE_CUDA_CHECK_LAUNCH(where) ::puzzle::cuda::record_error(cudaGetLastError(), where)
+
+inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 // Sum over a thread block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 __device__ inline float block_sum(float v) {
   __shared__ float warp_sums[32];
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();  // warp_sums may still be read by a previous call
   if (lane == 0) warp_sums[warp] = v;
   __syncthreads();
   const int nwarps = blockDim.x / 32;
   v = lane < nwarps ? warp_sums[lane] : 0.f;
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  __syncthreads();
   return v;
 }
 
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, long N, long C, float eps,
-                     cudaStream_t stream);
+__device__ inline float block_max(float v) {
+  __shared__ float warp_max[32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) warp_max[warp] = v;
+  __syncthreads();
+  const int nwarps = blockDim.x / 32;
+  v = lane < nwarps ? warp_max[lane] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+  return v;
+}
+
+// ---- elementwise.cu / embedding.cu / rmsnorm.cu / rope.cu / swiglu.cu / losses.cu / adamw.cu
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C);
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void rope_forward(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                  int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void rope_backward(float* dinp, const float* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                   int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+void accumulate(float* out, const float* a, int64_t n);
+void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V);
+void cross_entropy_backward(float* dlogits, const float* logits, const float* lse, const int32_t* targets, int64_t N,
+                            int64_t V, float scale);
+void kl_forward(float* losses, const float* teacher, const float* student, int64_t N, int64_t V);
+void kl_backward(float* dstudent, const float* teacher, const float* student, int64_t N, int64_t V, float scale);
+void cosine_forward(float* losses, const float* x, const float* y, int64_t N, int64_t C);
+void cosine_backward(float* dx, const float* x, const float* y, int64_t N, int64_t C, float scale);
+double nmse_forward(const float* x, const float* y, int64_t n);  // synchronises
+void nmse_backward(float* dx, const float* x, const float* y, int64_t n, float scale);
+double sum_squares(const float* x, int64_t n);  // synchronises
+void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, float grad_scale, int64_t t);
+// Appends the new keys/values of a fused qkv[B,T,(NH+2NKV)*HS] to the caches [B,Tmax,NKV*HS]
+// at rows past .. past+T-1 (one launch instead of a copy per row).
+void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                     int64_t HS, int64_t past, int64_t Tmax);
+
+// ---- gemm.cu / matmul.cu
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major with row strides (see
+// puzzle/gemm.h); beta == 0 overwrites C.
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+const char* gemm_kernel_name();  // "cublas" or "puzzle-wmma-bf16" (for reports)
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
+                    int64_t OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t C, int64_t OC);
+
+// ---- attention.cu (flash style: tiled, online softmax, no T x T matrix in memory)
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax);
 
 }  // namespace puzzle::cuda

@@ -1,12 +1,14 @@
 // C entry points of puzzle_cuda.so, resolved by native/src/cuda_loader.cpp with dlsym.
 #include <cstdio>
 #include <cstring>
+#include <string>
 
+#include "cuda/backend_cuda.h"
 #include "cuda/common.cuh"
 
 namespace {
-int report(char* buf, int len, const char* what, cudaError_t e) {
-  std::snprintf(buf, len, "%s: %s", what, cudaGetErrorString(e));
+int report(char* buf, int len, const std::string& msg) {
+  std::snprintf(buf, len, "%s", msg.c_str());
   return -1;
 }
 }  // namespace
@@ -26,26 +28,43 @@ extern "C" int puzzle_cuda_probe(char* desc, int desc_len) {
   cudaGetDeviceProperties(&prop, 0);
   int driver = 0;
   cudaDriverGetVersion(&driver);
-  std::snprintf(desc, desc_len, "%s (sm_%d%d, %.1f GiB, driver %d.%d)", prop.name, prop.major, prop.minor,
-                prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10);
+  std::snprintf(desc, desc_len, "%s (sm_%d%d, %.1f GiB, driver %d.%d, %s)", prop.name, prop.major, prop.minor,
+                prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10,
+                puzzle::cuda::gemm_kernel_name());
   return count;
 }
 
+// The backend's op table (device pointers throughout). Call only after a probe found a device.
+extern "C" const puzzle::Backend* puzzle_cuda_backend() { return &puzzle::cuda::cuda_backend(); }
+
+// Copies the first recorded CUDA error into err and clears it; returns 0 when there was none.
+extern "C" int puzzle_cuda_take_error(char* err, int err_len) {
+  std::string e = puzzle::cuda::take_error();
+  if (e.empty()) return 0;
+  return report(err, err_len, e);
+}
+
+// RMSNorm forward on host data (a round trip through the device), kept for the addon's
+// smallest end-to-end check.
 extern "C" int puzzle_cuda_rmsnorm_forward_host(float* out, const float* inp, const float* weight, long N, long C,
                                                 float eps, char* err, int err_len) {
-  float *d_out = nullptr, *d_inp = nullptr, *d_w = nullptr;
-  size_t xb = (size_t)N * C * sizeof(float), wb = (size_t)C * sizeof(float);
-  cudaError_t e;
-  if ((e = cudaMalloc(&d_out, xb)) != cudaSuccess) return report(err, err_len, "cudaMalloc", e);
-  cudaMalloc(&d_inp, xb);
-  cudaMalloc(&d_w, wb);
-  cudaMemcpy(d_inp, inp, xb, cudaMemcpyHostToDevice);
-  cudaMemcpy(d_w, weight, wb, cudaMemcpyHostToDevice);
-  puzzle::cuda::rmsnorm_forward(d_out, nullptr, d_inp, d_w, N, C, eps, 0);
-  e = cudaMemcpy(out, d_out, xb, cudaMemcpyDeviceToHost);
-  cudaFree(d_out);
-  cudaFree(d_inp);
-  cudaFree(d_w);
-  if (e != cudaSuccess) return report(err, err_len, "rmsnorm_forward", e);
+  const puzzle::Backend& be = puzzle::cuda::cuda_backend();
+  const size_t xb = (size_t)N * C * sizeof(float), wb = (size_t)C * sizeof(float);
+  float* d_out = (float*)be.alloc(xb);
+  float* d_inp = (float*)be.alloc(xb);
+  float* d_w = (float*)be.alloc(wb);
+  float* d_rstd = (float*)be.alloc((size_t)N * sizeof(float));
+  if (!d_out || !d_inp || !d_w || !d_rstd) {
+    be.free(d_out), be.free(d_inp), be.free(d_w), be.free(d_rstd);
+    return report(err, err_len, "out of GPU memory");
+  }
+  be.copy_to_device(d_inp, inp, xb);
+  be.copy_to_device(d_w, weight, wb);
+  be.ops.rmsnorm_forward(d_out, d_rstd, d_inp, d_w, N, C, eps);
+  be.copy_to_host(out, d_out, xb);
+  be.free(d_out), be.free(d_inp), be.free(d_w), be.free(d_rstd);
+  be.synchronize();
+  std::string e = puzzle::cuda::take_error();
+  if (!e.empty()) return report(err, err_len, e);
   return 0;
 }

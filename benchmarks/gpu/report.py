@@ -1,0 +1,75 @@
+"""Puts puzzle_cuda_check's JSON beside the PyTorch anchor's and prints one table; with --md,
+also writes it as Markdown with the date, card, driver and commit (for benchmarks/results/)."""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--torch")
+    ap.add_argument("--md")
+    ap.add_argument("--commit", default="")
+    ap.add_argument("--smi", default="")
+    a = ap.parse_args()
+    ours = json.load(open(a.ours))
+    torch = json.load(open(a.torch)) if a.torch and os.path.exists(a.torch) else {"results": []}
+    tmap = {r["name"]: r for r in torch["results"]}
+    rows = []
+    hdr = ["what", "puzzle ms (p10..p90)", "torch bf16 ms", "torch/puzzle", "puzzle", "torch", "floor"]
+    for r in ours["results"]:
+        t = tmap.get(r["name"])
+        extra, textra, floor = "", "", ""
+        for key, unit in (("TFLOPs", "TFLOP/s"), ("GBps", "GB/s"), ("tok_per_s", "tok/s")):
+            if key in r:
+                extra = f"{r[key]:.1f} {unit}"
+            if t and key in t:
+                textra = f"{t[key]:.1f} {unit}"
+        if "bw_floor_ms" in r:
+            floor = f"bw {r['bw_floor_ms']:.4f} ms, compute {r['compute_floor_ms']:.4f} ms -> {r['x_floor']:.2f}x"
+        rows.append([r["name"], f"{r['median_ms']:.4f} ({r['p10_ms']:.4f}..{r['p90_ms']:.4f})",
+                     f"{t['median_ms']:.4f}" if t else "-", f"{t['median_ms'] / r['median_ms']:.2f}" if t else "-",
+                     extra, textra, floor])
+        if r["group"] == "decode":
+            e = tmap.get(r["name"] + " (eager)")
+            if e:
+                rows.append([r["name"] + " (torch eager)", "-", f"{e['median_ms']:.4f}",
+                             f"{e['median_ms'] / r['median_ms']:.2f}", "", "", ""])
+    widths = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(len(hdr))]
+    line = lambda x: "  ".join(str(v).ljust(w) for v, w in zip(x, widths))
+    checks = ours.get("checks", [])
+    failed = [c for c in checks if not c["pass"]]
+    print()
+    print(f"device {ours['device']} ({ours['sms']} SMs, driver {ours['driver']}), GEMM {ours['gemm']}; "
+          f"torch {torch.get('torch', 'absent')}")
+    print(f"CUDA vs CPU checks: {len(checks) - len(failed)} passed, {len(failed)} failed")
+    for c in failed:
+        print(f"  FAIL {c['name']}: err {c['err']:.2e} > tol {c['tol']:.0e}")
+    print(line(hdr))
+    for x in rows:
+        print(line(x))
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write(f"# GPU check, {datetime.date.today().isoformat()}\n\n")
+            f.write(f"- card: {ours['device']} ({ours['sms']} SMs), driver {ours['driver']}\n")
+            if a.smi:
+                f.write(f"- nvidia-smi: {a.smi}\n")
+            f.write(f"- commit: {a.commit}\n- puzzle GEMM path: {ours['gemm']}; PyTorch {torch.get('torch', 'absent')}\n")
+            f.write(f"- command: `benchmarks/gpu/check.sh`\n\n")
+            f.write(f"CUDA against CPU: {len(checks) - len(failed)} passed, {len(failed)} failed\n\n")
+            for c in failed:
+                f.write(f"- FAIL {c['name']}: err {c['err']:.2e} > tol {c['tol']:.0e}\n")
+            f.write("\n| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr) + "\n")
+            for x in rows:
+                f.write("| " + " | ".join(str(v) for v in x) + " |\n")
+            f.write("\n<details><summary>every check</summary>\n\n| check | rel. error | tolerance | |\n|---|---|---|---|\n")
+            for c in checks:
+                f.write(f"| {c['name']} | {c['err']:.2e} | {c['tol']:.0e} | {'ok' if c['pass'] else 'FAIL'} |\n")
+            f.write("\n</details>\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1073 @@
+// Causal grouped-query attention on the GPU, flash style: tiled over queries and keys with an
+// online softmax, so no T x T matrix ever reaches global memory. Mirrors cpu/attention.cpp:
+// q[B,T,NH,HS] / k,v[B,T,NKV,HS] as strided column slices (row strides q_stride, kv_stride in
+// floats), out[B,T,NH,HS] packed, lse[B,NH,T] = natural log-sum-exp of the scaled scores, query
+// head h reads KV head h / (NH/NKV), softmax scale 1/sqrt(HS).
+//
+// The math is fp32 SIMT on shared-memory tiles (register-tiled like an SGEMM), which keeps the
+// results within fp32 rounding of the CPU backend. Head sizes are padded up to a compiled size
+// HSP in {32, 64, 128, 256} (zero columns in shared memory), so any HS <= 256 works.
+//
+// Kernels (all 256 threads, everything on stream(), no host waits, graph capturable):
+//  * attn_fwd_kernel     one block per (batch*head, 64-query tile), loops over 64-key tiles;
+//                        also serves cached prefill (queries at positions past.. over a cache).
+//  * attn_bwd_dot_kernel D[b,h,t] = sum(dout * out), the FlashAttention-2 pre-pass.
+//  * attn_bwd_kernel     one block per (batch*kv-head, key tile); loops over the query heads of
+//                        the group and the query tiles at or after the key tile; dK, dV live in
+//                        registers and are added (+=) to dk/dv once at the end; dQ goes to dq with
+//                        fp32 atomicAdd.
+//  * attn_decode_kernel  split-KV (flash decoding) for few queries over a long cache: one block
+//                        per (batch*kv-head, cache partition, chunk of 16 query rows), where a row
+//                        is one (query head of the group, query position): the group shares every
+//                        K/V load. attn_decode_combine_kernel merges the partitions.
+//
+// Thread geometry of the tiled kernels (tid = 16*ty + tx): a score tile S[BQ][BK] gives thread
+// (ty,tx) rows ty+16r and columns tx+16c, so a row lives in one half-warp (shuffle reductions with
+// xor 8,4,2,1). [rows][HSP] products give thread columns c*16*VEC + tx*VEC + e (vectors of VEC).
+// Shared tiles [rows][HSP] use a row stride HSP+4 (conflict-free float4 reads along rows 16 apart)
+// and score tiles [BQ][BK] a row stride BK+16 (the two half-warps hit disjoint banks).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+
+#include "cuda/common.cuh"
+
+namespace puzzle::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Blocks per SM that the register budget of a tiled kernel is sized for (__launch_bounds__):
+// as many as its shared memory lets in, which differs between sm_80 (164 KiB) and sm_90 (228 KiB).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define PUZZLE_ATTN_MINB(sm90, sm80) (sm80)
+#else
+#define PUZZLE_ATTN_MINB(sm90, sm80) (sm90)
+#endif
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.69314718055994531f;
+
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+
+// VEC consecutive floats from 4*VEC-byte aligned shared memory.
+template <int VEC>
+__device__ __forceinline__ void lds_vec(float (&r)[VEC], const float* p) {
+  if constexpr (VEC == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    r[0] = t.x;
+    r[1] = t.y;
+    r[2] = t.z;
+    r[3] = t.w;
+  } else if constexpr (VEC == 2) {
+    const float2 t = *reinterpret_cast<const float2*>(p);
+    r[0] = t.x;
+    r[1] = t.y;
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) r[e] = p[e];
+  }
+}
+
+__device__ __forceinline__ float4 lds4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+
+__device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
+  acc = fmaf(a.x, b.x, acc);
+  acc = fmaf(a.y, b.y, acc);
+  acc = fmaf(a.z, b.z, acc);
+  return fmaf(a.w, b.w, acc);
+}
+
+// Loads 4 floats of a row from global memory: one float4 when `vec` (the caller checked 16-byte
+// alignment of every such address), else scalars with columns >= HS read as 0.
+__device__ __forceinline__ float4 ldg4(const float* p, int c, int HS, bool vec) {
+  if (vec) return *reinterpret_cast<const float4*>(p);
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  v.x = p[0];
+  if (c + 1 < HS) v.y = p[1];
+  if (c + 2 < HS) v.z = p[2];
+  if (c + 3 < HS) v.w = p[3];
+  return v;
+}
+
+template <int HSP>
+struct Geo {
+  static constexpr int LD = HSP + 4;                    // row stride of [rows][HSP] tiles
+  static constexpr int VEC = HSP >= 64 ? 4 : HSP / 16;  // vector width of [rows][HSP] columns
+  static constexpr int OC = HSP / (16 * VEC);           // vectors per thread per row
+  static constexpr int NCOL = OC * VEC;                 // columns per thread per row (HSP/16)
+  static_assert(HSP % 32 == 0 && OC * 16 * VEC == HSP, "HSP must be 32, 64, 128 or 256");
+};
+
+// Copies rows [0, ROWS) x columns [0, HSP) of a strided matrix into a shared tile [ROWS][HSP+4],
+// zero-filling rows >= nvalid and columns >= HS, in two steps (all global loads, then all shared
+// stores) so the loads are in flight together and can be issued before a barrier.
+template <int ROWS, int HSP>
+struct TileLoad {
+  static constexpr int C4 = HSP / 4, N = ROWS * C4, IT = (N + kThreads - 1) / kThreads;
+  float4 buf[IT];
+
+  __device__ __forceinline__ void load(const float* src, int64_t stride, int nvalid, int HS, bool vec, float mul) {
+#pragma unroll
+    for (int it = 0; it < IT; ++it) {
+      const int idx = it * kThreads + (int)threadIdx.x;
+      const int r = idx / C4, c = (idx % C4) * 4;
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (idx < N && r < nvalid && c < HS) {
+        v = ldg4(src + r * stride + c, c, HS, vec);
+        v.x *= mul;
+        v.y *= mul;
+        v.z *= mul;
+        v.w *= mul;
+      }
+      buf[it] = v;
+    }
+  }
+  __device__ __forceinline__ void store(float* dst) const {
+#pragma unroll
+    for (int it = 0; it < IT; ++it) {
+      const int idx = it * kThreads + (int)threadIdx.x;
+      if (idx < N) {
+        const int r = idx / C4, c = (idx % C4) * 4;
+        *reinterpret_cast<float4*>(dst + r * Geo<HSP>::LD + c) = buf[it];
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ float half_warp_max(float v) {
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float half_warp_sum(float v) {
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------
+// Forward (also cached prefill). Queries i in [0,Tq) sit at positions past+i and see keys
+// j <= past+i of the nk = past+Tq key rows. Scores are kept in base 2: q is pre-multiplied by
+// scale*log2(e), so p = exp2(s - m) and lse = m*ln2 + ln(l).
+template <int HSP, int BQ, int BK>
+constexpr size_t fwd_smem_bytes() {
+  return sizeof(float) * ((size_t)BQ * Geo<HSP>::LD + (size_t)BK * Geo<HSP>::LD + (size_t)BQ * (BK + 16));
+}
+
+template <int HSP, int BQ, int BK, int MINB90, int MINB80>
+__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
+    attn_fwd_kernel(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q,
+                    const float* __restrict__ k, const float* __restrict__ v, int Tq, int past, int NH, int group,
+                    int HS, int64_t q_bstride, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride,
+                    int64_t o_stride, float scale_log2, bool vec_q, bool vec_kv) {
+  using G = Geo<HSP>;
+  constexpr int LD = G::LD, VEC = G::VEC, OC = G::OC, NCOL = G::NCOL;
+  constexpr int LDP = BK + 16, RM = BQ / 16, CN = BK / 16;
+  static_assert(BQ % 16 == 0 && BK % 16 == 0 && BK % 4 == 0, "tile sizes");
+  extern __shared__ __align__(16) float smem[];
+  float* Qs = smem;              // [BQ][LD]  queries, pre-scaled
+  float* KVs = Qs + BQ * LD;     // [BK][LD]  keys, then values, of the current key tile
+  float* Ps = KVs + BK * LD;     // [BQ][LDP] probabilities of the current tile
+
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int bh = blockIdx.x, b = bh / NH, h = bh % NH, g = h / group;
+  const int q0 = ((int)gridDim.y - 1 - (int)blockIdx.y) * BQ;  // the longest tiles start first
+  const int nk = past + Tq;
+  const float* kb = k + b * kv_bstride + (int64_t)g * HS;
+  const float* vb = v + b * kv_bstride + (int64_t)g * HS;
+
+  {
+    TileLoad<BQ, HSP> lq;
+    lq.load(q + b * q_bstride + q0 * q_stride + (int64_t)h * HS, q_stride, Tq - q0, HS, vec_q, scale_log2);
+    lq.store(Qs);
+  }
+
+  float o[RM][NCOL];
+  float m[RM], l[RM];
+#pragma unroll
+  for (int r = 0; r < RM; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+#pragma unroll
+    for (int e = 0; e < NCOL; ++e) o[r][e] = 0.f;
+  }
+
+  const int last_key = past + imin(q0 + BQ, Tq) - 1;  // the furthest key a valid row of this tile sees
+  const int nkt = last_key / BK + 1;
+  for (int kt = 0; kt < nkt; ++kt) {
+    const int k0 = kt * BK;
+    {
+      TileLoad<BK, HSP> lk;
+      lk.load(kb + k0 * kv_stride, kv_stride, nk - k0, HS, vec_kv, 1.f);
+      __syncthreads();  // the previous tile's P.V is done with KVs and Ps (first tile: Qs is stored)
+      lk.store(KVs);
+    }
+    __syncthreads();
+
+    // S = Q K^T for rows ty+16r, keys tx+16c
+    float s[RM][CN];
+#pragma unroll
+    for (int r = 0; r < RM; ++r)
+#pragma unroll
+      for (int c = 0; c < CN; ++c) s[r][c] = 0.f;
+#pragma unroll 2
+    for (int d = 0; d < HSP; d += 4) {
+      float4 a[RM], bk[CN];
+#pragma unroll
+      for (int r = 0; r < RM; ++r) a[r] = lds4(Qs + (ty + 16 * r) * LD + d);
+#pragma unroll
+      for (int c = 0; c < CN; ++c) bk[c] = lds4(KVs + (tx + 16 * c) * LD + d);
+#pragma unroll
+      for (int r = 0; r < RM; ++r)
+#pragma unroll
+        for (int c = 0; c < CN; ++c) s[r][c] = dot4(a[r], bk[c], s[r][c]);
+    }
+
+    // causal mask and online softmax; a row's 16 threads share one half-warp
+#pragma unroll
+    for (int r = 0; r < RM; ++r) {
+      const int lim = past + q0 + ty + 16 * r;  // keys j <= lim are visible
+      float mx = -INFINITY;
+#pragma unroll
+      for (int c = 0; c < CN; ++c) {
+        if (k0 + tx + 16 * c > lim) s[r][c] = -INFINITY;
+        mx = fmaxf(mx, s[r][c]);
+      }
+      mx = half_warp_max(mx);
+      const float m_new = fmaxf(m[r], mx);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float corr = exp2f(m[r] - m_use);
+      float sum = 0.f;
+#pragma unroll
+      for (int c = 0; c < CN; ++c) {
+        s[r][c] = exp2f(s[r][c] - m_use);
+        sum += s[r][c];
+      }
+      sum = half_warp_sum(sum);
+      l[r] = l[r] * corr + sum;
+      m[r] = m_new;
+#pragma unroll
+      for (int e = 0; e < NCOL; ++e) o[r][e] *= corr;
+    }
+
+    {
+      TileLoad<BK, HSP> lv;
+      lv.load(vb + k0 * kv_stride, kv_stride, nk - k0, HS, vec_kv, 1.f);
+      __syncthreads();  // every thread is done reading the keys
+#pragma unroll
+      for (int r = 0; r < RM; ++r)
+#pragma unroll
+        for (int c = 0; c < CN; ++c) Ps[(ty + 16 * r) * LDP + tx + 16 * c] = s[r][c];
+      lv.store(KVs);
+    }
+    __syncthreads();
+
+    // O += P V for rows ty+16r, columns c*16*VEC + tx*VEC + e
+#pragma unroll 1
+    for (int j = 0; j < BK; j += 4) {
+      float p[RM][4];
+#pragma unroll
+      for (int r = 0; r < RM; ++r) lds_vec<4>(p[r], Ps + (ty + 16 * r) * LDP + j);
+#pragma unroll
+      for (int jj = 0; jj < 4; ++jj) {
+#pragma unroll
+        for (int c = 0; c < OC; ++c) {
+          float x[VEC];
+          lds_vec<VEC>(x, KVs + (j + jj) * LD + c * 16 * VEC + tx * VEC);
+#pragma unroll
+          for (int r = 0; r < RM; ++r)
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) o[r][c * VEC + e] = fmaf(p[r][jj], x[e], o[r][c * VEC + e]);
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < RM; ++r) {
+    const int i = q0 + ty + 16 * r;
+    if (i < Tq) {
+      const float inv = 1.f / l[r];
+      float* dst = out + ((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS;
+#pragma unroll
+      for (int c = 0; c < OC; ++c)
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) {
+          const int d = c * 16 * VEC + tx * VEC + e;
+          if (d < HS) dst[d] = o[r][c * VEC + e] * inv;
+        }
+      if (lse != nullptr && tx == 0) lse[((int64_t)b * NH + h) * Tq + i] = m[r] * kLn2 + logf(l[r]);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Backward pre-pass: D[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d]; one warp per (b,t,h).
+__global__ void __launch_bounds__(kThreads)
+    attn_bwd_dot_kernel(float* __restrict__ D, const float* __restrict__ dout, const float* __restrict__ out,
+                        int64_t rows, int T, int NH, int HS, int64_t o_stride) {
+  const int64_t row = (int64_t)blockIdx.x * (kThreads / 32) + threadIdx.x / 32;  // (b*T + t)*NH + h
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;  // uniform over the warp; no barrier follows
+  const int64_t bt = row / NH;
+  const int h = (int)(row % NH);
+  const float* a = dout + bt * o_stride + (int64_t)h * HS;
+  const float* o = out + bt * o_stride + (int64_t)h * HS;
+  float s = 0.f;
+  for (int d = lane; d < HS; d += 32) s = fmaf(a[d], o[d], s);
+  s = warp_sum(s);
+  if (lane == 0) {
+    const int64_t b = bt / T, t = bt % T;
+    D[(b * NH + h) * T + t] = s;
+  }
+}
+
+template <int HSP, int BQ, int BK>
+constexpr size_t bwd_smem_bytes() {
+  return sizeof(float) * (2 * (size_t)BK * Geo<HSP>::LD + 2 * (size_t)BQ * Geo<HSP>::LD + 2 * (size_t)BQ * (BK + 16));
+}
+
+template <int HSP, int BQ, int BK, int MINB90, int MINB80>
+__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
+    attn_bwd_kernel(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv,
+                    const float* __restrict__ dout, const float* __restrict__ q, const float* __restrict__ k,
+                    const float* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ Dsum, int T,
+                    int NH, int NKV, int group, int HS, int64_t q_stride, int64_t kv_stride, int64_t o_stride,
+                    float scale, bool vec_q, bool vec_kv, bool vec_o) {
+  using G = Geo<HSP>;
+  constexpr int LD = G::LD, VEC = G::VEC, OC = G::OC, NCOL = G::NCOL;
+  constexpr int LDP = BK + 16, RM = BQ / 16, CN = BK / 16, RJ = BK / 16;
+  static_assert(BQ % 16 == 0 && BK % 16 == 0 && (RJ == 2 || RJ == 4), "tile sizes");
+  extern __shared__ __align__(16) float smem[];
+  float* Ks = smem;             // [BK][LD]  this block's keys
+  float* Vs = Ks + BK * LD;     // [BK][LD]  this block's values
+  float* Qs = Vs + BK * LD;     // [BQ][LD]  current query tile
+  float* dOs = Qs + BQ * LD;    // [BQ][LD]  its output gradient
+  float* Ps = dOs + BQ * LD;    // [BQ][LDP] P
+  float* dSs = Ps + BQ * LDP;   // [BQ][LDP] scale * dS
+
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int b = blockIdx.x / NKV, g = blockIdx.x % NKV;
+  const int k0 = blockIdx.y * BK;  // the longest key tiles (small k0) start first
+  const float scale_log2 = scale * kLog2e;
+
+  {
+    TileLoad<BK, HSP> lk, lv;
+    lk.load(k + ((int64_t)b * T + k0) * kv_stride + (int64_t)g * HS, kv_stride, T - k0, HS, vec_kv, 1.f);
+    lv.load(v + ((int64_t)b * T + k0) * kv_stride + (int64_t)g * HS, kv_stride, T - k0, HS, vec_kv, 1.f);
+    lk.store(Ks);
+    lv.store(Vs);
+  }
+
+  // dK, dV rows k0 + ty*RJ + r, columns c*16*VEC + tx*VEC + e
+  float dk_acc[RJ][NCOL], dv_acc[RJ][NCOL];
+#pragma unroll
+  for (int r = 0; r < RJ; ++r)
+#pragma unroll
+    for (int e = 0; e < NCOL; ++e) dk_acc[r][e] = dv_acc[r][e] = 0.f;
+
+  const int nqt = (T + BQ - 1) / BQ;
+  for (int hh = 0; hh < group; ++hh) {
+    const int h = g * group + hh;
+    const float* lse_h = lse + ((int64_t)b * NH + h) * T;
+    const float* D_h = Dsum + ((int64_t)b * NH + h) * T;
+    for (int qt = k0 / BQ; qt < nqt; ++qt) {
+      const int q0 = qt * BQ;
+      TileLoad<BQ, HSP> lq, ldo;
+      lq.load(q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS, q_stride, T - q0, HS, vec_q, 1.f);
+      ldo.load(dout + ((int64_t)b * T + q0) * o_stride + (int64_t)h * HS, o_stride, T - q0, HS, vec_o, 1.f);
+      float lse2[RM], Di[RM];
+#pragma unroll
+      for (int r = 0; r < RM; ++r) {
+        const int i = q0 + ty + 16 * r;
+        lse2[r] = i < T ? lse_h[i] * kLog2e : 0.f;
+        Di[r] = i < T ? D_h[i] : 0.f;
+      }
+      __syncthreads();  // the previous tile is done with Qs, dOs, Ps, dSs (first: Ks, Vs stored)
+      lq.store(Qs);
+      ldo.store(dOs);
+      __syncthreads();
+
+      // S = Q K^T for rows ty+16r, keys tx+16c, then P = exp(scale*S - lse) on the causal part
+      {
+        float s[RM][CN];
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+          for (int c = 0; c < CN; ++c) s[r][c] = 0.f;
+#pragma unroll 2
+        for (int d = 0; d < HSP; d += 4) {
+          float4 a[RM], bk[CN];
+#pragma unroll
+          for (int r = 0; r < RM; ++r) a[r] = lds4(Qs + (ty + 16 * r) * LD + d);
+#pragma unroll
+          for (int c = 0; c < CN; ++c) bk[c] = lds4(Ks + (tx + 16 * c) * LD + d);
+#pragma unroll
+          for (int r = 0; r < RM; ++r)
+#pragma unroll
+            for (int c = 0; c < CN; ++c) s[r][c] = dot4(a[r], bk[c], s[r][c]);
+        }
+#pragma unroll
+        for (int r = 0; r < RM; ++r) {
+          const int i = q0 + ty + 16 * r;
+#pragma unroll
+          for (int c = 0; c < CN; ++c) {
+            const int j = k0 + tx + 16 * c;
+            Ps[(ty + 16 * r) * LDP + tx + 16 * c] =
+                (j <= i && i < T) ? exp2f(s[r][c] * scale_log2 - lse2[r]) : 0.f;
+          }
+        }
+      }
+      // dP = dO V^T, then scale*dS = scale * P * (dP - D); each thread rereads only its own P
+      {
+        float dp[RM][CN];
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+          for (int c = 0; c < CN; ++c) dp[r][c] = 0.f;
+#pragma unroll 2
+        for (int d = 0; d < HSP; d += 4) {
+          float4 a[RM], bv[CN];
+#pragma unroll
+          for (int r = 0; r < RM; ++r) a[r] = lds4(dOs + (ty + 16 * r) * LD + d);
+#pragma unroll
+          for (int c = 0; c < CN; ++c) bv[c] = lds4(Vs + (tx + 16 * c) * LD + d);
+#pragma unroll
+          for (int r = 0; r < RM; ++r)
+#pragma unroll
+            for (int c = 0; c < CN; ++c) dp[r][c] = dot4(a[r], bv[c], dp[r][c]);
+        }
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+          for (int c = 0; c < CN; ++c) {
+            const int at = (ty + 16 * r) * LDP + tx + 16 * c;
+            dSs[at] = Ps[at] * (dp[r][c] - Di[r]) * scale;
+          }
+      }
+      __syncthreads();
+
+      // dV += P^T dO and dK += (scale dS)^T Q over the tile's query rows
+#pragma unroll 2
+      for (int i = 0; i < BQ; ++i) {
+        float pj[RJ], sj[RJ];
+        lds_vec<RJ>(pj, Ps + i * LDP + ty * RJ);
+        lds_vec<RJ>(sj, dSs + i * LDP + ty * RJ);
+#pragma unroll
+        for (int c = 0; c < OC; ++c) {
+          float x[VEC], y[VEC];
+          lds_vec<VEC>(x, dOs + i * LD + c * 16 * VEC + tx * VEC);
+          lds_vec<VEC>(y, Qs + i * LD + c * 16 * VEC + tx * VEC);
+#pragma unroll
+          for (int r = 0; r < RJ; ++r)
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) {
+              dv_acc[r][c * VEC + e] = fmaf(pj[r], x[e], dv_acc[r][c * VEC + e]);
+              dk_acc[r][c * VEC + e] = fmaf(sj[r], y[e], dk_acc[r][c * VEC + e]);
+            }
+        }
+      }
+
+      // dQ += (scale dS) K for rows ty+16r, columns c*16*VEC + tx*VEC + e
+      if (dq != nullptr) {
+        float acc[RM][NCOL];
+#pragma unroll
+        for (int r = 0; r < RM; ++r)
+#pragma unroll
+          for (int e = 0; e < NCOL; ++e) acc[r][e] = 0.f;
+#pragma unroll 1
+        for (int j = 0; j < BK; j += 4) {
+          float sv[RM][4];
+#pragma unroll
+          for (int r = 0; r < RM; ++r) lds_vec<4>(sv[r], dSs + (ty + 16 * r) * LDP + j);
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj)
+#pragma unroll
+            for (int c = 0; c < OC; ++c) {
+              float x[VEC];
+              lds_vec<VEC>(x, Ks + (j + jj) * LD + c * 16 * VEC + tx * VEC);
+#pragma unroll
+              for (int r = 0; r < RM; ++r)
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) acc[r][c * VEC + e] = fmaf(sv[r][jj], x[e], acc[r][c * VEC + e]);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < RM; ++r) {
+          const int i = q0 + ty + 16 * r;
+          if (i < T) {
+            float* dst = dq + ((int64_t)b * T + i) * q_stride + (int64_t)h * HS;
+#pragma unroll
+            for (int c = 0; c < OC; ++c)
+#pragma unroll
+              for (int e = 0; e < VEC; ++e) {
+                const int d = c * 16 * VEC + tx * VEC + e;
+                if (d < HS) atomicAdd(dst + d, acc[r][c * VEC + e]);
+              }
+          }
+        }
+      }
+    }
+  }
+
+  // this block owns rows [k0, k0+BK) of kv head g: plain read-modify-write accumulation
+#pragma unroll
+  for (int r = 0; r < RJ; ++r) {
+    const int j = k0 + ty * RJ + r;
+    if (j < T) {
+      const int64_t off = ((int64_t)b * T + j) * kv_stride + (int64_t)g * HS;
+#pragma unroll
+      for (int c = 0; c < OC; ++c)
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) {
+          const int d = c * 16 * VEC + tx * VEC + e;
+          if (d < HS) {
+            if (dk != nullptr) dk[off + d] += dk_acc[r][c * VEC + e];
+            if (dv != nullptr) dv[off + d] += dv_acc[r][c * VEC + e];
+          }
+        }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Decode: few queries over a long cache, split-KV. A block takes kDecRows query rows of one KV
+// group (row rr = hh*Tq + t: query head g*group+hh at position past+t) and the cache rows
+// [kbeg, kend) of one partition, in tiles of kDecKeys keys.
+//  scores : 8-lane unit u holds key k0+u (lane l: columns (c*8+l)*4 + 0..3), dots against the
+//           shared query rows, reduced over the 8 lanes
+//  softmax: warp w owns rows w and w+8, lane = key
+//  P.V    : thread (dcol = tid % HSP, key group jg = tid / HSP) sums its KPT keys for all rows;
+//           the key groups are added in shared memory at the end
+// Partition results are unnormalised (o, m, l) when nsplit > 1, merged by the combine kernel.
+constexpr int kDecRows = 16;
+constexpr int kDecKeys = 32;
+
+constexpr size_t dec_smem_bytes() {
+  return sizeof(float) * ((size_t)kDecRows * kThreads + kDecRows * kDecKeys + 3 * kDecRows);
+}
+
+template <int HSP, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
+    attn_decode_kernel(float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
+                       const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc, int Tq,
+                       int past, int NH, int NKV, int group, int HS, int64_t q_stride, int64_t kv_stride,
+                       int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
+                       bool vec_kv) {
+  constexpr int KC = HSP / 32;         // float4 key vectors per lane
+  constexpr int NJG = kThreads / HSP;  // key groups in P.V
+  constexpr int KPT = kDecKeys / NJG;  // keys per thread in P.V
+  constexpr int RW = kDecRows / 8;     // softmax rows per warp
+  static_assert(KPT % 4 == 0 && KC >= 1, "decode geometry");
+  extern __shared__ __align__(16) float smem[];
+  float* buf = smem;                        // Qs [kDecRows][HSP], at the end [NJG][kDecRows][HSP]
+  float* Ss = buf + kDecRows * kThreads;    // [kDecRows][kDecKeys] scores, then probabilities
+  float* Cs = Ss + kDecRows * kDecKeys;     // [kDecRows] rescale factors of the current tile
+  float* Ms = Cs + kDecRows;                // [kDecRows] final running max
+  float* Ls = Ms + kDecRows;                // [kDecRows] final running sum
+
+  int idx = blockIdx.x;
+  const int chunk = idx % nchunk;
+  idx /= nchunk;
+  const int split = idx % nsplit;
+  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
+  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
+  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32, u = tid / 8, l8 = tid % 8;
+  const int dcol = tid % HSP, jg = tid / HSP;
+
+  for (int i = tid; i < kDecRows * HSP; i += kThreads) {
+    const int r = i / HSP, d = i % HSP;
+    float val = 0.f;
+    if (r < nrows && d < HS) {
+      const int rr = r0 + r, hh = rr / Tq, t = rr % Tq;
+      val = q[((int64_t)b * Tq + t) * q_stride + (int64_t)(g * group + hh) * HS + d] * scale_log2;
+    }
+    buf[r * HSP + d] = val;
+  }
+
+  float o[kDecRows];
+#pragma unroll
+  for (int r = 0; r < kDecRows; ++r) o[r] = 0.f;
+  float m_run[RW], l_run[RW];
+#pragma unroll
+  for (int kk = 0; kk < RW; ++kk) {
+    m_run[kk] = -INFINITY;
+    l_run[kk] = 0.f;
+  }
+
+  const float* kbase = kc + b * kv_bstride + (int64_t)g * HS;
+  const float* vbase = vc + b * kv_bstride + (int64_t)g * HS;
+  for (int k0 = kbeg; k0 < kend; k0 += kDecKeys) {
+    // global loads for the whole tile first
+    const int jk = k0 + u;
+    float4 kv[KC];
+#pragma unroll
+    for (int c = 0; c < KC; ++c) {
+      const int d = (c * 8 + l8) * 4;
+      kv[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (jk < kend && d < HS) kv[c] = ldg4(kbase + jk * kv_stride + d, d, HS, vec_kv);
+    }
+    float vv[KPT];
+#pragma unroll
+    for (int jj = 0; jj < KPT; ++jj) {
+      const int jv = k0 + jg * KPT + jj;
+      vv[jj] = (jv < kend && dcol < HS) ? vbase[jv * kv_stride + dcol] : 0.f;
+    }
+    __syncthreads();  // Qs stored (first tile); the previous tile's P.V is done with Ss, Cs
+
+    // scores
+#pragma unroll 2
+    for (int r = 0; r < kDecRows; ++r) {
+      if (r < nrows) {  // uniform over the block
+        float sd = 0.f;
+#pragma unroll
+        for (int c = 0; c < KC; ++c) sd = dot4(lds4(buf + r * HSP + (c * 8 + l8) * 4), kv[c], sd);
+        sd += __shfl_xor_sync(0xffffffffu, sd, 4);
+        sd += __shfl_xor_sync(0xffffffffu, sd, 2);
+        sd += __shfl_xor_sync(0xffffffffu, sd, 1);
+        if (l8 == 0) {
+          const int t = (r0 + r) % Tq;
+          Ss[r * kDecKeys + u] = (jk < kend && jk <= past + t) ? sd : -INFINITY;
+        }
+      }
+    }
+    __syncthreads();
+
+    // online softmax
+#pragma unroll
+    for (int kk = 0; kk < RW; ++kk) {
+      const int r = w + 8 * kk;
+      if (r < nrows) {  // uniform over the warp
+        const float sv = Ss[r * kDecKeys + lane];
+        const float m_new = fmaxf(m_run[kk], warp_max(sv));
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float corr = exp2f(m_run[kk] - m_use);
+        const float p = exp2f(sv - m_use);
+        l_run[kk] = l_run[kk] * corr + warp_sum(p);
+        m_run[kk] = m_new;
+        Ss[r * kDecKeys + lane] = p;
+        if (lane == 0) Cs[r] = corr;
+      }
+    }
+    __syncthreads();
+
+    // P.V
+#pragma unroll
+    for (int r = 0; r < kDecRows; ++r) {
+      if (r < nrows) {
+        float acc = o[r] * Cs[r];
+#pragma unroll
+        for (int jj = 0; jj < KPT; jj += 4) {
+          const float4 p = lds4(Ss + r * kDecKeys + jg * KPT + jj);
+          acc = fmaf(p.x, vv[jj], acc);
+          acc = fmaf(p.y, vv[jj + 1], acc);
+          acc = fmaf(p.z, vv[jj + 2], acc);
+          acc = fmaf(p.w, vv[jj + 3], acc);
+        }
+        o[r] = acc;
+      }
+    }
+  }
+
+#pragma unroll
+  for (int kk = 0; kk < RW; ++kk) {
+    const int r = w + 8 * kk;
+    if (r < nrows && lane == 0) {
+      Ms[r] = m_run[kk];
+      Ls[r] = l_run[kk];
+    }
+  }
+  __syncthreads();  // every thread is past its last read of Qs and Ss
+#pragma unroll
+  for (int r = 0; r < kDecRows; ++r) buf[(jg * kDecRows + r) * HSP + dcol] = o[r];
+  __syncthreads();
+  if (jg == 0 && dcol < HS) {
+    for (int r = 0; r < nrows; ++r) {
+      float tot = 0.f;
+#pragma unroll
+      for (int x = 0; x < NJG; ++x) tot += buf[(x * kDecRows + r) * HSP + dcol];
+      const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+      if (nsplit == 1) {
+        out[(((int64_t)b * Tq + t) * NH + h) * HS + dcol] = tot / Ls[r];
+      } else {
+        const int64_t prow = (((int64_t)b * NH + h) * Tq + t) * nsplit + split;
+        part_o[prow * HS + dcol] = tot;
+        if (dcol == 0) {
+          part_ml[prow * 2] = Ms[r];
+          part_ml[prow * 2 + 1] = Ls[r];
+        }
+      }
+    }
+  }
+}
+
+// Merges the partitions of one row ((b*NH + h)*Tq + t) per block.
+constexpr int kCombineThreads = 128;
+
+__global__ void __launch_bounds__(kCombineThreads)
+    attn_decode_combine_kernel(float* __restrict__ out, const float* __restrict__ part_o,
+                               const float* __restrict__ part_ml, int nsplit, int Tq, int NH, int HS) {
+  extern __shared__ __align__(16) float smem[];
+  float* wts = smem;             // [nsplit]
+  float* red = smem + nsplit;    // [kCombineThreads / 32]
+  const int64_t row = blockIdx.x;
+  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32;
+  constexpr int NW = kCombineThreads / 32;
+  const float* ml = part_ml + row * nsplit * 2;
+
+  float mx = -INFINITY;
+  for (int s = tid; s < nsplit; s += kCombineThreads) mx = fmaxf(mx, ml[2 * s]);
+  mx = warp_max(mx);
+  if (lane == 0) red[w] = mx;
+  __syncthreads();
+  mx = red[0];
+#pragma unroll
+  for (int x = 1; x < NW; ++x) mx = fmaxf(mx, red[x]);
+  const float m_use = mx == -INFINITY ? 0.f : mx;  // never -inf: partition 0 sees key 0
+  __syncthreads();  // red is reused below
+
+  float sum = 0.f;
+  for (int s = tid; s < nsplit; s += kCombineThreads) {
+    const float e = exp2f(ml[2 * s] - m_use);
+    wts[s] = e;
+    sum = fmaf(e, ml[2 * s + 1], sum);
+  }
+  sum = warp_sum(sum);
+  if (lane == 0) red[w] = sum;
+  __syncthreads();
+  sum = 0.f;
+#pragma unroll
+  for (int x = 0; x < NW; ++x) sum += red[x];
+  const float inv = 1.f / sum;
+
+  const int64_t b = row / ((int64_t)NH * Tq), h = (row / Tq) % NH, t = row % Tq;
+  float* dst = out + ((b * Tq + t) * NH + h) * HS;
+  const float* src = part_o + row * nsplit * HS;
+  for (int d = tid; d < HS; d += kCombineThreads) {
+    float acc = 0.f;
+    for (int s = 0; s < nsplit; ++s) acc = fmaf(wts[s], src[(int64_t)s * HS + d], acc);
+    dst[d] = acc * inv;
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Host side.
+
+struct DeviceInfo {
+  int sms = 1;
+  int smem_optin = 48 * 1024;
+};
+
+const DeviceInfo& device_info() {
+  static const DeviceInfo info = [] {
+    DeviceInfo d;
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess) {
+      if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && v > 0) d.sms = v;
+      if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess && v > 0)
+        d.smem_optin = v;
+    }
+    return d;
+  }();
+  return info;
+}
+
+// Raises a kernel's dynamic shared memory limit (once per kernel: the caller keeps the result in a
+// function-local static). Returns false, with the error recorded, when the device cannot.
+template <class Kernel>
+bool allow_smem(Kernel* kernel, size_t bytes, const char* where) {
+  if (bytes <= 48 * 1024) return true;
+  if ((int64_t)bytes > device_info().smem_optin) {
+    record_error(cudaErrorInvalidConfiguration, where);
+    return false;
+  }
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+  if (e != cudaSuccess) {
+    record_error(e, where);
+    return false;
+  }
+  return true;
+}
+
+// Scratch (D for the backward, partition results for split-KV decode). Outside stream capture one
+// buffer is kept and reused (grown stream-ordered: the old one is freed after the work already
+// queued); inside a capture the call gets its own cudaMallocAsync/cudaFreeAsync pair, so the
+// graph owns that memory and never depends on the reusable buffer. Callers hold lock() from
+// acquire until their last launch is queued.
+class Scratch {
+ public:
+  std::mutex& lock() { return mu_; }
+  float* acquire(size_t bytes, bool* temporary) {
+    *temporary = false;
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    cudaError_t e = cudaStreamIsCapturing(stream(), &st);
+    if (e != cudaSuccess) {
+      record_error(e, "attention scratch");
+      return nullptr;
+    }
+    void* p = nullptr;
+    if (st != cudaStreamCaptureStatusNone) {
+      e = cudaMallocAsync(&p, bytes, stream());
+      if (e != cudaSuccess) {
+        record_error(e, "attention scratch");
+        return nullptr;
+      }
+      *temporary = true;
+      return static_cast<float*>(p);
+    }
+    if (bytes > cap_) {
+      if (buf_ != nullptr) cudaFreeAsync(buf_, stream());
+      buf_ = nullptr;
+      cap_ = 0;
+      const size_t want = std::max(bytes + bytes / 2, (size_t)1 << 20);
+      e = cudaMallocAsync(&p, want, stream());
+      if (e != cudaSuccess) {
+        record_error(e, "attention scratch");
+        return nullptr;
+      }
+      buf_ = static_cast<float*>(p);
+      cap_ = want;
+    }
+    return buf_;
+  }
+  void release(float* p, bool temporary) {
+    if (temporary && p != nullptr) record_error(cudaFreeAsync(p, stream()), "attention scratch");
+  }
+
+ private:
+  std::mutex mu_;
+  float* buf_ = nullptr;
+  size_t cap_ = 0;
+};
+
+Scratch& scratch() {
+  static Scratch s;
+  return s;
+}
+
+bool aligned16(const void* p, int64_t stride, int64_t HS) {
+  return ((uintptr_t)p % 16 == 0) && stride % 4 == 0 && HS % 4 == 0;
+}
+
+int padded_head_size(int64_t HS) {
+  if (HS <= 0) return 0;
+  if (HS <= 32) return 32;
+  if (HS <= 64) return 64;
+  if (HS <= 128) return 128;
+  if (HS <= 256) return 256;
+  return 0;
+}
+
+struct FwdArgs {
+  float* out;
+  float* lse;
+  const float* q;
+  const float* k;
+  const float* v;
+  int64_t B, Tq, past, NH, NKV, HS, q_bstride, q_stride, kv_bstride, kv_stride;
+};
+
+template <int HSP, int BQ, int BK, int MINB90, int MINB80>
+void launch_fwd(const FwdArgs& a, const char* where) {
+  constexpr size_t smem = fwd_smem_bytes<HSP, BQ, BK>();
+  auto kernel = attn_fwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
+  static const bool ok = allow_smem(kernel, smem, where);
+  if (!ok) {
+    record_error(cudaErrorInvalidConfiguration, where);
+    return;
+  }
+  const float scale_log2 = (1.f / std::sqrt((float)a.HS)) * kLog2e;
+  const bool vec_q = aligned16(a.q, a.q_stride, a.HS) && a.q_bstride % 4 == 0;
+  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS) && a.kv_bstride % 4 == 0;
+  const dim3 grid((unsigned)(a.B * a.NH), (unsigned)((a.Tq + BQ - 1) / BQ));
+  kernel<<<grid, kThreads, smem, stream()>>>(a.out, a.lse, a.q, a.k, a.v, (int)a.Tq, (int)a.past, (int)a.NH,
+                                             (int)(a.NH / a.NKV), (int)a.HS, a.q_bstride, a.q_stride, a.kv_bstride,
+                                             a.kv_stride, a.NH * a.HS, scale_log2, vec_q, vec_kv);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
+}
+
+void dispatch_fwd(const FwdArgs& a, const char* where) {
+  switch (padded_head_size(a.HS)) {
+    case 32: launch_fwd<32, 64, 64, 2, 2>(a, where); break;     //  38 KiB shared
+    case 64: launch_fwd<64, 64, 64, 2, 2>(a, where); break;     //  54 KiB
+    case 128: launch_fwd<128, 64, 64, 2, 1>(a, where); break;   //  86 KiB
+    case 256: launch_fwd<256, 64, 64, 1, 1>(a, where); break;   // 150 KiB
+    default: record_error(cudaErrorInvalidValue, where);
+  }
+}
+
+struct BwdArgs {
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* lse;
+  const float* D;
+  int64_t B, T, NH, NKV, HS, q_stride, kv_stride;
+};
+
+template <int HSP, int BQ, int BK, int MINB90, int MINB80>
+void launch_bwd(const BwdArgs& a) {
+  const char* where = "attention_backward";
+  constexpr size_t smem = bwd_smem_bytes<HSP, BQ, BK>();
+  auto kernel = attn_bwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
+  static const bool ok = allow_smem(kernel, smem, where);
+  if (!ok) {
+    record_error(cudaErrorInvalidConfiguration, where);
+    return;
+  }
+  const int64_t o_stride = a.NH * a.HS;
+  const bool vec_q = aligned16(a.q, a.q_stride, a.HS);
+  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS);
+  const bool vec_o = aligned16(a.dout, o_stride, a.HS);
+  const dim3 grid((unsigned)(a.B * a.NKV), (unsigned)((a.T + BK - 1) / BK));
+  kernel<<<grid, kThreads, smem, stream()>>>(a.dq, a.dk, a.dv, a.dout, a.q, a.k, a.v, a.lse, a.D, (int)a.T,
+                                             (int)a.NH, (int)a.NKV, (int)(a.NH / a.NKV), (int)a.HS, a.q_stride,
+                                             a.kv_stride, o_stride, 1.f / std::sqrt((float)a.HS), vec_q, vec_kv,
+                                             vec_o);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
+}
+
+void dispatch_bwd(const BwdArgs& a) {
+  switch (padded_head_size(a.HS)) {
+    case 32: launch_bwd<32, 64, 64, 2, 2>(a); break;  // 76 KiB shared
+    case 64: launch_bwd<64, 32, 64, 2, 2>(a); break;  // 71 KiB
+    case 128:
+      if ((int64_t)bwd_smem_bytes<128, 64, 64>() <= device_info().smem_optin)
+        launch_bwd<128, 64, 64, 1, 1>(a);  // 172 KiB: sm_90
+      else
+        launch_bwd<128, 32, 64, 1, 1>(a);  // 119 KiB: sm_80
+      break;
+    case 256: launch_bwd<256, 32, 32, 1, 1>(a); break;  // 142 KiB
+    default: record_error(cudaErrorInvalidValue, "attention_backward");
+  }
+}
+
+template <int HSP>
+void launch_decode(float* out, float* part_o, float* part_ml, const float* q, const float* kc, const float* vc,
+                   int64_t B, int64_t Tq, int64_t past, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride,
+                   int64_t Tmax, int keys_per_split, int nsplit, int nchunk) {
+  const int64_t kv_stride = NKV * HS;
+  const bool vec_kv = aligned16(kc, kv_stride, HS) && aligned16(vc, kv_stride, HS);
+  const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
+  attn_decode_kernel<HSP, HSP == 256 ? 1 : 2><<<grid, kThreads, dec_smem_bytes(), stream()>>>(
+      out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV, (int)(NH / NKV), (int)HS, q_stride,
+      kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk, (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv);
+  PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (decode)");
+}
+
+constexpr int64_t kDecodeMaxTq = 16;       // more queries than this go to the tiled kernel
+constexpr int64_t kMinTilesPerSplit = 4;   // at least 128 cache rows per partition
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (B <= 0 || T <= 0 || NH <= 0) return;
+  if (NKV <= 0 || NH % NKV != 0) {
+    record_error(cudaErrorInvalidValue, "attention_forward");
+    return;
+  }
+  dispatch_fwd(FwdArgs{out, lse, q, k, v, B, T, 0, NH, NKV, HS, T * q_stride, q_stride, T * kv_stride, kv_stride},
+               "attention_forward");
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (B <= 0 || T <= 0 || NH <= 0) return;
+  if (dq == nullptr && dk == nullptr && dv == nullptr) return;
+  if (NKV <= 0 || NH % NKV != 0 || padded_head_size(HS) == 0) {
+    record_error(cudaErrorInvalidValue, "attention_backward");
+    return;
+  }
+  Scratch& sc = scratch();
+  std::lock_guard<std::mutex> guard(sc.lock());
+  bool temporary = false;
+  const int64_t rows = B * T * NH;
+  float* D = sc.acquire((size_t)rows * sizeof(float), &temporary);
+  if (D == nullptr) return;
+  attn_bwd_dot_kernel<<<blocks_for(rows, kThreads / 32), kThreads, 0, stream()>>>(D, dout, out, rows, (int)T,
+                                                                                   (int)NH, (int)HS, NH * HS);
+  PUZZLE_CUDA_CHECK_LAUNCH("attention_backward (D)");
+  dispatch_bwd(BwdArgs{dq, dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV, HS, q_stride, kv_stride});
+  sc.release(D, temporary);
+}
+
+void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax) {
+  const char* where = "attention_cached_forward";
+  if (B <= 0 || Tq <= 0 || NH <= 0) return;
+  const int HSP = padded_head_size(HS);
+  if (NKV <= 0 || NH % NKV != 0 || HSP == 0 || past < 0 || past + Tq > Tmax) {
+    record_error(cudaErrorInvalidValue, where);
+    return;
+  }
+  const int64_t kv_stride = NKV * HS;
+  if (Tq > kDecodeMaxTq) {  // prefill: the tiled kernel with queries offset by `past`
+    dispatch_fwd(FwdArgs{out, nullptr, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, Tq * q_stride, q_stride,
+                         Tmax * kv_stride, kv_stride},
+                 where);
+    return;
+  }
+
+  // split-KV: enough blocks to fill the GPU a few times over, partitions of >= 4 tiles
+  const int64_t group = NH / NKV, R = group * Tq;
+  const int64_t nchunk = (R + kDecRows - 1) / kDecRows;
+  const int64_t nk = past + Tq, ntiles = (nk + kDecKeys - 1) / kDecKeys;
+  const int64_t base = B * NKV * nchunk;
+  const int64_t target = 4 * (int64_t)device_info().sms;
+  int64_t nsplit = std::min((target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit);
+  nsplit = std::max<int64_t>(nsplit, 1);
+  const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;
+  nsplit = (ntiles + tiles_per - 1) / tiles_per;  // every partition is non-empty
+  const int keys_per_split = (int)(tiles_per * kDecKeys);
+
+  Scratch& sc = scratch();
+  std::unique_lock<std::mutex> guard(sc.lock(), std::defer_lock);
+  float* part = nullptr;
+  bool temporary = false;
+  const int64_t prow = B * NH * Tq * nsplit;
+  if (nsplit > 1) {
+    guard.lock();
+    part = sc.acquire((size_t)prow * (HS + 2) * sizeof(float), &temporary);
+    if (part == nullptr) return;
+  }
+  float* part_o = part;
+  float* part_ml = part != nullptr ? part + prow * HS : nullptr;
+  switch (HSP) {
+    case 32: launch_decode<32>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
+                               keys_per_split, (int)nsplit, (int)nchunk); break;
+    case 64: launch_decode<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
+                               keys_per_split, (int)nsplit, (int)nchunk); break;
+    case 128: launch_decode<128>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride,
+                                 Tmax, keys_per_split, (int)nsplit, (int)nchunk); break;
+    default: launch_decode<256>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride,
+                                Tmax, keys_per_split, (int)nsplit, (int)nchunk); break;
+  }
+  if (nsplit > 1) {
+    const size_t smem = sizeof(float) * ((size_t)nsplit + kCombineThreads / 32);
+    attn_decode_combine_kernel<<<(unsigned)(B * NH * Tq), kCombineThreads, smem, stream()>>>(
+        out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
+    PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (combine)");
+    sc.release(part, temporary);
+  }
+}
+
+}  // namespace puzzle::cuda

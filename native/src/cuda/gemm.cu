@@ -1,0 +1,659 @@
+// General strided GEMM on the GPU: C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major
+// with row strides in floats (puzzle/gemm.h); beta == 0 overwrites C (its old contents, NaNs
+// included, are never read). Storage is fp32 in and out.
+//
+// Paths (chosen per call in gemm()):
+//  * nothing to multiply (K == 0 or alpha == 0): C = beta * C (0 when beta == 0), like the CPU.
+//  * min(M, N) <= kSmallRows: bandwidth-bound "few rows" kernels in plain fp32 (decode: a handful
+//    of tokens against a weight matrix). The problem is viewed as C'[m, n] = X[m, K] @ Y[K, n]
+//    with m <= 16 (C' = C, or C^T when N is the small side). X chunks are staged in shared memory
+//    and every element of Y is read from global memory exactly once:
+//      - "dot" kernel when Y runs along k (out = inp @ W^T with W [N, K]): one warp per 4 columns,
+//        float4 loads of the weight rows when aligned, warp-shuffle reduction;
+//      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem.
+//  * otherwise: our tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
+//    m16n16k16): block tile 128x128x32, 8 warps in a 4x2 grid of 32x64 warp tiles, operands
+//    converted to bf16 when stored to shared memory, double-buffered smem with the next k-tile
+//    prefetched into registers while the current one is multiplied (128 registers, so two
+//    blocks share an SM; keep an eye on spills in -Xptxas -v when touching it). Each of the four
+//    (transA, transB) cases is its own instantiation whose smem layout follows the contiguous
+//    dimension of the operand in global memory (the wmma fragment layout absorbs the transpose).
+//    Out-of-range loads are zero-filled; the accumulators go through shared memory so edge
+//    tiles are stored per element.
+//  * with PUZZLE_HAVE_CUBLAS: cublasGemmEx (fp32 storage, CUBLAS_COMPUTE_32F_FAST_16BF) replaces
+//    the tensor-core kernel for the large shapes; the few-rows kernels stay ours.
+// PUZZLE_CUDA_GEMM=own|cublas (read once) forces our kernels, or cuBLAS for every shape.
+// Everything is queued on stream() with no allocation and no synchronisation, so calls can be
+// captured into a CUDA graph (the cuBLAS handle and its workspace are created once, outside
+// any capture, the first time gemm() or gemm_kernel_name() runs).
+#include <mma.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+
+#include "cuda/common.cuh"
+
+#ifdef PUZZLE_HAVE_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+namespace puzzle::cuda {
+namespace {
+
+// ============================================================================================
+// Tensor-core kernel
+// ============================================================================================
+
+constexpr int kTcThreads = 256;       // 8 warps
+constexpr int kTM = 128, kTN = 128;   // block tile (rows of C, columns of C)
+constexpr int kTK = 32;               // k per pipeline stage
+constexpr int kLdK = kTK + 8;         // 40 bf16: smem row of a tile stored k-contiguous ([128][kTK])
+constexpr int kLdR = kTM + 8;         // 136 bf16: smem row of a tile stored row-contiguous ([kTK][128])
+constexpr int kTileElems = kTM * kLdK;  // 5120 bf16, enough for either layout (kTK * kLdR = 4352)
+constexpr int kStageLd = 68;          // fp32 row stride of a warp's 16x64 epilogue staging area
+constexpr int kMaxRowTiles = 65535;   // gridDim.y limit
+
+static_assert(kTM == kTN, "the operand loaders assume square block tiles");
+static_assert(kTK * kLdR <= kTileElems, "tile buffer too small");
+static_assert(8 * 16 * kStageLd * 4 <= 2 * 2 * kTileElems * 2, "epilogue staging does not fit");
+
+// One operand tile of 128 "rows" (m for A, n for B) by kTK = 32 k-values, read from global memory
+// into registers as fp32: 1024 groups of 4 consecutive elements, 4 groups per thread. KC says how
+// the operand lies in global memory:
+//   KC = true : element (r, k) at X[r * ld + k]   (k contiguous; A without transpose, B^T given)
+//   KC = false: element (r, k) at X[k * ld + r]   (r contiguous; A^T given, B without transpose)
+// Each group runs along the contiguous dimension, and a thread's 4 groups share one row of
+// global memory, so they sit at fixed offsets from a single pointer:
+//   KC = true : thread t, group g: row r = t >> 1,  k = ((t & 1) + 2 g) * 4 .. +3   (offset 8 g)
+//   KC = false: thread t, group g: k = t >> 3,      r = ((t & 7) + 8 g) * 4 .. +3   (offset 32 g)
+// (a warp's load for one g covers whole 32-byte sectors: 16 rows x 32 B, or 4 k-rows x 128 B).
+template <bool KC>
+__device__ __forceinline__ void tile_coords(int t, int g, int& r, int& k) {
+  if (KC) {
+    r = t >> 1;
+    k = ((t & 1) + 2 * g) * 4;
+  } else {
+    k = t >> 3;
+    r = ((t & 7) + 8 * g) * 4;
+  }
+}
+
+// A thread's view of one operand: p points at the first element of its group 0 in the current
+// k-tile; group g starts at p + g * (KC ? 8 : 32).
+struct TileCursor {
+  const float* p;
+  int rlim;  // rows of this block's tile that exist: min(R - r0, 128)
+};
+
+template <bool KC>
+__device__ __forceinline__ TileCursor make_cursor(const float* X, int64_t ld, int r0, int R) {
+  int r, k;
+  tile_coords<KC>(threadIdx.x, 0, r, k);
+  TileCursor c;
+  c.p = KC ? X + (int64_t)(r0 + r) * ld + k : X + (int64_t)k * ld + (r0 + r);
+  c.rlim = min(R - r0, kTM);
+  return c;
+}
+
+template <bool KC>
+__device__ __forceinline__ void advance(TileCursor& c, int64_t ld) {
+  c.p += KC ? (int64_t)kTK : (int64_t)kTK * ld;
+}
+
+// Loads the tile whose k-values are k0 .. k0+31, of which klim = min(K - k0, 32) exist. `vec`
+// (X 16-byte aligned and ld % 4 == 0) allows one float4 load per group when the whole group is in
+// range; otherwise elements are loaded one by one and those out of range read as zero.
+template <bool KC>
+__device__ __forceinline__ void load_tile(float4 (&v)[4], const TileCursor& cur, int klim, bool vec) {
+  if (vec && cur.rlim == kTM && klim == kTK) {  // whole tile in range (block-uniform): plain float4 loads
+#pragma unroll
+    for (int g = 0; g < 4; ++g) v[g] = __ldg(reinterpret_cast<const float4*>(cur.p + g * (KC ? 8 : 32)));
+    return;
+  }
+#pragma unroll
+  for (int g = 0; g < 4; ++g) {
+    int r, k;
+    tile_coords<KC>(threadIdx.x, g, r, k);
+    const float* p = cur.p + g * (KC ? 8 : 32);
+    // element c of the group is in range iff line_ok && c < c_lim
+    const bool line_ok = KC ? r < cur.rlim : k < klim;
+    const int c_lim = KC ? klim - k : cur.rlim - r;
+    float e[4];
+    if (vec && line_ok && c_lim >= 4) {
+      const float4 t = __ldg(reinterpret_cast<const float4*>(p));
+      e[0] = t.x, e[1] = t.y, e[2] = t.z, e[3] = t.w;
+    } else {
+      const int n_ok = line_ok ? c_lim : 0;  // elements 0 .. n_ok-1 exist
+#pragma unroll
+      for (int c = 0; c < 4; ++c) e[c] = c < n_ok ? __ldg(p + c) : 0.f;
+    }
+    v[g] = make_float4(e[0], e[1], e[2], e[3]);
+  }
+}
+
+// Converts the register tile to bf16 and stores it in the canonical smem layout of its kind:
+//   KC = true : s[r * kLdK + k]  (read by wmma as row_major A / col_major B, ldm kLdK)
+//   KC = false: s[k * kLdR + r]  (read by wmma as col_major A / row_major B, ldm kLdR)
+// The 4 elements of a group are adjacent in both layouts: one 8-byte store.
+template <bool KC>
+__device__ __forceinline__ void store_tile(const float4 (&v)[4], __nv_bfloat16* s) {
+#pragma unroll
+  for (int g = 0; g < 4; ++g) {
+    int r, k;
+    tile_coords<KC>(threadIdx.x, g, r, k);
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[g].x, v[g].y);  // .x at the lower address
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(v[g].z, v[g].w);
+    uint2 packed;
+    std::memcpy(&packed.x, &lo, 4);
+    std::memcpy(&packed.y, &hi, 4);
+    __nv_bfloat16* dst = KC ? s + r * kLdK + k : s + k * kLdR + r;
+    *reinterpret_cast<uint2*>(dst) = packed;
+  }
+}
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kTcThreads, 2)
+    gemm_tc_kernel(int M, int N, int K, float alpha, const float* __restrict__ A, int64_t lda,
+                   const float* __restrict__ B, int64_t ldb, float beta, float* C, int64_t ldc, bool vecA,
+                   bool vecB) {
+  using namespace nvcuda;
+  // op(A)(m, k): A[m*lda + k] (k contiguous) unless TA; op(B)(k, n): B[n*ldb + k] (k contiguous) iff TB.
+  constexpr bool KA = !TA, KB = TB;
+  using LayoutA = typename std::conditional<KA, wmma::row_major, wmma::col_major>::type;
+  using LayoutB = typename std::conditional<KB, wmma::col_major, wmma::row_major>::type;
+  using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LayoutA>;
+  using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB>;
+  using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+  constexpr int ldmA = KA ? kLdK : kLdR;
+  constexpr int ldmB = KB ? kLdK : kLdR;
+
+  __shared__ __align__(128) __nv_bfloat16 smem[2][2][kTileElems];  // [stage][A, B]
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm = warp >> 1, wn = warp & 1;  // 4 x 2 warps; warp tile: rows wm*32 .. +31, columns wn*64 .. +63
+  const int m0 = blockIdx.y * kTM, n0 = blockIdx.x * kTN;
+
+  FragC acc[2][4];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+
+  const int ntiles = (K + kTK - 1) / kTK;
+  TileCursor ca = make_cursor<KA>(A, lda, m0, M);
+  TileCursor cb = make_cursor<KB>(B, ldb, n0, N);
+  {
+    float4 stg[4];
+    load_tile<KA>(stg, ca, min(K, kTK), vecA);
+    store_tile<KA>(stg, smem[0][0]);
+    load_tile<KB>(stg, cb, min(K, kTK), vecB);
+    store_tile<KB>(stg, smem[0][1]);
+  }
+  __syncthreads();
+
+  for (int t = 0; t < ntiles; ++t) {
+    const int cur = t & 1;
+    const bool more = t + 1 < ntiles;
+    float4 ra[4], rb[4];
+    if (more) {  // issue the next tile's global loads now; they land while this tile is multiplied
+      const int klim = min(K - (t + 1) * kTK, kTK);
+      advance<KA>(ca, lda);
+      advance<KB>(cb, ldb);
+      load_tile<KA>(ra, ca, klim, vecA);
+      load_tile<KB>(rb, cb, klim, vecB);
+    }
+    const __nv_bfloat16* sA = smem[cur][0];
+    const __nv_bfloat16* sB = smem[cur][1];
+#pragma unroll
+    for (int kk = 0; kk < kTK; kk += 16) {
+      FragA fa[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int m = wm * 32 + i * 16;
+        wmma::load_matrix_sync(fa[i], KA ? sA + m * kLdK + kk : sA + kk * kLdR + m, ldmA);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int n = wn * 64 + j * 16;
+        FragB fb;
+        wmma::load_matrix_sync(fb, KB ? sB + n * kLdK + kk : sB + kk * kLdR + n, ldmB);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      }
+    }
+    if (more) {  // buffer cur^1 was last read in iteration t-1, which every warp has finished
+      store_tile<KA>(ra, smem[cur ^ 1][0]);
+      store_tile<KB>(rb, smem[cur ^ 1][1]);
+    }
+    __syncthreads();  // the stores are visible to iteration t+1; every warp is done reading `cur`
+  }
+
+  // Epilogue: each warp stages 16 rows x 64 columns at a time in its own slice of the (now idle)
+  // tile buffers; each lane then owns two columns (lane, lane + 32) and walks the 16 rows, so
+  // every row segment is written as 128 contiguous bytes. Stores are masked per element.
+  float* stage = reinterpret_cast<float*>(&smem[0][0][0]) + warp * 16 * kStageLd;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) wmma::store_matrix_sync(stage + j * 16, acc[i][j], kStageLd, wmma::mem_row_major);
+    __syncwarp();
+    const int gm0 = m0 + wm * 32 + i * 16;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int gn = n0 + wn * 64 + h * 32 + lane;
+      if (gn < N) {
+#pragma unroll 4
+        for (int r = 0; r < 16; ++r) {
+          const int gm = gm0 + r;
+          if (gm < M) {
+            float* c = C + (int64_t)gm * ldc + gn;
+            float v = alpha * stage[r * kStageLd + h * 32 + lane];
+            if (beta != 0.f) v += beta * *c;
+            *c = v;
+          }
+        }
+      }
+    }
+    __syncwarp();  // the staging area is rewritten for the next i
+  }
+}
+
+__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// The kernel indexes rows, columns and k with int: problems past these sizes go in pieces.
+constexpr int64_t kMaxRowsPerLaunch = (int64_t)kMaxRowTiles * kTM;  // gridDim.y limit
+constexpr int64_t kMaxColsPerLaunch = (int64_t)1 << 30;
+constexpr int64_t kMaxKPerLaunch = (int64_t)1 << 30;
+
+template <bool TA, bool TB>
+void launch_tc(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float beta, float* C, int64_t ldc) {
+  // Offsets below are multiples of 128 rows/columns or 2^30 k-values, so the alignment tested
+  // here holds for every piece.
+  const bool vecA = aligned16(A) && lda % 4 == 0;
+  const bool vecB = aligned16(B) && ldb % 4 == 0;
+  for (int64_t ko = 0; ko < K; ko += kMaxKPerLaunch) {
+    const int64_t kc = std::min(K - ko, kMaxKPerLaunch);
+    const float beta_k = ko == 0 ? beta : 1.f;  // later pieces of k accumulate onto the first
+    for (int64_t mo = 0; mo < M; mo += kMaxRowsPerLaunch) {
+      const int64_t mc = std::min(M - mo, kMaxRowsPerLaunch);
+      for (int64_t no = 0; no < N; no += kMaxColsPerLaunch) {
+        const int64_t nc = std::min(N - no, kMaxColsPerLaunch);
+        // op(A)(m, k) = A[m*lda + k], or A[k*lda + m] when TA; op(B)(k, n) = B[k*ldb + n], or B[n*ldb + k] when TB.
+        const float* Ao = TA ? A + ko * lda + mo : A + mo * lda + ko;
+        const float* Bo = TB ? B + no * ldb + ko : B + ko * ldb + no;
+        const dim3 grid((unsigned)((nc + kTN - 1) / kTN), (unsigned)((mc + kTM - 1) / kTM));
+        gemm_tc_kernel<TA, TB><<<grid, kTcThreads, 0, stream()>>>((int)mc, (int)nc, (int)kc, alpha, Ao, lda, Bo,
+                                                                   ldb, beta_k, C + mo * ldc + no, ldc, vecA, vecB);
+        PUZZLE_CUDA_CHECK_LAUNCH("gemm (tensor-core kernel)");
+      }
+    }
+  }
+}
+
+void tc_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!transA && !transB)
+    launch_tc<false, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (!transA && transB)
+    launch_tc<false, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (transA && !transB)
+    launch_tc<true, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    launch_tc<true, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// ============================================================================================
+// Few-rows kernels (fp32): C'(i, j) = alpha * sum_k X(i, k) Y(k, j) + beta * C'(i, j), i < m <= 16
+//   X(i, k) = X[i*x_rs + k*x_cs]   C'(i, j) = C[i*c_rs + j*c_cs]
+//   dot kernel:  Y(k, j) = Y[j*y_cs + k]  (k contiguous)
+//   axpy kernel: Y(k, j) = Y[k*y_rs + j]  (j contiguous)
+// ============================================================================================
+
+constexpr int kSmallRows = 16;
+constexpr int kSmallThreads = 256;
+constexpr int kSmallWarps = kSmallThreads / 32;
+constexpr int kXsFloats = 8192;  // 32 KiB of staged X per block: a chunk of KC = kXsFloats / MR k-values
+constexpr int kDotCols = 4;      // columns per warp in the dot kernel
+constexpr int kAxpySlices = kSmallWarps;  // k-slices (one per warp) in the axpy kernel
+
+// Stages X(0..MR-1, k0 .. k0+kc-1) into xs[i * KC + kk]; rows m..MR-1 are zero. Columns kk >= kc
+// are left as they are (never read). Consecutive threads follow X's contiguous dimension.
+template <int MR>
+__device__ __forceinline__ void stage_x(float* xs, const float* __restrict__ X, int64_t x_rs, int64_t x_cs, int m,
+                                        int64_t k0, int kc) {
+  constexpr int KC = kXsFloats / MR;
+  const int total = MR * kc;
+  if (x_cs == 1) {
+    for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
+      const int i = idx / kc, kk = idx - i * kc;
+      xs[i * KC + kk] = i < m ? __ldg(X + i * x_rs + k0 + kk) : 0.f;
+    }
+  } else {
+    for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
+      const int kk = idx / MR, i = idx - kk * MR;
+      xs[i * KC + kk] = i < m ? __ldg(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
+    }
+  }
+}
+
+template <int MR>
+__global__ void __launch_bounds__(kSmallThreads)
+    small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const float* __restrict__ X, int64_t x_rs,
+                     int64_t x_cs, const float* __restrict__ Y, int64_t y_cs, float beta, float* C, int64_t c_rs,
+                     int64_t c_cs, bool vec) {
+  constexpr int KC = kXsFloats / MR;
+  static_assert(KC % 4 == 0, "chunks must keep float4 alignment");
+  __shared__ __align__(16) float xs[kXsFloats];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t j0 = ((int64_t)blockIdx.x * kSmallWarps + warp) * kDotCols;
+  const bool active = j0 < n;
+  // Columns j0 .. j0+ncols-1 exist (ncols < kDotCols only in the last warp): the others read as
+  // zero, so every element of Y is loaded exactly once. Their pointers are clamped to stay valid.
+  const int ncols = (int)min64(kDotCols, n - j0);
+  const float* yrow[kDotCols];
+#pragma unroll
+  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + min64(j0 + c, n - 1) * y_cs;
+
+  float acc[MR][kDotCols];
+#pragma unroll
+  for (int i = 0; i < MR; ++i)
+#pragma unroll
+    for (int c = 0; c < kDotCols; ++c) acc[i][c] = 0.f;
+
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int kc = (int)min64(KC, K - k0);
+    __syncthreads();  // the previous chunk has been read by every warp
+    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc);
+    __syncthreads();
+    if (!active) continue;
+    int kbeg = lane;  // first k of the scalar loop
+    if (vec) {
+      const int kc4 = kc & ~3;
+#pragma unroll 2
+      for (int kk = lane * 4; kk < kc4; kk += 128) {
+        float4 w[kDotCols];
+#pragma unroll
+        for (int c = 0; c < kDotCols; ++c)
+          w[c] = c < ncols ? __ldg(reinterpret_cast<const float4*>(yrow[c] + k0 + kk)) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int i = 0; i < MR; ++i) {
+          const float4 x = *reinterpret_cast<const float4*>(xs + i * KC + kk);
+#pragma unroll
+          for (int c = 0; c < kDotCols; ++c) {
+            float a = acc[i][c];
+            a = fmaf(x.x, w[c].x, a);
+            a = fmaf(x.y, w[c].y, a);
+            a = fmaf(x.z, w[c].z, a);
+            a = fmaf(x.w, w[c].w, a);
+            acc[i][c] = a;
+          }
+        }
+      }
+      kbeg = kc4 + lane;  // the last kc % 4 values
+    }
+#pragma unroll 4
+    for (int kk = kbeg; kk < kc; kk += 32) {
+      float w[kDotCols];
+#pragma unroll
+      for (int c = 0; c < kDotCols; ++c) w[c] = c < ncols ? __ldg(yrow[c] + k0 + kk) : 0.f;
+#pragma unroll
+      for (int i = 0; i < MR; ++i) {
+        const float x = xs[i * KC + kk];
+#pragma unroll
+        for (int c = 0; c < kDotCols; ++c) acc[i][c] = fmaf(x, w[c], acc[i][c]);
+      }
+    }
+  }
+  if (!active) return;  // no barrier follows
+
+#pragma unroll
+  for (int i = 0; i < MR; ++i)
+#pragma unroll
+    for (int c = 0; c < kDotCols; ++c) {
+      float v = acc[i][c];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      acc[i][c] = v;
+    }
+  // Every lane holds every sum; the (i, c) result is written by lane (i*kDotCols + c) % 32.
+#pragma unroll
+  for (int i = 0; i < MR; ++i)
+#pragma unroll
+    for (int c = 0; c < kDotCols; ++c) {
+      if (lane == ((i * kDotCols + c) & 31) && i < m && c < ncols) {
+        float* p = C + i * c_rs + (j0 + c) * c_cs;
+        float v = alpha * acc[i][c];
+        if (beta != 0.f) v += beta * *p;
+        *p = v;
+      }
+    }
+}
+
+template <int MR>
+__global__ void __launch_bounds__(kSmallThreads)
+    small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const float* __restrict__ X, int64_t x_rs,
+                      int64_t x_cs, const float* __restrict__ Y, int64_t y_rs, float beta, float* C, int64_t c_rs,
+                      int64_t c_cs) {
+  constexpr int KC = kXsFloats / MR;
+  static_assert(kAxpySlices * MR * 32 <= kXsFloats, "reduction buffer does not fit");
+  __shared__ __align__(16) float xs[kXsFloats];
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;  // column within the block, k-slice
+  const int64_t j = (int64_t)blockIdx.x * 32 + tx;
+  const float* ycol = Y + min64(j, n - 1);  // clamped: loads stay valid
+
+  float acc[MR];
+#pragma unroll
+  for (int i = 0; i < MR; ++i) acc[i] = 0.f;
+
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int kc = (int)min64(KC, K - k0);
+    __syncthreads();
+    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc);
+    __syncthreads();
+#pragma unroll 4
+    for (int kk = ty; kk < kc; kk += kAxpySlices) {
+      const float w = __ldg(ycol + (k0 + kk) * y_rs);
+#pragma unroll
+      for (int i = 0; i < MR; ++i) acc[i] = fmaf(xs[i * KC + kk], w, acc[i]);
+    }
+  }
+  __syncthreads();  // xs becomes the reduction buffer [slice][i][column]
+#pragma unroll
+  for (int i = 0; i < MR; ++i) xs[(ty * MR + i) * 32 + tx] = acc[i];
+  __syncthreads();
+  if (ty != 0 || j >= n) return;
+#pragma unroll
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      float s = 0.f;
+#pragma unroll
+      for (int t = 0; t < kAxpySlices; ++t) s += xs[(t * MR + i) * 32 + tx];
+      float* p = C + i * c_rs + j * c_cs;
+      float v = alpha * s;
+      if (beta != 0.f) v += beta * *p;
+      *p = v;
+    }
+  }
+}
+
+template <int MR>
+void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const float* X, int64_t x_rs, int64_t x_cs,
+                  const float* Y, int64_t y_stride, float beta, float* C, int64_t c_rs, int64_t c_cs) {
+  if (dot) {
+    const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
+    const bool vec = aligned16(Y) && y_stride % 4 == 0;
+    small_dot_kernel<MR><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
+        m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, vec);
+    PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows dot kernel)");
+  } else {
+    small_axpy_kernel<MR><<<(unsigned)((n + 31) / 32), kSmallThreads, 0, stream()>>>(
+        m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows axpy kernel)");
+  }
+}
+
+// min(M, N) <= kSmallRows.
+void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  int m;
+  int64_t n, x_rs, x_cs, y_stride, c_rs, c_cs;
+  const float *X, *Y;
+  bool dot;
+  if (M <= N) {  // C = op(A) op(B): X = op(A), Y = op(B)
+    m = (int)M, n = N;
+    X = A, x_rs = transA ? 1 : lda, x_cs = transA ? lda : 1;
+    Y = B, dot = transB;   // op(B)(k, j) = B[j*ldb + k] when transB, else B[k*ldb + j]
+    y_stride = ldb;
+    c_rs = ldc, c_cs = 1;
+  } else {  // few columns: C^T = op(B)^T op(A)^T: X = op(B)^T, Y = op(A)^T
+    m = (int)N, n = M;
+    X = B, x_rs = transB ? ldb : 1, x_cs = transB ? 1 : ldb;  // X(j, k) = op(B)(k, j)
+    Y = A, dot = !transA;  // Y(k, i) = op(A)(i, k) = A[i*lda + k] unless transA, else A[k*lda + i]
+    y_stride = lda;
+    c_rs = 1, c_cs = ldc;
+  }
+  if (m <= 1)
+    launch_small<1>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+  else if (m <= 2)
+    launch_small<2>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+  else if (m <= 4)
+    launch_small<4>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+  else if (m <= 8)
+    launch_small<8>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+  else
+    launch_small<16>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+}
+
+// ============================================================================================
+// C = beta * C (no product to add): beta == 0 writes zeros without reading C.
+// ============================================================================================
+
+__global__ void scale_kernel(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  const int64_t total = M * N;
+  for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i = idx / N, j = idx - i * N;
+    float* p = C + i * ldc + j;
+    *p = beta == 0.f ? 0.f : beta * *p;
+  }
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  if (beta == 1.f) return;
+  const unsigned blocks = (unsigned)std::min<int64_t>((M * N + 255) / 256, 8192);  // grid-stride loop
+  scale_kernel<<<blocks, 256, 0, stream()>>>(M, N, beta, C, ldc);
+  PUZZLE_CUDA_CHECK_LAUNCH("gemm (scale C)");
+}
+
+// ============================================================================================
+// Path selection
+// ============================================================================================
+
+enum class Mode { kAuto, kOwn, kCublas };
+
+Mode gemm_mode() {
+  static const Mode mode = [] {
+    const char* e = std::getenv("PUZZLE_CUDA_GEMM");
+    if (e && std::strcmp(e, "own") == 0) return Mode::kOwn;
+    if (e && std::strcmp(e, "cublas") == 0) return Mode::kCublas;
+    return Mode::kAuto;
+  }();
+  return mode;
+}
+
+#ifdef PUZZLE_HAVE_CUBLAS
+// One handle for the process, bound to stream(), with its own workspace so that cuBLAS never
+// allocates while a graph is being captured. Created on first need outside a capture; if the
+// first need comes during a capture, that call uses our kernels and creation is tried again later.
+constexpr size_t kCublasWorkspaceBytes = 32u << 20;
+std::atomic<int> g_cublas_state{0};  // 0: not tried, 1: ready, -1: unavailable
+cublasHandle_t g_cublas = nullptr;
+std::mutex g_cublas_mutex;
+
+cublasHandle_t cublas_handle() {
+  const int s = g_cublas_state.load(std::memory_order_acquire);
+  if (s != 0) return s > 0 ? g_cublas : nullptr;
+  std::lock_guard<std::mutex> lock(g_cublas_mutex);
+  if (g_cublas_state.load(std::memory_order_relaxed) == 0) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream(), &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return nullptr;
+    cublasHandle_t h = nullptr;
+    bool ok = cublasCreate(&h) == CUBLAS_STATUS_SUCCESS;
+    // cublasSetStream resets the workspace to the default pool, so the workspace comes after it.
+    if (ok) ok = cublasSetStream(h, stream()) == CUBLAS_STATUS_SUCCESS;
+    if (ok) {
+      void* ws = nullptr;
+      if (cudaMalloc(&ws, kCublasWorkspaceBytes) == cudaSuccess) {
+        if (cublasSetWorkspace(h, ws, kCublasWorkspaceBytes) != CUBLAS_STATUS_SUCCESS) cudaFree(ws);
+      }
+    }
+    if (!ok && h) cublasDestroy(h);
+    (void)cudaGetLastError();  // a failed optional setup must not be reported by the next launch
+    // The handle is never destroyed: tearing it down at exit can race the CUDA context's teardown.
+    g_cublas = ok ? h : nullptr;
+    g_cublas_state.store(ok ? 1 : -1, std::memory_order_release);
+  }
+  return g_cublas_state.load(std::memory_order_relaxed) > 0 ? g_cublas : nullptr;
+}
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first. Returns
+// false (nothing queued) when cuBLAS is unavailable or the call does not fit its int interface.
+bool cublas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX) return false;
+  // Leading-dimension rules of the column-major views (a row-major [R, S] matrix is a column-major
+  // S x R one with ld = its row stride): B: N x K (OP_N) or K x N (OP_T); A: K x M or M x K; C: N x M.
+  if (ldb < std::max<int64_t>(1, transB ? K : N) || lda < std::max<int64_t>(1, transA ? M : K) ||
+      ldc < std::max<int64_t>(1, N))
+    return false;
+  cublasHandle_t h = cublas_handle();
+  if (!h) return false;
+  const cublasStatus_t st =
+      cublasGemmEx(h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K,
+                   &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F, (int)lda, &beta, C, CUDA_R_32F, (int)ldc,
+                   CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT);
+  PUZZLE_CUDA_CHECK_LAUNCH("gemm (cublasGemmEx)");
+  return st == CUBLAS_STATUS_SUCCESS;
+}
+#endif
+
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  const Mode mode = gemm_mode();
+  const bool small = std::min(M, N) <= kSmallRows;
+#ifdef PUZZLE_HAVE_CUBLAS
+  if (mode == Mode::kCublas || (mode == Mode::kAuto && !small))
+    if (cublas_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+#else
+  (void)mode;
+#endif
+  if (small)
+    small_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    tc_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char* gemm_kernel_name() {
+#ifdef PUZZLE_HAVE_CUBLAS
+  if (gemm_mode() != Mode::kOwn && cublas_handle()) return "cublas";
+#endif
+  return "puzzle-wmma-bf16";
+}
+
+}  // namespace puzzle::cuda

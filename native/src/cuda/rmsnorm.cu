@@ -1,0 +1,244 @@
+// RMSNorm (Llama), mirrors cpu/rmsnorm.cpp:
+//   forward:  r = 1 / sqrt(mean(x^2) + eps);  out = x * r * w;  rstd[n] = r
+//   backward: dx += r * w * g - x * (r^3 / C) * sum(g * w * x);  dw += sum_n g * x * r
+// One block per row (grid-stride over rows). The weight gradient is summed per block in shared
+// memory (each thread owns the same columns on every row, so no shared atomics), then added to
+// dweight with one atomicAdd per column per block.
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+
+#include "cuda/common.cuh"
+
+namespace puzzle::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kDefaultSmem = 48 * 1024;
+constexpr int64_t kStaticSmemSlack = 1024;
+
+bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, c = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        c <= 0) {
+      cudaGetLastError();
+      c = 108;
+    }
+    return c;
+  }();
+  return n;
+}
+
+int smem_optin() {
+  static const int n = [] {
+    int dev = 0, s = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&s, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || s <= 0) {
+      cudaGetLastError();
+      s = kDefaultSmem;
+    }
+    return s;
+  }();
+  return n;
+}
+
+// Threads per row block: enough for one unit each up to kThreads, a multiple of 32.
+int row_threads(int64_t units) {
+  const int64_t t = (units + 31) / 32 * 32;
+  return (int)std::max<int64_t>(32, std::min<int64_t>(kThreads, t));
+}
+
+template <int W>
+__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
+  if constexpr (W == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = p[k];
+  }
+}
+template <int W>
+__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
+  if constexpr (W == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) p[k] = v[k];
+  }
+}
+
+template <int W>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_forward_kernel(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ inp,
+                           const float* __restrict__ weight, int64_t N, int64_t C, float eps) {
+  const int64_t U = C / W;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* x = inp + n * C;
+    float ss = 0.f;
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
+      float xv[W];
+      ld<W>(xv, x + u * W);
+#pragma unroll
+      for (int k = 0; k < W; ++k) ss += xv[k] * xv[k];
+    }
+    ss = block_sum(ss);
+    const float r = 1.0f / sqrtf(ss / (float)C + eps);
+    if (threadIdx.x == 0 && rstd) rstd[n] = r;
+    float* o = out + n * C;
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
+      float xv[W], wv[W], ov[W];
+      ld<W>(xv, x + u * W);
+      ld<W>(wv, weight + u * W);
+#pragma unroll
+      for (int k = 0; k < W; ++k) ov[k] = xv[k] * r * wv[k];
+      st<W>(o + u * W, ov);
+    }
+  }
+}
+
+// kDW: accumulate the weight gradient in dynamic shared memory (C floats) and flush it with
+// atomics at the end. dinp may be null (then only the weight gradient is produced).
+template <int W, bool kDW>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_backward_kernel(float* __restrict__ dinp, float* __restrict__ dweight, const float* __restrict__ dout,
+                            const float* __restrict__ inp, const float* __restrict__ weight,
+                            const float* __restrict__ rstd, int64_t N, int64_t C) {
+  extern __shared__ float4 dw_smem4[];
+  float* dw_s = reinterpret_cast<float*>(dw_smem4);
+  const int64_t U = C / W;
+  if constexpr (kDW) {
+    const float zero[W] = {};
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) st<W>(dw_s + u * W, zero);
+  }
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const float* x = inp + n * C;
+    const float* g = dout + n * C;
+    const float r = rstd[n];
+    float dot = 0.f;
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
+      float xv[W], gv[W], wv[W];
+      ld<W>(xv, x + u * W);
+      ld<W>(gv, g + u * W);
+      ld<W>(wv, weight + u * W);
+#pragma unroll
+      for (int k = 0; k < W; ++k) dot += gv[k] * wv[k] * xv[k];
+    }
+    dot = block_sum(dot);
+    const float kk = dot * r * r * r / (float)C;
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
+      float xv[W], gv[W];
+      ld<W>(xv, x + u * W);
+      ld<W>(gv, g + u * W);
+      if (dinp) {
+        float wv[W], dv[W];
+        ld<W>(wv, weight + u * W);
+        float* dx = dinp + n * C + u * W;
+        ld<W>(dv, dx);
+#pragma unroll
+        for (int k = 0; k < W; ++k) dv[k] += r * wv[k] * gv[k] - kk * xv[k];
+        st<W>(dx, dv);
+      }
+      if constexpr (kDW) {
+        float acc[W];
+        ld<W>(acc, dw_s + u * W);
+#pragma unroll
+        for (int k = 0; k < W; ++k) acc[k] += gv[k] * xv[k] * r;
+        st<W>(dw_s + u * W, acc);
+      }
+    }
+  }
+  if constexpr (kDW) {
+    // Each thread reads back only the slots it wrote itself: no barrier needed.
+    for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
+      float acc[W];
+      ld<W>(acc, dw_s + u * W);
+#pragma unroll
+      for (int k = 0; k < W; ++k) atomicAdd(dweight + u * W + k, acc[k]);
+    }
+  }
+}
+
+// Fallback for a C too wide for shared memory: one thread per column over a chunk of rows.
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_dweight_columns_kernel(float* __restrict__ dweight, const float* __restrict__ dout,
+                                   const float* __restrict__ inp, const float* __restrict__ rstd, int64_t N, int64_t C,
+                                   int64_t rows_per_chunk) {
+  const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const int64_t n0 = (int64_t)blockIdx.y * rows_per_chunk, n1 = n0 + rows_per_chunk < N ? n0 + rows_per_chunk : N;
+  float acc = 0.f;
+  for (int64_t n = n0; n < n1; ++n) acc += dout[n * C + c] * inp[n * C + c] * rstd[n];
+  if (n0 < n1) atomicAdd(dweight + c, acc);
+}
+
+template <int W>
+void launch_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                     const float* rstd, int64_t N, int64_t C) {
+  const int threads = row_threads(C / W);
+  const int64_t smem = C * (int64_t)sizeof(float);
+  bool fused_dw = dweight != nullptr;
+  // The kernel also has static shared memory (block_sum's 128 bytes): keep a margin under the
+  // default 48 KB, and above it raise the kernel's dynamic limit once (cached, so nothing is
+  // called again on later steps, e.g. while a graph is being captured).
+  if (fused_dw && smem + kStaticSmemSlack > kDefaultSmem) {
+    static std::mutex mu;
+    static int64_t raised = 0;  // dynamic bytes the attribute currently allows
+    std::lock_guard<std::mutex> lock(mu);
+    if (smem > raised) {
+      if (smem + kStaticSmemSlack <= smem_optin() &&
+          cudaFuncSetAttribute(rmsnorm_backward_kernel<W, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)smem) == cudaSuccess)
+        raised = smem;
+      else
+        cudaGetLastError();  // not fatal: the two-kernel path below is used instead
+    }
+    fused_dw = smem <= raised;
+  }
+  if (fused_dw) {
+    // Few enough blocks that the per-block atomics stay cheap, enough to fill the device.
+    const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)sm_count());
+    rmsnorm_backward_kernel<W, true><<<grid, threads, (size_t)smem, stream()>>>(dinp, dweight, dout, inp, weight, rstd,
+                                                                               N, C);
+    PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
+    return;
+  }
+  if (dinp) {
+    const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
+    rmsnorm_backward_kernel<W, false><<<grid, threads, 0, stream()>>>(dinp, nullptr, dout, inp, weight, rstd, N, C);
+    PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
+  }
+  if (dweight) {
+    const int64_t chunks = std::min<int64_t>(65535, (N + 63) / 64);
+    const int64_t rows_per_chunk = (N + chunks - 1) / chunks;
+    const dim3 grid((unsigned)((C + kThreads - 1) / kThreads), (unsigned)chunks);
+    rmsnorm_dweight_columns_kernel<<<grid, kThreads, 0, stream()>>>(dweight, dout, inp, rstd, N, C, rows_per_chunk);
+    PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward dweight");
+  }
+}
+
+}  // namespace
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
+  if (N <= 0 || C <= 0) return;
+  const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
+  if (C % 4 == 0 && aligned16(out) && aligned16(inp) && aligned16(weight))
+    rmsnorm_forward_kernel<4><<<grid, row_threads(C / 4), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+  else
+    rmsnorm_forward_kernel<1><<<grid, row_threads(C), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+  PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_forward");
+}
+
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C) {
+  if ((!dinp && !dweight) || N <= 0 || C <= 0) return;
+  if (C % 4 == 0 && aligned16(dout) && aligned16(inp) && aligned16(weight) && (!dinp || aligned16(dinp)))
+    launch_backward<4>(dinp, dweight, dout, inp, weight, rstd, N, C);
+  else
+    launch_backward<1>(dinp, dweight, dout, inp, weight, rstd, N, C);
+}
+
+}  // namespace puzzle::cuda

@@ -1,0 +1,119 @@
+// SwiGLU on fused gate|up activations gu[N, 2F] (mirrors cpu/swiglu.cpp):
+//   out = silu(gate) * up;  d gate = dout * up * sig * (1 + g (1 - sig));  d up = dout * g * sig
+// The backward WRITES dgu.
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/common.cuh"
+
+namespace puzzle::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+
+// rows x units: threadIdx.x/blockIdx.x walk the units of a row, threadIdx.y/blockIdx.y the rows
+// (both grid-stride), so no division is needed to split a flat index.
+struct Geometry {
+  dim3 grid, block;
+};
+Geometry geometry(int64_t rows, int64_t units) {
+  int tx = 32;
+  while (tx < kThreads && tx < units) tx *= 2;
+  const int ty = kThreads / tx;
+  const int64_t gx = std::min<int64_t>((units + tx - 1) / tx, 1 << 16);
+  const int64_t gy = std::min<int64_t>((rows + ty - 1) / ty, 65535);
+  return {dim3((unsigned)gx, (unsigned)gy), dim3((unsigned)tx, (unsigned)ty)};
+}
+
+template <int W>
+__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
+  if constexpr (W == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = p[k];
+  }
+}
+template <int W>
+__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
+  if constexpr (W == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) p[k] = v[k];
+  }
+}
+
+// Unit = (row n, W consecutive columns f .. f+W-1 of F).
+template <int W>
+__global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(float* __restrict__ out,
+                                                                  const float* __restrict__ gu, int64_t N, int64_t F) {
+  const int64_t U = F / W;
+  for (int64_t n = (int64_t)blockIdx.y * blockDim.y + threadIdx.y; n < N; n += (int64_t)gridDim.y * blockDim.y)
+    for (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < U; u += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t f = u * W;
+    const float* g = gu + n * 2 * F + f;
+    float gv[W], uv[W], o[W];
+    ld<W>(gv, g);
+    ld<W>(uv, g + F);
+#pragma unroll
+    for (int k = 0; k < W; ++k) o[k] = gv[k] / (1.f + expf(-gv[k])) * uv[k];
+    st<W>(out + n * F + f, o);
+  }
+}
+
+template <int W>
+__global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(float* __restrict__ dgu,
+                                                                   const float* __restrict__ dout,
+                                                                   const float* __restrict__ gu, int64_t N, int64_t F) {
+  const int64_t U = F / W;
+  for (int64_t n = (int64_t)blockIdx.y * blockDim.y + threadIdx.y; n < N; n += (int64_t)gridDim.y * blockDim.y)
+    for (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < U; u += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t f = u * W;
+    const float* g = gu + n * 2 * F + f;
+    float gv[W], uv[W], dv[W], dg[W], du[W];
+    ld<W>(gv, g);
+    ld<W>(uv, g + F);
+    ld<W>(dv, dout + n * F + f);
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      const float sig = 1.f / (1.f + expf(-gv[k]));
+      dg[k] = dv[k] * uv[k] * sig * (1.f + gv[k] * (1.f - sig));
+      du[k] = dv[k] * gv[k] * sig;
+    }
+    float* d = dgu + n * 2 * F + f;
+    st<W>(d, dg);
+    st<W>(d + F, du);
+  }
+}
+
+}  // namespace
+
+void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F) {
+  if (N <= 0 || F <= 0) return;
+  if (F % 4 == 0 && aligned16(out) && aligned16(gu)) {
+    const Geometry g = geometry(N, F / 4);
+    swiglu_forward_kernel<4><<<g.grid, g.block, 0, stream()>>>(out, gu, N, F);
+  } else {
+    const Geometry g = geometry(N, F);
+    swiglu_forward_kernel<1><<<g.grid, g.block, 0, stream()>>>(out, gu, N, F);
+  }
+  PUZZLE_CUDA_CHECK_LAUNCH("swiglu_forward");
+}
+
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F) {
+  if (!dgu || N <= 0 || F <= 0) return;
+  if (F % 4 == 0 && aligned16(dgu) && aligned16(dout) && aligned16(gu)) {
+    const Geometry g = geometry(N, F / 4);
+    swiglu_backward_kernel<4><<<g.grid, g.block, 0, stream()>>>(dgu, dout, gu, N, F);
+  } else {
+    const Geometry g = geometry(N, F);
+    swiglu_backward_kernel<1><<<g.grid, g.block, 0, stream()>>>(dgu, dout, gu, N, F);
+  }
+  PUZZLE_CUDA_CHECK_LAUNCH("swiglu_backward");
+}
+
+}  // namespace puzzle::cuda

@@ -1,0 +1,702 @@
+// puzzle_cuda_check: the CUDA backend against the CPU engine, op by op and block by block, then
+// the GPU benchmarks (GEMM rate, copy bandwidth, block forward+backward, decode steps in CUDA
+// graphs against their bandwidth and compute floors). Run by benchmarks/gpu/check.sh; needs no
+// Node. Exit status 0 only when every check passes.
+//
+//   puzzle_cuda_check [--json FILE] [--no-bench] [--quick]
+//
+// Errors are relative L2 norms ||gpu - cpu|| / ||cpu||, against tolerances written per kind of
+// arithmetic (TOL below). The CPU engine is fp32 throughout; the GPU runs matrix products on the
+// tensor cores with bf16 operands (fp32 accumulation), everything else in fp32.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/backend_cuda.h"
+#include "puzzle/backend.h"
+#include "puzzle/block.h"
+#include "puzzle/threadpool.h"
+
+namespace puzzle::cuda {
+const char* gemm_kernel_name();
+cudaStream_t stream();
+}  // namespace puzzle::cuda
+
+using namespace puzzle;
+
+namespace {
+
+// ---- tolerances (relative L2), per kind of arithmetic ----------------------------------------
+struct Tol {
+  double f32 = 2e-5;        // elementwise and reductions in fp32 (order of summation differs)
+  double gemm_bf16 = 1.5e-2;  // bf16 operands, fp32 accumulation (2^-8 rounding per operand)
+  double attention = 2e-4;  // fp32 flash attention (online softmax, different summation order)
+  double block = 3e-2;      // a whole block: several bf16 products in a row
+} TOL;
+
+const Backend& CPU = cpu_backend();
+const Backend* GPU = nullptr;
+
+std::mt19937_64 rng(1234);
+std::vector<float> randn(size_t n, float scale = 1.f, float shift = 0.f) {
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = shift + scale * d(rng);
+  return v;
+}
+std::vector<int32_t> randint(size_t n, int hi) {
+  std::uniform_int_distribution<int> d(0, hi - 1);
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Device memory holding a copy of host data; poisoned with NaN when asked, so that an element
+// the kernel forgot to write fails the comparison.
+struct Dev {
+  void* p = nullptr;
+  size_t bytes = 0;
+  Dev() = default;
+  explicit Dev(size_t b) : bytes(b) {
+    p = GPU->alloc(b);
+    if (!p) {
+      std::fprintf(stderr, "out of GPU memory (%zu bytes)\n", b);
+      std::exit(2);
+    }
+  }
+  template <class T>
+  explicit Dev(const std::vector<T>& h) : Dev(h.size() * sizeof(T)) {
+    GPU->copy_to_device(p, h.data(), bytes);
+  }
+  ~Dev() {
+    if (p) GPU->free(p);
+  }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  float* f() const { return (float*)p; }
+  int32_t* i() const { return (int32_t*)p; }
+  void poison() { cudaMemsetAsync(p, 0xff, bytes, cuda::stream()); }  // 0xffffffff is a NaN
+  std::vector<float> get() const {
+    std::vector<float> h(bytes / sizeof(float));
+    GPU->copy_to_host(h.data(), p, bytes);
+    return h;
+  }
+};
+
+double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    double d = (double)got[i] - want[i];
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+struct Result {
+  std::string name;
+  double err, tol;
+  bool pass;
+};
+std::vector<Result> results;
+
+void check(const std::string& name, double err, double tol) {
+  std::string cuda_err = cuda::take_error();
+  bool pass = err <= tol && cuda_err.empty();
+  results.push_back({name, err, tol, pass});
+  std::printf("  %-4s %-58s err %.2e  tol %.0e%s%s\n", pass ? "ok" : "FAIL", name.c_str(), err, tol,
+              cuda_err.empty() ? "" : "  CUDA: ", cuda_err.c_str());
+  std::fflush(stdout);
+}
+void check(const std::string& name, const std::vector<float>& got, const std::vector<float>& want, double tol) {
+  check(name, rel_err(got, want), tol);
+}
+
+// ---- op checks -------------------------------------------------------------------------------
+void check_embedding() {
+  const int64_t N = 300, C = 96, V = 50;
+  auto ids = randint(N, V);
+  auto table = randn(V * C), dout = randn(N * C), dtable0 = randn(V * C);
+  std::vector<float> out(N * C), dtable = dtable0;
+  CPU.ops.embedding_forward(out.data(), ids.data(), table.data(), N, C);
+  CPU.ops.embedding_backward(dtable.data(), dout.data(), ids.data(), N, C);
+  Dev g_ids(ids), g_table(table), g_dout(dout), g_dtable(dtable0), g_out(N * C * 4);
+  g_out.poison();
+  GPU->ops.embedding_forward(g_out.f(), g_ids.i(), g_table.f(), N, C);
+  GPU->ops.embedding_backward(g_dtable.f(), g_dout.f(), g_ids.i(), N, C);
+  check("embedding forward", g_out.get(), out, TOL.f32);
+  check("embedding backward (accumulates, repeated ids)", g_dtable.get(), dtable, TOL.f32);
+}
+
+void check_rmsnorm(int64_t N, int64_t C) {
+  auto x = randn(N * C), w = randn(C, 0.5f, 1.f), dout = randn(N * C), dx0 = randn(N * C), dw0 = randn(C);
+  std::vector<float> out(N * C), rstd(N), dx = dx0, dw = dw0;
+  CPU.ops.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5f);
+  CPU.ops.rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(), N, C);
+  Dev gx(x), gw(w), gd(dout), gdx(dx0), gdw(dw0), gout(N * C * 4), grstd(N * 4);
+  gout.poison(), grstd.poison();
+  GPU->ops.rmsnorm_forward(gout.f(), grstd.f(), gx.f(), gw.f(), N, C, 1e-5f);
+  GPU->ops.rmsnorm_backward(gdx.f(), gdw.f(), gd.f(), gx.f(), gw.f(), grstd.f(), N, C);
+  std::string s = " N" + std::to_string(N) + " C" + std::to_string(C);
+  check("rmsnorm forward" + s, gout.get(), out, TOL.f32);
+  check("rmsnorm rstd" + s, grstd.get(), rstd, TOL.f32);
+  check("rmsnorm backward dinp" + s, gdx.get(), dx, TOL.f32);
+  check("rmsnorm backward dweight" + s, gdw.get(), dw, TOL.f32);
+}
+
+void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, float beta) {
+  // Stored shapes: A is [M,K] or [K,M]; B is [K,N] or [N,K]; each row padded by `pad` floats.
+  const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  const int64_t lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+  auto A = randn(ar * lda), B = randn(br * ldb), C0 = randn(M * ldc);
+  std::vector<float> C = C0;
+  CPU.ops.gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  Dev gA(A), gB(B), gC(C0);
+  if (beta == 0.f) gC.poison();  // beta 0 must overwrite, NaN included
+  GPU->ops.gemm(ta, tb, M, N, K, alpha, gA.f(), lda, gB.f(), ldb, beta, gC.f(), ldc);
+  char name[128];
+  std::snprintf(name, sizeof name, "gemm %c%c M%ld N%ld K%ld ld+%ld a%.1f b%.1f", ta ? 'T' : 'N', tb ? 'T' : 'N',
+                (long)M, (long)N, (long)K, (long)pad, alpha, beta);
+  auto got = gC.get();
+  if (beta == 0.f)  // padding columns are never written: compare the M x N window only
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = N; n < ldc; ++n) got[m * ldc + n] = C[m * ldc + n];
+  check(name, got, C, TOL.gemm_bf16);
+}
+
+void check_matmul(int64_t N, int64_t C, int64_t OC, bool bias) {
+  auto x = randn(N * C), w = randn(OC * C, 0.05f), b = randn(OC), dout = randn(N * OC);
+  auto dx0 = randn(N * C), dw0 = randn(OC * C), db0 = randn(OC);
+  std::vector<float> out(N * OC), dx = dx0, dw = dw0, db = db0;
+  CPU.ops.matmul_forward(out.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, C, OC);
+  CPU.ops.matmul_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, dout.data(), x.data(), w.data(), N, C, OC);
+  Dev gx(x), gw(w), gb(b), gd(dout), gdx(dx0), gdw(dw0), gdb(db0), gout(N * OC * 4);
+  gout.poison();
+  GPU->ops.matmul_forward(gout.f(), gx.f(), gw.f(), bias ? gb.f() : nullptr, N, C, OC);
+  GPU->ops.matmul_backward(gdx.f(), gdw.f(), bias ? gdb.f() : nullptr, gd.f(), gx.f(), gw.f(), N, C, OC);
+  std::string s = " N" + std::to_string(N) + " C" + std::to_string(C) + " OC" + std::to_string(OC);
+  check("matmul forward" + s, gout.get(), out, TOL.gemm_bf16);
+  check("matmul backward dinp" + s, gdx.get(), dx, TOL.gemm_bf16);
+  check("matmul backward dweight" + s, gdw.get(), dw, TOL.gemm_bf16);
+  if (bias) check("matmul backward dbias" + s, gdb.get(), db, TOL.f32);
+}
+
+void rope_tables(int64_t P, int64_t HS, std::vector<float>& cos, std::vector<float>& sin) {
+  const int64_t h = HS / 2;
+  cos.resize(P * h), sin.resize(P * h);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < h; ++i) {
+      double f = p * std::pow(500000.0, -2.0 * i / HS);
+      cos[p * h + i] = (float)std::cos(f), sin[p * h + i] = (float)std::sin(f);
+    }
+}
+
+void check_rope() {
+  const int64_t B = 2, T = 33, NH = 6, HS = 64, stride = NH * HS + 40, P = 100;
+  std::vector<float> cos, sin;
+  rope_tables(P, HS, cos, sin);
+  auto pos = randint(T, P);
+  auto x = randn(B * T * stride);
+  std::vector<float> out = x, din = x;
+  CPU.ops.rope_forward(out.data(), out.data(), cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  CPU.ops.rope_backward(din.data(), din.data(), cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  Dev gc(cos), gs(sin), gp(pos), gx(x), gx2(x);
+  GPU->ops.rope_forward(gx.f(), gx.f(), gc.f(), gs.f(), gp.i(), B, T, NH, HS, stride);
+  GPU->ops.rope_backward(gx2.f(), gx2.f(), gc.f(), gs.f(), gp.i(), B, T, NH, HS, stride);
+  check("rope forward (in place, strided, positions)", gx.get(), out, TOL.f32);
+  check("rope backward (in place, strided, positions)", gx2.get(), din, TOL.f32);
+  std::vector<float> out2(B * T * stride, 0.f);
+  CPU.ops.rope_forward(out2.data(), x.data(), cos.data(), sin.data(), nullptr, B, T, NH, HS, stride);
+  Dev gx3(x), go(std::vector<float>(B * T * stride, 0.f));
+  GPU->ops.rope_forward(go.f(), gx3.f(), gc.f(), gs.f(), nullptr, B, T, NH, HS, stride);
+  check("rope forward (out of place, default positions)", go.get(), out2, TOL.f32);
+}
+
+void check_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
+  // q, k, v as column slices of one fused buffer, as inside a block.
+  const int64_t QKV = (NH + 2 * NKV) * HS;
+  auto qkv = randn(B * T * QKV);
+  auto dout = randn(B * T * NH * HS);
+  auto dqkv0 = randn(B * T * QKV, 0.1f);
+  std::vector<float> out(B * T * NH * HS), lse(B * NH * T), dqkv = dqkv0;
+  const float *q = qkv.data(), *k = q + NH * HS, *v = k + NKV * HS;
+  CPU.ops.attention_forward(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+  CPU.ops.attention_backward(dqkv.data(), dqkv.data() + NH * HS, dqkv.data() + (NH + NKV) * HS, dout.data(), q, k, v,
+                             out.data(), lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  Dev gqkv(qkv), gdout(dout), gdqkv(dqkv0), gout(out.size() * 4), glse(lse.size() * 4);
+  gout.poison(), glse.poison();
+  float *gq = gqkv.f(), *gk = gq + NH * HS, *gv = gk + NKV * HS;
+  GPU->ops.attention_forward(gout.f(), glse.f(), gq, gk, gv, B, T, NH, NKV, HS, QKV, QKV);
+  GPU->ops.attention_backward(gdqkv.f(), gdqkv.f() + NH * HS, gdqkv.f() + (NH + NKV) * HS, gdout.f(), gq, gk, gv,
+                              gout.f(), glse.f(), B, T, NH, NKV, HS, QKV, QKV);
+  char s[96];
+  std::snprintf(s, sizeof s, " B%ld T%ld NH%ld NKV%ld HS%ld", (long)B, (long)T, (long)NH, (long)NKV, (long)HS);
+  check(std::string("attention forward") + s, gout.get(), out, TOL.attention);
+  check(std::string("attention lse") + s, glse.get(), lse, TOL.attention);
+  check(std::string("attention backward dq|dk|dv") + s, gdqkv.get(), dqkv, TOL.attention);
+}
+
+void check_cached_attention(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax) {
+  const int64_t QKV = (NH + 2 * NKV) * HS, KV = NKV * HS;
+  auto qkv = randn(B * Tq * QKV);
+  auto kc = randn(B * Tmax * KV), vc = randn(B * Tmax * KV);
+  std::vector<float> kc_cpu = kc, vc_cpu = vc, out(B * Tq * NH * HS);
+  CPU.ops.kv_cache_append(kc_cpu.data(), vc_cpu.data(), qkv.data(), B, Tq, NH, NKV, HS, past, Tmax);
+  CPU.ops.attention_cached_forward(out.data(), qkv.data(), kc_cpu.data(), vc_cpu.data(), B, Tq, NH, NKV, HS, QKV, past,
+                                   Tmax);
+  Dev gqkv(qkv), gk(kc), gv(vc), gout(out.size() * 4);
+  gout.poison();
+  GPU->ops.kv_cache_append(gk.f(), gv.f(), gqkv.f(), B, Tq, NH, NKV, HS, past, Tmax);
+  GPU->ops.attention_cached_forward(gout.f(), gqkv.f(), gk.f(), gv.f(), B, Tq, NH, NKV, HS, QKV, past, Tmax);
+  char s[112];
+  std::snprintf(s, sizeof s, " B%ld Tq%ld NH%ld NKV%ld HS%ld past%ld", (long)B, (long)Tq, (long)NH, (long)NKV, (long)HS,
+                (long)past);
+  check(std::string("kv cache append") + s, rel_err(gk.get(), kc_cpu) + rel_err(gv.get(), vc_cpu), TOL.f32);
+  check(std::string("cached attention") + s, gout.get(), out, TOL.attention);
+}
+
+void check_swiglu_elementwise() {
+  const int64_t N = 77, F = 333, n = N * F;
+  auto gu = randn(N * 2 * F), dout = randn(n), a = randn(n), b = randn(n);
+  std::vector<float> out(n), dgu(N * 2 * F), sum(n), acc = a;
+  CPU.ops.swiglu_forward(out.data(), gu.data(), N, F);
+  CPU.ops.swiglu_backward(dgu.data(), dout.data(), gu.data(), N, F);
+  CPU.ops.add_forward(sum.data(), a.data(), b.data(), n);
+  CPU.ops.accumulate(acc.data(), b.data(), n);
+  Dev ggu(gu), gd(dout), ga(a), gb(b), gout(n * 4), gdgu(N * 2 * F * 4), gsum(n * 4);
+  gout.poison(), gdgu.poison(), gsum.poison();
+  GPU->ops.swiglu_forward(gout.f(), ggu.f(), N, F);
+  GPU->ops.swiglu_backward(gdgu.f(), gd.f(), ggu.f(), N, F);
+  GPU->ops.add_forward(gsum.f(), ga.f(), gb.f(), n);
+  GPU->ops.accumulate(ga.f(), gb.f(), n);
+  check("swiglu forward", gout.get(), out, TOL.f32);
+  check("swiglu backward (writes)", gdgu.get(), dgu, TOL.f32);
+  check("add", gsum.get(), sum, TOL.f32);
+  check("accumulate", ga.get(), acc, TOL.f32);
+}
+
+void check_losses() {
+  const int64_t N = 37, V = 5003, C = 300;
+  auto logits = randn(N * V, 2.f), teacher = randn(N * V, 2.f);
+  auto targets = randint(N, V);
+  targets[3] = targets[10] = -100;
+  auto dl0 = randn(N * V, 0.01f);
+  std::vector<float> losses(N), lse(N), dl = dl0, kl(N), dkl = dl0;
+  CPU.ops.cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), N, V);
+  CPU.ops.cross_entropy_backward(dl.data(), logits.data(), lse.data(), targets.data(), N, V, 1.f / N);
+  CPU.ops.kl_forward(kl.data(), teacher.data(), logits.data(), N, V);
+  CPU.ops.kl_backward(dkl.data(), teacher.data(), logits.data(), N, V, 0.5f);
+  Dev gl(logits), gt(teacher), gtar(targets), gdl(dl0), gdkl(dl0), glosses(N * 4), glse(N * 4), gkl(N * 4);
+  glosses.poison(), glse.poison(), gkl.poison();
+  GPU->ops.cross_entropy_forward(glosses.f(), glse.f(), gl.f(), gtar.i(), N, V);
+  GPU->ops.cross_entropy_backward(gdl.f(), gl.f(), glse.f(), gtar.i(), N, V, 1.f / N);
+  GPU->ops.kl_forward(gkl.f(), gt.f(), gl.f(), N, V);
+  GPU->ops.kl_backward(gdkl.f(), gt.f(), gl.f(), N, V, 0.5f);
+  check("cross-entropy forward (ignores -100)", glosses.get(), losses, TOL.f32);
+  check("cross-entropy lse", glse.get(), lse, TOL.f32);
+  check("cross-entropy backward", gdl.get(), dl, TOL.f32);
+  check("KL forward", gkl.get(), kl, TOL.f32);
+  check("KL backward", gdkl.get(), dkl, TOL.f32);
+
+  auto x = randn(N * C), y = randn(N * C), dx0 = randn(N * C);
+  std::vector<float> cl(N), dx = dx0, dn = dx0;
+  CPU.ops.cosine_forward(cl.data(), x.data(), y.data(), N, C);
+  CPU.ops.cosine_backward(dx.data(), x.data(), y.data(), N, C, 0.25f);
+  double nm = CPU.ops.nmse_forward(x.data(), y.data(), N * C);
+  CPU.ops.nmse_backward(dn.data(), x.data(), y.data(), N * C, 2.f);
+  Dev gx(x), gy(y), gdx(dx0), gdn(dx0), gcl(N * 4);
+  gcl.poison();
+  GPU->ops.cosine_forward(gcl.f(), gx.f(), gy.f(), N, C);
+  GPU->ops.cosine_backward(gdx.f(), gx.f(), gy.f(), N, C, 0.25f);
+  double gnm = GPU->ops.nmse_forward(gx.f(), gy.f(), N * C);
+  GPU->ops.nmse_backward(gdn.f(), gx.f(), gy.f(), N * C, 2.f);
+  check("cosine forward", gcl.get(), cl, TOL.f32);
+  check("cosine backward", gdx.get(), dx, TOL.f32);
+  check("nmse forward", std::fabs(gnm - nm) / std::fabs(nm), TOL.f32);
+  check("nmse backward", gdn.get(), dn, TOL.f32);
+}
+
+void check_optimiser() {
+  const int64_t n = 1000003;
+  auto p = randn(n), g = randn(n), m = randn(n, 0.1f), v = randn(n, 0.01f, 0.02f);
+  for (auto& x : v) x = std::fabs(x);
+  double ss = CPU.ops.sum_squares(g.data(), n);
+  std::vector<float> pc = p, mc = m, vc = v;
+  CPU.ops.adamw_update(pc.data(), g.data(), mc.data(), vc.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, 3);
+  Dev gp(p), gg(g), gm(m), gv(v);
+  double gss = GPU->ops.sum_squares(gg.f(), n);
+  GPU->ops.adamw_update(gp.f(), gg.f(), gm.f(), gv.f(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, 3);
+  check("sum of squares (1M)", std::fabs(gss - ss) / ss, TOL.f32);
+  check("adamw param", gp.get(), pc, TOL.f32);
+  check("adamw m", gm.get(), mc, TOL.f32);
+  check("adamw v", gv.get(), vc, TOL.f32);
+}
+
+// ---- block checks: the same Block code on both backends ----------------------------------------
+const char* kind_name(AttnKind a) { return a == AttnKind::GQA ? "gqa" : a == AttnKind::Linear ? "linear" : "noop"; }
+const char* kind_name(FfnKind f) { return f == FfnKind::SwiGLU ? "swiglu" : f == FfnKind::Linear ? "linear" : "noop"; }
+
+void check_block(BlockConfig cfg, int64_t B, int64_t T) {
+  Block cpu(CPU, cfg), gpu(*GPU, cfg);
+  auto params = randn(cpu.num_params(), 0.05f);
+  for (auto& pi : cpu.params())  // norms near 1
+    if (pi.shape.size() == 1)
+      for (size_t i = 0; i < pi.numel; ++i) params[pi.offset + i] = 1.f + 0.1f * params[pi.offset + i];
+  std::memcpy(cpu.param_buffer()->ptr, params.data(), params.size() * 4);
+  GPU->copy_to_device(gpu.param_buffer()->ptr, params.data(), params.size() * 4);
+  const int64_t N = B * T, C = cfg.C, P = T + 8;
+  std::vector<float> cos, sin;
+  rope_tables(P, cfg.HS, cos, sin);
+  auto x = randn(N * C), dout = randn(N * C);
+  Dev gc(cos), gs(sin), gx(x), gd(dout), gout(N * C * 4), gdx(N * C * 4);
+  BlockInputs ic{B, T, cos.data(), sin.data(), nullptr}, ig{B, T, gc.f(), gs.f(), nullptr};
+  std::vector<float> out(N * C), dx(N * C);
+  cpu.forward(out.data(), x.data(), ic, true);
+  cpu.zero_grad();
+  cpu.grad_buffer();
+  cpu.backward(dx.data(), dout.data());
+  gpu.grad_buffer();
+  gpu.zero_grad();
+  gpu.forward(gout.f(), gx.f(), ig, true);
+  gpu.backward(gdx.f(), gd.f());
+  char s[128];
+  std::snprintf(s, sizeof s, "block %s+%s C%ld NH%ld NKV%ld F%ld B%ld T%ld", kind_name(cfg.attn), kind_name(cfg.ffn),
+                (long)C, (long)cfg.NH, (long)cfg.NKV, (long)cfg.F, (long)B, (long)T);
+  check(std::string(s) + " forward", gout.get(), out, TOL.block);
+  check(std::string(s) + " backward dx", gdx.get(), dx, TOL.block);
+  std::vector<float> grads(cpu.num_params()), ggrads(cpu.num_params());
+  std::memcpy(grads.data(), cpu.grad_buffer()->ptr, grads.size() * 4);
+  GPU->copy_to_host(ggrads.data(), gpu.grad_buffer()->ptr, ggrads.size() * 4);
+  for (auto& pi : cpu.params()) {
+    std::vector<float> a(ggrads.begin() + pi.offset, ggrads.begin() + pi.offset + pi.numel),
+        b(grads.begin() + pi.offset, grads.begin() + pi.offset + pi.numel);
+    check(std::string(s) + " d" + pi.name, a, b, TOL.block);
+  }
+  if (cfg.attn != AttnKind::GQA) return;
+  // Inference over a KV cache: a prompt of T tokens, then 3 decode steps, on both backends.
+  const int64_t Tmax = T + 4, KV = cfg.NKV * cfg.HS;
+  std::vector<float> kc(B * Tmax * KV, 0.f), vc(B * Tmax * KV, 0.f), o1(N * C);
+  Dev gkc(kc), gvc(vc);
+  cpu.forward_cached(o1.data(), x.data(), ic, kc.data(), vc.data(), 0, Tmax);
+  gpu.forward_cached(gout.f(), gx.f(), ig, gkc.f(), gvc.f(), 0, Tmax);
+  check(std::string(s) + " cached prefill", gout.get(), o1, TOL.block);
+  for (int step = 0; step < 3; ++step) {
+    auto xs = randn(B * C);
+    std::vector<int32_t> pos{(int32_t)(T + step)};
+    Dev gxs(xs), gpos(pos), gos(B * C * 4);
+    std::vector<float> os(B * C);
+    BlockInputs sc{B, 1, cos.data(), sin.data(), pos.data()}, sg{B, 1, gc.f(), gs.f(), gpos.i()};
+    cpu.forward_cached(os.data(), xs.data(), sc, kc.data(), vc.data(), T + step, Tmax);
+    gpu.forward_cached(gos.f(), gxs.f(), sg, gkc.f(), gvc.f(), T + step, Tmax);
+    check(std::string(s) + " decode step " + std::to_string(step + 1), gos.get(), os, TOL.block);
+  }
+}
+
+void run_checks(bool quick) {
+  std::printf("\n== CUDA against CPU (relative L2 error) ==\n");
+  check_embedding();
+  check_rmsnorm(67, 1000);
+  check_rmsnorm(5, 4096);
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      check_gemm(ta, tb, 128, 128, 128, 0, 1.f, 0.f);
+      check_gemm(ta, tb, 257, 193, 300, 3, 0.5f, 1.f);
+      check_gemm(ta, tb, 1, 515, 260, 1, 1.f, 0.f);
+      check_gemm(ta, tb, 7, 1000, 129, 0, 1.f, 1.f);
+    }
+  check_gemm(false, true, 16, 4096, 1024, 0, 1.f, 0.f);   // decode-sized, the small-M path
+  check_gemm(false, true, 64, 2048, 1024, 0, 1.f, 1.f);   // batch-64 decode
+  check_gemm(false, false, 1024, 1024, 1024, 0, 1.f, 0.f);
+  check_matmul(100, 256, 384, true);
+  check_matmul(3, 512, 1000, false);
+  check_rope();
+  check_attention(2, 77, 8, 2, 32);
+  check_attention(1, 300, 4, 4, 64);
+  check_attention(1, 130, 4, 1, 128);
+  check_attention(2, 65, 6, 3, 48);
+  check_attention(1, 1, 2, 1, 16);
+  if (!quick) check_attention(1, 1030, 8, 2, 128);
+  check_cached_attention(2, 1, 8, 2, 32, 100, 128);
+  check_cached_attention(1, 1, 32, 8, 128, 5000, 8192);
+  check_cached_attention(3, 17, 4, 2, 64, 0, 40);
+  check_cached_attention(64, 1, 8, 1, 128, 511, 600);
+  check_swiglu_elementwise();
+  check_losses();
+  check_optimiser();
+  BlockConfig c;
+  c.C = 256, c.NH = 8, c.HS = 32, c.NKV = 2, c.F = 704;
+  check_block(c, 2, 40);
+  c.NKV = 1, c.ffn = FfnKind::NoOp;
+  check_block(c, 1, 70);
+  c.attn = AttnKind::Linear, c.ffn = FfnKind::Linear;
+  check_block(c, 2, 16);
+  c.attn = AttnKind::NoOp, c.ffn = FfnKind::SwiGLU, c.F = 500;
+  check_block(c, 2, 16);
+  c = BlockConfig{};
+  c.C = 1024, c.NH = 8, c.HS = 128, c.NKV = 8, c.F = 2816;
+  check_block(c, 1, 128);
+}
+
+// ---- benchmarks --------------------------------------------------------------------------------
+struct Stat {
+  double median, lo, hi;  // ms: median and the 10th/90th percentiles
+};
+Stat time_ms(const std::function<void()>& fn, int warmup, int repeats, const std::function<void()>& between = {}) {
+  cudaStream_t s = cuda::stream();
+  cudaEvent_t a, b;
+  cudaEventCreate(&a), cudaEventCreate(&b);
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    if (between) between();
+    cudaEventRecord(a, s);
+    fn();
+    cudaEventRecord(b, s);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    t.push_back(ms);
+  }
+  cudaEventDestroy(a), cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  auto q = [&](double f) { return t[std::min(t.size() - 1, (size_t)(f * (t.size() - 1) + 0.5))]; };
+  return {q(0.5), q(0.1), q(0.9)};
+}
+
+FILE* json = nullptr;
+bool first_json = true;
+void emit(const char* group, const std::string& name, const Stat& st, const std::string& extra_json) {
+  std::printf("  %-46s %9.4f ms  [%0.4f..%0.4f]  %s\n", name.c_str(), st.median, st.lo, st.hi, extra_json.c_str());
+  std::fflush(stdout);
+  if (!json) return;
+  std::fprintf(json, "%s\n  {\"group\": \"%s\", \"name\": \"%s\", \"median_ms\": %.6f, \"p10_ms\": %.6f, \"p90_ms\": %.6f%s%s}",
+               first_json ? "" : ",", group, name.c_str(), st.median, st.lo, st.hi, extra_json.empty() ? "" : ", ",
+               extra_json.c_str());
+  first_json = false;
+}
+std::string kv(const char* k, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "\"%s\": %.4f", k, v);
+  return b;
+}
+
+// A buffer the size of L2 several times over, written between repeats to flush the cache.
+struct L2Flush {
+  Dev buf;
+  explicit L2Flush(size_t bytes) : buf(bytes) {}
+  void operator()() { cudaMemsetAsync(buf.p, 0, buf.bytes, cuda::stream()); }
+};
+
+void run_benchmarks(bool quick, bool only_gemm) {
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  L2Flush l2((size_t)prop.l2CacheSize * 4);
+  const std::function<void()> flush = [&] { l2(); };
+  const int reps = quick ? 10 : 30;
+  std::printf("\n== GPU benchmarks (CUDA events; median [p10..p90]) ==\n");
+
+  // Copy bandwidth: the memory floor of everything below.
+  const size_t copy_bytes = (size_t)1 << 31;
+  Dev c1(copy_bytes), c2(copy_bytes);
+  cudaMemsetAsync(c1.p, 1, copy_bytes, cuda::stream());
+  Stat cs = time_ms([&] { cudaMemcpyAsync(c2.p, c1.p, copy_bytes, cudaMemcpyDeviceToDevice, cuda::stream()); }, 2, reps);
+  const double bw = 2.0 * copy_bytes / (cs.median * 1e-3) / 1e9;  // GB/s, read + write
+  emit("bandwidth", "device copy 2 GiB (read+write)", cs, kv("GBps", bw));
+
+  // GEMM rate on block shapes (Llama-3.1-8B and 70B, 4096 tokens) and 8192^3.
+  struct G {
+    const char* name;
+    int64_t M, N, K;
+  } gemms[] = {{"gemm 8192^3", 8192, 8192, 8192},
+               {"gemm 8B qkv 4096x6144x4096", 4096, 6144, 4096},
+               {"gemm 8B gate|up 4096x28672x4096", 4096, 28672, 4096},
+               {"gemm 8B down 4096x4096x14336", 4096, 4096, 14336},
+               {"gemm 70B gate|up 4096x57344x8192", 4096, 57344, 8192}};
+  double peak = 0;
+  for (auto& g : gemms) {
+    Dev A((size_t)g.M * g.K * 4), Bm((size_t)g.N * g.K * 4), Cm((size_t)g.M * g.N * 4);
+    auto ha = randn(std::min<size_t>((size_t)g.M * g.K, 1 << 22));
+    for (size_t off = 0; off < (size_t)g.M * g.K; off += ha.size())  // random data, not zeros
+      GPU->copy_to_device(A.f() + off, ha.data(), std::min(ha.size(), (size_t)g.M * g.K - off) * 4);
+    for (size_t off = 0; off < (size_t)g.N * g.K; off += ha.size())
+      GPU->copy_to_device(Bm.f() + off, ha.data(), std::min(ha.size(), (size_t)g.N * g.K - off) * 4);
+    Stat st = time_ms([&] { GPU->ops.gemm(false, true, g.M, g.N, g.K, 1.f, A.f(), g.K, Bm.f(), g.K, 0.f, Cm.f(), g.N); },
+                      2, quick ? 5 : 10);
+    double tf = 2.0 * g.M * g.N * g.K / (st.median * 1e-3) / 1e12;
+    peak = std::max(peak, tf);
+    emit("gemm", g.name, st, kv("TFLOPs", tf));
+  }
+  if (only_gemm) return;
+
+  // Per-op times on Llama-3.1-8B shapes (4096 tokens).
+  {
+    const int64_t T = 4096, NH = 32, NKV = 8, HS = 128, C = 4096, QKV = (NH + 2 * NKV) * HS;
+    Dev qkv((size_t)T * QKV * 4), out((size_t)T * NH * HS * 4), lse((size_t)NH * T * 4), dout((size_t)T * NH * HS * 4),
+        dqkv((size_t)T * QKV * 4);
+    auto h = randn((size_t)T * QKV, 0.5f);
+    GPU->copy_to_device(qkv.p, h.data(), qkv.bytes);
+    GPU->copy_to_device(dout.p, h.data(), dout.bytes);
+    float *q = qkv.f(), *k = q + NH * HS, *v = k + NKV * HS;
+    const double flops_f = 4.0 * T * T * HS * NH / 2;  // causal: half of QK^T and PV
+    Stat f = time_ms([&] { GPU->ops.attention_forward(out.f(), lse.f(), q, k, v, 1, T, NH, NKV, HS, QKV, QKV); }, 2, reps);
+    emit("op", "attention fwd 8B T4096", f, kv("TFLOPs", flops_f / (f.median * 1e-3) / 1e12));
+    Stat b = time_ms([&] {
+      GPU->ops.attention_backward(dqkv.f(), dqkv.f() + NH * HS, dqkv.f() + (NH + NKV) * HS, dout.f(), q, k, v, out.f(),
+                                  lse.f(), 1, T, NH, NKV, HS, QKV, QKV);
+    }, 2, reps);
+    emit("op", "attention bwd 8B T4096", b, kv("TFLOPs", 2.5 * flops_f / (b.median * 1e-3) / 1e12));
+    Dev x((size_t)T * C * 4), w(C * 4), y((size_t)T * C * 4), r(T * 4);
+    GPU->copy_to_device(x.p, h.data(), x.bytes);
+    GPU->copy_to_device(w.p, h.data(), w.bytes);
+    Stat rn = time_ms([&] { GPU->ops.rmsnorm_forward(y.f(), r.f(), x.f(), w.f(), T, C, 1e-5f); }, 2, reps, flush);
+    emit("op", "rmsnorm fwd 4096x4096", rn, kv("GBps", 2.0 * T * C * 4 / (rn.median * 1e-3) / 1e9));
+  }
+
+  // Blocks: forward+backward (training) and decode steps captured in CUDA graphs.
+  struct BC {
+    const char* name;
+    int64_t C, NH, NKV, HS, F;
+  } blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};
+  for (auto& bc : blocks) {
+    BlockConfig cfg;
+    cfg.C = bc.C, cfg.NH = bc.NH, cfg.NKV = bc.NKV, cfg.HS = bc.HS, cfg.F = bc.F;
+    Block blk(*GPU, cfg);
+    {
+      auto h = randn(1 << 22, 0.02f);
+      size_t n = blk.num_params();
+      for (size_t off = 0; off < n; off += h.size())
+        GPU->copy_to_device(blk.param_buffer()->f32(off), h.data(), std::min(h.size(), n - off) * 4);
+    }
+    const double param_bytes = blk.num_params() * 4.0;
+    const int64_t Tmax = 8192 + 8;
+    std::vector<float> cos, sin;
+    rope_tables(Tmax, cfg.HS, cos, sin);
+    Dev gc(cos), gs(sin);
+    // Training: one sequence of 4096 tokens, forward + backward.
+    if (!quick || bc.C == 4096) {
+      const int64_t T = bc.C == 4096 ? 4096 : 2048;
+      Dev x((size_t)T * cfg.C * 4), y((size_t)T * cfg.C * 4), dx((size_t)T * cfg.C * 4);
+      auto h = randn((size_t)T * cfg.C);
+      GPU->copy_to_device(x.p, h.data(), x.bytes);
+      GPU->copy_to_device(dx.p, h.data(), dx.bytes);
+      BlockInputs in{1, T, gc.f(), gs.f(), nullptr};
+      blk.grad_buffer();
+      Stat st = time_ms([&] {
+        blk.forward(y.f(), x.f(), in, true);
+        blk.backward(dx.f(), y.f());
+      }, 1, quick ? 3 : 8);
+      const double flops = 6.0 * T * (blk.num_params()) + 3.0 * 4.0 * T * T * cfg.HS * cfg.NH / 2;
+      emit("block", std::string(bc.name) + " block fwd+bwd T" + std::to_string(T), st,
+           kv("tok_per_s", T / (st.median * 1e-3)) + ", " + kv("TFLOPs", flops / (st.median * 1e-3) / 1e12));
+    }
+    // Decode: one step per sequence at cache length `past`, as a CUDA graph.
+    for (int64_t B : {1, 64}) {
+      const int64_t past = B == 1 ? 8192 : 1024, KV = cfg.NKV * cfg.HS;
+      const int64_t Tm = past + 1;
+      Dev kc((size_t)B * Tm * KV * 4), vc((size_t)B * Tm * KV * 4), x((size_t)B * cfg.C * 4), y((size_t)B * cfg.C * 4);
+      auto h = randn((size_t)B * cfg.C);
+      GPU->copy_to_device(x.p, h.data(), x.bytes);
+      cudaMemsetAsync(kc.p, 0, kc.bytes, cuda::stream());
+      cudaMemsetAsync(vc.p, 0, vc.bytes, cuda::stream());
+      std::vector<int32_t> pos{(int32_t)past};
+      Dev gpos(pos);
+      BlockInputs in{B, 1, gc.f(), gs.f(), gpos.i()};
+      blk.forward_cached(y.f(), x.f(), in, kc.f(), vc.f(), past, Tm);  // warm-up: workspace allocated
+      GPU->synchronize();
+      cudaGraph_t graph;
+      cudaGraphExec_t exec;
+      cudaStream_t s = cuda::stream();
+      cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+      if (e == cudaSuccess) {
+        blk.forward_cached(y.f(), x.f(), in, kc.f(), vc.f(), past, Tm);
+        e = cudaStreamEndCapture(s, &graph);
+      }
+      if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+      if (e != cudaSuccess) {
+        std::printf("  decode graph capture failed: %s\n", cudaGetErrorString(e));
+        cuda::take_error();
+        continue;
+      }
+      Stat st = time_ms([&] { cudaGraphLaunch(exec, s); }, 3, reps, flush);
+      const double kv_bytes = 2.0 * B * (past + 1) * KV * 4;
+      const double bw_floor = (param_bytes + kv_bytes) / (bw * 1e9) * 1e3;
+      const double flops = 2.0 * B * blk.num_params() + 4.0 * B * (past + 1) * cfg.HS * cfg.NH;
+      const double compute_floor = flops / (std::max(peak, 1.0) * 1e12) * 1e3;
+      const double floor = std::max(bw_floor, compute_floor);
+      emit("decode", std::string(bc.name) + " decode step B" + std::to_string(B) + " past" + std::to_string(past), st,
+           kv("bw_floor_ms", bw_floor) + ", " + kv("compute_floor_ms", compute_floor) + ", " +
+               kv("x_floor", st.median / floor) + ", " + kv("weight_bytes", param_bytes) + ", " +
+               kv("kv_bytes", kv_bytes));
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+    }
+    std::string err = cuda::take_error();
+    if (!err.empty()) std::printf("  CUDA error during %s benchmarks: %s\n", bc.name, err.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool bench = true, quick = false, only_gemm = false;
+  const char* json_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--version")) {
+      std::printf("puzzle_cuda_check (GEMM: %s)\n", cuda::gemm_kernel_name());
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--no-bench")) bench = false;
+    else if (!std::strcmp(argv[i], "--only-gemm")) only_gemm = true;
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick]\n");
+      return 2;
+    }
+  }
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    std::printf("no GPU: %s\n", e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports no devices");
+    return 3;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver), cudaRuntimeGetVersion(&runtime);
+  std::printf("device: %s, sm_%d%d, %d SMs, %.1f GiB, L2 %d MiB, driver %d.%d, runtime %d.%d, GEMM %s\n", prop.name,
+              prop.major, prop.minor, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0,
+              prop.l2CacheSize >> 20, driver / 1000, (driver % 1000) / 10, runtime / 1000, (runtime % 1000) / 10,
+              cuda::gemm_kernel_name());
+  GPU = &cuda::cuda_backend();
+  if (json_path) {
+    json = std::fopen(json_path, "w");
+    std::fprintf(json, "{\"device\": \"%s\", \"sms\": %d, \"driver\": \"%d.%d\", \"gemm\": \"%s\", \"results\": [",
+                 prop.name, prop.multiProcessorCount, driver / 1000, (driver % 1000) / 10, cuda::gemm_kernel_name());
+  }
+  run_checks(quick);
+  int failed = 0;
+  for (auto& r : results) failed += !r.pass;
+  std::printf("\nchecks: %zu passed, %d failed\n", results.size() - failed, failed);
+  if (bench) run_benchmarks(quick, only_gemm);
+  if (json) {
+    std::fprintf(json, "\n], \"checks\": [");
+    for (size_t i = 0; i < results.size(); ++i)
+      std::fprintf(json, "%s\n  {\"name\": \"%s\", \"err\": %.3e, \"tol\": %.1e, \"pass\": %s}", i ? "," : "",
+                   results[i].name.c_str(), std::isfinite(results[i].err) ? results[i].err : 1e300, results[i].tol,
+                   results[i].pass ? "true" : "false");
+    std::fprintf(json, "\n]}\n");
+    std::fclose(json);
+  }
+  return failed ? 1 : 0;
+}
