@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The prepared GPU run (issue: CUDA backend). On a fresh GPU machine with no network:
-#   1. builds the engine, the CUDA module and puzzle_cuda_check with plain CMake (no Node
-#      needed), unless a build carried along in $PUZZLE_GPU_BUILD already runs there;
+#   1. builds the engine, the CUDA module and the GPU tools with plain CMake (no Node needed;
+#      cuBLAS is used when the toolkit has it), unless a build carried along in
+#      $PUZZLE_GPU_BUILD already runs there;
 #   2. checks every CUDA op and block against the CPU engine;
 #   3. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch;
+#      then `puzzle profile --device cuda`'s native side on Llama-3.1-8B and -70B shapes;
 #   4. prints one table and writes it, with date, card, driver and commit, to
 #      $OUT/gpu-check.md (commit it under benchmarks/results/).
 # Usage: benchmarks/gpu/check.sh [--quick]      (about 4-6 minutes; --quick about 2)
@@ -26,39 +28,44 @@ else
   GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
   cmake -S . -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
   grep -E "puzzle:" "$OUT/cmake.log"
-  cmake --build "$BUILD" -j "$(nproc)" --target puzzle_cuda_check puzzle_cuda >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  cmake --build "$BUILD" -j "$(nproc)" --target puzzle_cuda_check puzzle_cuda_profile puzzle_cuda >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
   say "built"
 fi
 
 say "CUDA against CPU, then benchmarks"
-timeout 330 "$BUILD/puzzle_cuda_check" --json "$OUT/ours.json" $QUICK 2>&1 | tee "$OUT/check.log"
+timeout 300 "$BUILD/puzzle_cuda_check" --json "$OUT/ours.json" $QUICK 2>&1 | tee "$OUT/check.log"
 RC=${PIPESTATUS[0]}
 say "puzzle_cuda_check exit $RC"
+if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
+  say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
+  PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
+fi
 
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   say "PyTorch anchor"
-  timeout 200 python3 benchmarks/gpu/torch_anchor.py --json "$OUT/torch.json" $QUICK 2>&1 | tee "$OUT/torch.log" | tail -25
+  timeout 200 python3 benchmarks/gpu/torch_anchor.py --json "$OUT/torch.json" $QUICK > "$OUT/torch.log" 2>&1; tail -3 "$OUT/torch.log"
 else
   say "no PyTorch with CUDA here: table without the anchor"
 fi
 
-# The same checks through cuBLAS, where the toolkit or the nvidia-cublas wheel has it: a second
-# build (plain CMake finds it), then correctness and the GEMM rates only.
-if [ "${PUZZLE_GPU_CUBLAS:-1}" = 1 ] && [ $(( $(date +%s) - T0 )) -lt 330 ]; then
-  say "second build with cuBLAS, if found"
-  GEN=""; command -v ninja >/dev/null && GEN="-G Ninja"
-  if cmake -S . -B build-gpu-cublas $GEN -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake-cublas.log" 2>&1 \
-     && grep -q "cuBLAS from" "$OUT/cmake-cublas.log" \
-     && cmake --build build-gpu-cublas -j "$(nproc)" --target puzzle_cuda_check >"$OUT/build-cublas.log" 2>&1; then
-    grep -E "puzzle: CUDA" "$OUT/cmake-cublas.log"
-    timeout 120 build-gpu-cublas/puzzle_cuda_check --only-gemm --quick --json "$OUT/cublas.json" 2>&1 | tee "$OUT/cublas.log" | grep -E "device:|FAIL|checks:|gemm"
-  else
-    say "no cuBLAS build: $(grep -E 'puzzle: CUDA' "$OUT/cmake-cublas.log" || tail -3 "$OUT/build-cublas.log" 2>/dev/null)"
-  fi
+# puzzle profile --device cuda on real model shapes (what the TS command runs; no Node needed):
+# every option of the default search space of Llama-3.1-8B and -70B, one block kind at a time.
+if [ -x "$BUILD/puzzle_cuda_profile" ]; then
+  say "profile: Llama-3.1-8B shapes (batch 1, prompt 512, 16 generated)"
+  timeout 150 "$BUILD/puzzle_cuda_profile" --hidden 4096 --heads 32 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
+    --ffn 14336,10752,7168,3584,1536,linear,noop --batch 1 --prompt 512 --generate 16 --repeats 5 --children 3 --additivity-layers 4 > "$OUT/profile-8b.json" 2>"$OUT/profile-8b.err" || tail -3 "$OUT/profile-8b.err"
+  say "profile: Llama-3.1-70B shapes (batch 1, prompt 512, 16 generated)"
+  timeout 200 "$BUILD/puzzle_cuda_profile" --hidden 8192 --heads 64 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
+    --ffn 28672,21504,14336,7168,2816,linear,noop --batch 1 --prompt 512 --generate 16 --repeats 5 --children 3 --additivity-layers 4 > "$OUT/profile-70b.json" 2>"$OUT/profile-70b.err" || tail -3 "$OUT/profile-70b.err"
+  python3 benchmarks/gpu/profile_table.py "$OUT/profile-8b.json" "$OUT/profile-70b.json" | tee "$OUT/profile.md"
 fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 [ -f "$OUT/ours.json" ] && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" --torch "$OUT/torch.json" \
   --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+[ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
+# at most 8 files come back from a lent machine: keep the results, drop the build logs
+[ "$RC" = 0 ] && rm -f "$OUT/cmake.log" "$OUT/build.log"
+rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
 say "done"
 exit $RC

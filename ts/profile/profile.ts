@@ -43,7 +43,7 @@ export interface CostTable {
 
 const MIB = 1024 * 1024;
 
-function cost(id: string, kind: SubblockCost['kind'], spec: SubblockCost['spec'], c: ModelConfig, s: ProfileScenario, m: MeasuredTime): SubblockCost {
+export function cost(id: string, kind: SubblockCost['kind'], spec: SubblockCost['spec'], c: ModelConfig, s: ProfileScenario, m: MeasuredTime): SubblockCost {
   let params = 0;
   let kv = 0;
   if (kind === 'attention' && spec) {

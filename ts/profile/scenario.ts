@@ -4,7 +4,7 @@ import { loadAddon } from '../native/loader.js';
 
 export interface ProfileScenario {
   name: string;
-  device: 'cpu';
+  device: 'cpu' | 'cuda';
   dtype: 'float32';
   /** sequences served together */
   batch: number;
@@ -24,11 +24,16 @@ export function scenario(p: Partial<ProfileScenario> & { batch: number; prompt: 
 }
 
 export interface DeviceFingerprint {
-  kind: 'cpu';
+  kind: 'cpu' | 'cuda';
+  /** CPU model, or GPU name */
   model: string;
+  /** CPU: the ISA path; CUDA: the compute capability, e.g. "sm_90" */
   isa: string;
   gemm: string;
+  /** CPU threads, or the GPU's multiprocessors */
   threads: number;
+  /** CUDA: the driver version */
+  driver?: string;
 }
 
 export function deviceFingerprint(): DeviceFingerprint {
@@ -37,12 +42,11 @@ export function deviceFingerprint(): DeviceFingerprint {
 }
 
 export function sameDevice(a: DeviceFingerprint, b: DeviceFingerprint): boolean {
-  return a.kind === b.kind && a.model === b.model && a.isa === b.isa && a.threads === b.threads && a.gemm === b.gemm;
+  return a.kind === b.kind && a.model === b.model && a.isa === b.isa && a.threads === b.threads && a.gemm === b.gemm && a.driver === b.driver;
 }
 
 /** Refuses a cost table measured elsewhere (costs are per device; never silently reused). */
-export function requireSameDevice(table: { device: DeviceFingerprint }, where: string): void {
-  const here = deviceFingerprint();
+export function requireSameDevice(table: { device: DeviceFingerprint }, where: string, here: DeviceFingerprint = deviceFingerprint()): void {
   if (!sameDevice(table.device, here))
     throw new PuzzleError('ERR_PUZZLE_DEVICE', `${where} was measured on ${JSON.stringify(table.device)}, this machine is ${JSON.stringify(here)}; profile again here`);
 }

@@ -1,0 +1,81 @@
+/**
+ * `puzzle profile --device cuda`: the same cost table as the CPU profiler, measured on the GPU by
+ * the native tool puzzle_cuda_profile (built next to the addon wherever nvcc is found), which
+ * runs each option as a stack of identical blocks in the scenario: prefill into a fresh KV
+ * cache, then every decode step as a replayed CUDA graph, CUDA events, L2 flushed before each
+ * repeat, the fastest repeat kept; plus the non-block part and the additivity check.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PuzzleError } from '../core/errors.js';
+import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
+import type { AttentionSpec, FfnSpec, ModelConfig } from '../model/config.js';
+import { addonPath } from '../native/loader.js';
+import { cost, type AdditivityRow, type CostTable, type SubblockCost } from './profile.js';
+import type { DeviceFingerprint, ProfileScenario } from './scenario.js';
+
+export const cudaProfilerPath = () => process.env.PUZZLE_CUDA_PROFILER ?? join(dirname(addonPath), 'puzzle_cuda_profile');
+
+interface ToolOutput {
+  device: { kind: 'cuda'; model: string; sm: string; sms: number; driver: string; gemm: string };
+  stack: number;
+  empty: { prefill_ms: number; decode_ms: number };
+  subblocks: Array<{ id: string; prefill_ms: number; decode_ms: number }>;
+  head: { prefill_ms: number; decode_ms: number };
+  additivity: Array<AdditivityRow & { layers: number }>;
+}
+
+function runTool(args: string[]): Promise<string> {
+  const bin = cudaProfilerPath();
+  if (!existsSync(bin)) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `--device cuda needs ${bin}, which the build makes only where nvcc is found; rebuild on a machine with the CUDA toolkit (npm run build:native)`);
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', (e) => reject(new PuzzleError('ERR_PUZZLE_NO_GPU', `cannot run ${bin}: ${e.message}`)));
+    p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new PuzzleError('ERR_PUZZLE_NO_GPU', `${bin} failed: ${err.trim() || `exit ${code}`}`))));
+  });
+}
+
+/** The CUDA cost table and its additivity rows (whole stacks of `layers` layers). */
+export async function profileSpaceCuda(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, opts: { children?: number; layers?: number; stack?: number } = {}): Promise<{ table: CostTable; additivity: AdditivityRow[] }> {
+  const sp = space ?? defaultSpace(c);
+  const v = layerVariants(c, 0, sp);
+  const attnArg = v.attention.map((a) => { const x = a.spec as AttentionSpec; return x.kind === 'gqa' ? `kv${x.kvHeads}` : x.kind; });
+  const ffnArg = v.ffn.map((f) => { const x = f.spec as FfnSpec; return x.kind === 'swiglu' ? String(x.width) : x.kind; });
+  const out = await runTool([
+    '--hidden', String(c.hidden), '--heads', String(c.heads), '--head-dim', String(c.headDim), '--vocab', String(c.vocab), '--eps', String(c.eps),
+    '--attention', attnArg.join(','), '--ffn', ffnArg.join(','), '--batch', String(s.batch), '--prompt', String(s.prompt), '--generate', String(s.generate),
+    '--repeats', String(s.repeats), '--children', String(opts.children ?? 2), '--additivity-layers', String(opts.layers ?? Math.min(4, c.layers.length)), '--stack', String(opts.stack ?? 2),
+  ]);
+  let t: ToolOutput;
+  try {
+    t = JSON.parse(out) as ToolOutput;
+  } catch (err) {
+    throw new PuzzleError('ERR_PUZZLE_NO_GPU', `${cudaProfilerPath()} wrote no valid JSON (${(err as Error).message})`);
+  }
+  const sub = new Map(t.subblocks.map((x) => [x.id, x]));
+  const m = (id: string) => {
+    const x = sub.get(id);
+    if (!x) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `the CUDA profiler did not measure ${id}`);
+    return { prefill: { median: x.prefill_ms, min: x.prefill_ms, max: x.prefill_ms, spread: 0, samples: [] }, decodeMs: x.decode_ms };
+  };
+  const cs = { ...s, device: 'cuda' as const };
+  const subblocks: SubblockCost[] = [
+    ...v.attention.map((a) => cost(a.id, 'attention', a.spec, c, cs, m(a.id))),
+    ...v.ffn.map((f) => cost(f.id, 'ffn', f.spec, c, cs, m(f.id))),
+  ];
+  const device: DeviceFingerprint = { kind: 'cuda', model: t.device.model, isa: `sm_${t.device.sm}`, gemm: t.device.gemm, threads: t.device.sms, driver: t.device.driver };
+  const table: CostTable = {
+    version: 1, scenario: cs, device, date: new Date().toISOString(), stackDepth: t.stack,
+    model: { hidden: c.hidden, heads: c.heads, headDim: c.headDim, vocab: c.vocab, layers: c.layers.length },
+    head: { prefill_ms: t.head.prefill_ms, decode_ms: t.head.decode_ms, runtime_ms: t.head.prefill_ms + t.head.decode_ms, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden },
+    empty: cost('empty', 'empty', null, c, cs, { prefill: { median: t.empty.prefill_ms, min: t.empty.prefill_ms, max: t.empty.prefill_ms, spread: 0, samples: [] }, decodeMs: t.empty.decode_ms }),
+    subblocks,
+  };
+  // the tool's sums leave out the head (its stacks have none), so its rows compare like with like
+  return { table, additivity: t.additivity };
+}
