@@ -1,7 +1,7 @@
 // `puzzle run` end to end on the shipped parent with tiny settings: the run directory contract,
 // config validation, refusal of changed settings, and resume after kill -9 at random points.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,12 +69,17 @@ describe('run config', () => {
     expect(() => loadRunConfig(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml: not valid YAML or JSON/);
   });
 
-  it('an unwritable run directory is a clear error', async () => {
+  it('a run directory that cannot be created is a clear error, and nothing is written', async () => {
+    // a regular file where a folder must go: refused for every user, root included
     const dir = mkdtempSync(join(tmpdir(), 'puzzle-ro-'));
-    chmodSync(dir, 0o500);
+    const blocker = join(dir, 'not-a-folder');
+    writeFileSync(blocker, 'x');
     const c = loadRunConfig(configFile());
-    if (process.getuid?.() === 0) return; // root writes anywhere: nothing to check
-    await expect(runPipeline(c, join(dir, 'run'))).rejects.toThrow(/cannot create the run directory/);
+    await expect(runPipeline(c, join(blocker, 'run'))).rejects.toThrow(/cannot create the run directory .*not-a-folder\/run/);
+    expect(readFileSync(blocker, 'utf8')).toBe('x');
+    // a parent that is not a model folder names the setting
+    await expect(runPipeline({ ...c, parent: dir }, join(dir, 'run2'))).rejects.toThrow(/parent: .* is not a model folder/);
+    expect(existsSync(join(dir, 'run2'))).toBe(false);
   });
 });
 

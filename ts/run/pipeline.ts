@@ -99,13 +99,13 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   const dir = resolve(dirIn);
   const P = paths(dir);
   const emit = opts.onEvent ?? (() => {});
+  if (!existsSync(join(config.parent, 'config.json')))
+    throw new PuzzleError('ERR_PUZZLE_CONFIG', `parent: ${config.parent} is not a model folder (no config.json)`);
   try {
     mkdirSync(join(dir, 'stages'), { recursive: true });
   } catch (err) {
     throw new PuzzleError('ERR_PUZZLE_FILE', `cannot create the run directory ${dir}: ${(err as Error).message}`);
   }
-  if (!existsSync(join(config.parent, 'config.json')))
-    throw new PuzzleError('ERR_PUZZLE_CONFIG', `parent: ${config.parent} is not a model folder (no config.json)`);
   const parentFp = folderFingerprint(config.parent);
   let manifest: Manifest;
   if (existsSync(P.manifest)) {
