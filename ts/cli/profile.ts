@@ -53,7 +53,7 @@ export function registerProfileCommand(program: Command): void {
         let started = false;
         table = await profileSpace(c, s, space, (e) => {
           if (!started) progress.start('profile', e.total), (started = true);
-          progress.update(e.done, { last: e.cost.id });
+          progress.update(e.done, e.kind === 'measured' ? { last: e.cost.id } : undefined);
         });
         progress.stop();
         L = Math.min(o.additivityLayers ?? Math.min(c.layers.length, 8), c.layers.length);

@@ -8,6 +8,7 @@ import { createRng } from '../data/prng.js';
 import type { AttentionSpec, FfnSpec, LayerSpec, ModelConfig } from '../model/config.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
 import { measureModel, type MeasuredTime } from './measure.js';
+import { summarize, type Timing } from '../bench/timing.js';
 import { deviceFingerprint, type DeviceFingerprint, type ProfileScenario } from './scenario.js';
 
 export interface SubblockCost {
@@ -62,7 +63,7 @@ export function cost(id: string, kind: SubblockCost['kind'], spec: SubblockCost[
   };
 }
 
-export type ProfileEvent = { kind: 'measured'; cost: SubblockCost; done: number; total: number };
+export type ProfileEvent = { kind: 'measured'; cost: SubblockCost; done: number; total: number } | { kind: 'progress'; done: number; total: number };
 
 /**
  * How many copies of a layer are stacked to measure it: as many as the model has (up to 8), so
@@ -80,42 +81,62 @@ export function stackDepth(c: ModelConfig): number {
  * holds just that subblock (the other half a no-op), minus the model with no layers, divided by
  * k: the same code path, call pattern and cache pressure as the real model.
  */
-export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, onEvent?: (e: ProfileEvent) => void): Promise<CostTable> {
+/** Rounds over all measurements: each round measures everything once, the fastest round wins. */
+export const PROFILE_ROUNDS = 3;
+
+/**
+ * Measures every model of `models` in `rounds` interleaved rounds and keeps, per model, the
+ * fastest prefill and decode seen: a burst of load from elsewhere on a shared machine slows
+ * whatever runs during it, and interleaving spreads each model over the whole profile's time,
+ * so the minimum comes from a quiet moment for every model alike.
+ */
+async function measureRounds(models: ModelConfig[], s: ProfileScenario, rounds: number, onRound?: (i: number) => void): Promise<Array<{ prefill: Timing; decode: Timing }>> {
+  const best: Array<{ prefill: Timing; decode: Timing }> = [];
+  const perRound = { ...s, repeats: Math.max(1, Math.ceil(s.repeats / rounds)) };
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < models.length; i++) {
+      const m = await measureModel(models[i], perRound);
+      const b = best[i];
+      if (!b) best[i] = { prefill: m.prefill, decode: m.decode };
+      else {
+        const merge = (x: Timing, y: Timing): Timing => summarize([...x.samples, ...y.samples]);
+        best[i] = { prefill: merge(b.prefill, m.prefill), decode: merge(b.decode, m.decode) };
+      }
+      onRound?.(r * models.length + i + 1);
+    }
+  }
+  return best;
+}
+
+export async function profileSpace(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, onEvent?: (e: ProfileEvent) => void, rounds = PROFILE_ROUNDS): Promise<CostTable> {
   const sp = space ?? defaultSpace(c);
   const v = layerVariants(c, 0, sp);
   const noopA: AttentionSpec = { kind: 'noop' };
   const noopF: FfnSpec = { kind: 'noop' };
   const k = stackDepth(c);
-  const total = v.attention.length + v.ffn.length + 2;
-  let done = 0;
-  const emit = (x: SubblockCost) => onEvent?.({ kind: 'measured', cost: x, done: ++done, total });
-  const h = await measureModel({ ...c, layers: [] }, s);
-  done++;
-  const head = { prefill_ms: h.prefill.min, decode_ms: h.decode.min, runtime_ms: h.prefill.min + h.decode.min, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
   // layer stacks run with a tiny vocabulary, so a large LM head's time (and its noise) does not
   // swamp the layers; the base they are measured against has the same tiny head
   const small: ModelConfig = { ...c, vocab: 256, tieEmbeddings: true };
-  const base = await measureModel({ ...small, layers: [] }, s);
-  const perLayer = async (layer: LayerSpec): Promise<MeasuredTime> => {
-    const m = await measureModel({ ...small, layers: Array.from({ length: k }, () => layer) }, s);
-    // the fastest repeat is the estimate: on a shared machine contention only ever slows a run
-    // down, so the minimum is the one least disturbed by it (the spread is kept beside it)
-    const prefill = { ...m.prefill, median: (m.prefill.min - base.prefill.min) / k };
-    return { prefill, decodeMs: (m.decode.min - base.decode.min) / k };
-  };
-  const empty = cost('empty', 'empty', null, c, s, await perLayer({ attention: noopA, ffn: noopF }));
-  emit(empty);
-  const subblocks: SubblockCost[] = [];
-  for (const a of v.attention) {
-    const x = cost(a.id, 'attention', a.spec, c, s, await perLayer({ attention: a.spec as AttentionSpec, ffn: noopF }));
-    subblocks.push(x);
-    emit(x);
-  }
-  for (const f of v.ffn) {
-    const x = cost(f.id, 'ffn', f.spec, c, s, await perLayer({ attention: noopA, ffn: f.spec as FfnSpec }));
-    subblocks.push(x);
-    emit(x);
-  }
+  const stack = (layer: LayerSpec): ModelConfig => ({ ...small, layers: Array.from({ length: k }, () => layer) });
+  const kinds: Array<{ id: string; kind: SubblockCost['kind']; spec: SubblockCost['spec']; layer: LayerSpec }> = [
+    { id: 'empty', kind: 'empty', spec: null, layer: { attention: noopA, ffn: noopF } },
+    ...v.attention.map((a) => ({ id: a.id, kind: 'attention' as const, spec: a.spec, layer: { attention: a.spec as AttentionSpec, ffn: noopF } })),
+    ...v.ffn.map((f) => ({ id: f.id, kind: 'ffn' as const, spec: f.spec, layer: { attention: noopA, ffn: f.spec as FfnSpec } })),
+  ];
+  const models = [{ ...c, layers: [] }, { ...small, layers: [] }, ...kinds.map((x) => stack(x.layer))];
+  const total = models.length * rounds;
+  const m = await measureRounds(models, s, rounds, (done) => onEvent?.({ kind: 'progress', done, total }));
+  const [h, base] = m;
+  // the fastest repeat is the estimate: on a shared machine contention only ever slows a run
+  // down, so the minimum is the one least disturbed by it (the spread is kept beside it)
+  const head = { prefill_ms: h.prefill.min, decode_ms: h.decode.min, runtime_ms: h.prefill.min + h.decode.min, num_params: c.vocab * c.hidden * (c.tieEmbeddings ? 1 : 2) + c.hidden };
+  const costs = kinds.map((x, i) => {
+    const t = m[i + 2];
+    const measured: MeasuredTime = { prefill: { ...t.prefill, median: (t.prefill.min - base.prefill.min) / k }, decodeMs: (t.decode.min - base.decode.min) / k };
+    return cost(x.id, x.kind, x.spec, c, s, measured);
+  });
+  const [empty, ...subblocks] = costs;
+  for (const x of subblocks) onEvent?.({ kind: 'measured', cost: x, done: total, total });
   return {
     version: 1, scenario: s, device: deviceFingerprint(), date: new Date().toISOString(), stackDepth: k,
     model: { hidden: c.hidden, heads: c.heads, headDim: c.headDim, vocab: c.vocab, layers: c.layers.length }, head, empty, subblocks,
@@ -157,10 +178,10 @@ export async function additivityCheck(c: ModelConfig, t: CostTable, s: ProfileSc
   for (let k = 0; k < children; k++)
     archs.push({ name: `child ${k + 1}`, layers: Array.from({ length: layers }, () => ({ attention: v.attention[rng.int(v.attention.length)].spec as AttentionSpec, ffn: v.ffn[rng.int(v.ffn.length)].spec as FfnSpec })) });
   const rows: AdditivityRow[] = [];
-  for (const a of archs) {
+  const measured = await measureRounds(archs.map((a) => ({ ...c, layers: a.layers })), s, PROFILE_ROUNDS);
+  archs.forEach((a, i) => {
     const p = predict(t, a.layers, idOf);
-    const m = await measureModel({ ...c, layers: a.layers }, s);
-    rows.push({ name: a.name, predictedPrefill: p.prefill, measuredPrefill: m.prefill.min, predictedDecode: p.decode, measuredDecode: m.decode.min });
-  }
+    rows.push({ name: a.name, predictedPrefill: p.prefill, measuredPrefill: measured[i].prefill.min, predictedDecode: p.decode, measuredDecode: measured[i].decode.min });
+  });
   return rows;
 }

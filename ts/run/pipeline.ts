@@ -208,7 +208,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
 
   await stage('profile', async () => {
     const space = (config.library.space ?? undefined) as SearchSpaceConfig | undefined;
-    const table = await profileSpace(parentCfg, scenario, space, (e) => emit({ kind: 'progress', stage: 'profile', label: 'profile', done: e.done, total: e.total, info: e.cost.id }));
+    const table = await profileSpace(parentCfg, scenario, space, (e) => emit({ kind: 'progress', stage: 'profile', label: 'profile', done: e.done, total: e.total, info: e.kind === 'measured' ? e.cost.id : undefined }));
     let additivity: AdditivityRow[] = [];
     if (config.profile.children > 0) additivity = await additivityCheck(parentCfg, table, scenario, space, config.profile.children, Math.min(8, parentCfg.layers.length));
     writeJsonAtomic(P.costs, { ...table, additivity });
