@@ -4,7 +4,7 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
+import re
 
 
 def main():
@@ -21,7 +21,7 @@ def main():
     rows = []
     hdr = ["what", "puzzle ms (p10..p90)", "torch bf16 ms", "torch/puzzle", "puzzle", "torch", "floor"]
     for r in ours["results"]:
-        t = tmap.get(r["name"])
+        t = tmap.get(re.sub(r" \[.*\]$", "", r["name"]))
         extra, textra, floor = "", "", ""
         for key, unit in (("TFLOPs", "TFLOP/s"), ("GBps", "GB/s"), ("tok_per_s", "tok/s")):
             if key in r:

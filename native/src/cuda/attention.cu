@@ -4,11 +4,22 @@
 // floats), out[B,T,NH,HS] packed, lse[B,NH,T] = natural log-sum-exp of the scaled scores, query
 // head h reads KV head h / (NH/NKV), softmax scale 1/sqrt(HS).
 //
-// The math is fp32 SIMT on shared-memory tiles (register-tiled like an SGEMM), which keeps the
-// results within fp32 rounding of the CPU backend. Head sizes are padded up to a compiled size
-// HSP in {32, 64, 128, 256} (zero columns in shared memory), so any HS <= 256 works.
+// Two forward paths for attention_forward:
+//  * tensor cores (default for HS 64 and 128): bf16 operands, fp32 accumulation (nvcuda::wmma),
+//    online softmax in fp32; relative error ~3e-3 against the fp32 CPU result. See
+//    attn_fwd_tc_kernel below.
+//  * fp32 SIMT (every other head size, the cached prefill, and everything when the environment
+//    variable PUZZLE_CUDA_ATTN=simt, read once): results within fp32 rounding of the CPU backend.
+// The backward and the decode kernels are fp32 SIMT only. attention_kernel_name(HS) reports the
+// forward path.
+//
+// The SIMT math runs on shared-memory tiles (register-tiled like an SGEMM). Head sizes are padded
+// up to a compiled size HSP in {32, 64, 128, 256} (zero columns in shared memory), so any
+// HS <= 256 works.
 //
 // Kernels (all 256 threads, everything on stream(), no host waits, graph capturable):
+//  * attn_fwd_tc_kernel  tensor-core forward: one block per (batch*head, 128-query tile), loops
+//                        over 64-key tiles (attention_forward only).
 //  * attn_fwd_kernel     one block per (batch*head, 64-query tile), loops over 64-key tiles;
 //                        also serves cached prefill (queries at positions past.. over a cache).
 //  * attn_bwd_dot_kernel D[b,h,t] = sum(dout * out), the FlashAttention-2 pre-pass.
@@ -26,9 +37,13 @@
 // xor 8,4,2,1). [rows][HSP] products give thread columns c*16*VEC + tx*VEC + e (vectors of VEC).
 // Shared tiles [rows][HSP] use a row stride HSP+4 (conflict-free float4 reads along rows 16 apart)
 // and score tiles [BQ][BK] a row stride BK+16 (the two half-warps hit disjoint banks).
+#include <mma.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "cuda/common.cuh"
@@ -763,6 +778,249 @@ __global__ void __launch_bounds__(kCombineThreads)
 }
 
 // ------------------------------------------------------------------------------------------
+// Tensor-core forward (HS 64 or 128): bf16 operands, fp32 accumulation via nvcuda::wmma
+// m16n16k16, online softmax in fp32. One block of 8 warps per (batch*head, 128-query tile);
+// warp w owns query rows 16w..16w+15 of the tile. Per 64-key tile: K and V are converted to bf16
+// into shared memory; each warp computes its 16x64 scores S = Q K^T (Q pre-scaled by
+// scale*log2e, so scores are in base 2) into accumulator fragments, stores them to its own fp32
+// scratch [16][68], two lanes per row apply the causal mask and the online softmax, write P as
+// bf16 over the scores (same row pitch in bytes) and the row's correction factor to shared
+// memory, then the warp rescales its output fragments and accumulates P V on the tensor cores.
+// The output stays in accumulator fragments for the whole key loop; per-row scaling of a
+// fragment uses a fragment of row indices (a 16x16 table r loaded with load_matrix_sync), so no
+// assumption on the fragment's element layout is made.
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTcBQ = 128;             // queries per block (8 warps x 16 rows)
+constexpr int kTcBK = 64;              // keys per tile
+constexpr int kTcLdS = kTcBK + 4;      // 68 floats: row pitch of a warp's score scratch
+constexpr int kTcLdP = 2 * kTcLdS;     // 136 bf16: P rows written over the score rows
+
+template <int HS>
+struct TcGeo {
+  static_assert(HS == 64 || HS == 128, "tensor-core attention: HS 64 or 128");
+  static constexpr int LD = HS + 8;  // bf16 row pitch of the Q, K, V tiles (conflict-free fragments)
+  static constexpr size_t q_off = 0;                                          // [128][LD] bf16
+  static constexpr size_t k_off = q_off + (size_t)kTcBQ * LD * 2;             // [64][LD] bf16
+  static constexpr size_t v_off = k_off + (size_t)kTcBK * LD * 2;             // [64][LD] bf16
+  static constexpr size_t s_off = v_off + (size_t)kTcBK * LD * 2;             // [8][16][68] fp32
+  static constexpr size_t rid_off = s_off + (size_t)(kThreads / 32) * 16 * kTcLdS * 4;  // [16][16] fp32
+  static constexpr size_t row_off = rid_off + 16 * 16 * 4;                   // [8][16] fp32
+  static constexpr size_t bytes = row_off + (size_t)(kThreads / 32) * 16 * 4;
+  static_assert(k_off % 128 == 0 && v_off % 128 == 0 && s_off % 128 == 0 && rid_off % 128 == 0, "alignment");
+};
+
+// Rows [0, ROWS) x columns [0, HS) of a strided fp32 matrix, times mul, as bf16 into a shared
+// tile [ROWS][HS+8]; rows >= nvalid are zero. A thread keeps one column group (kThreads is a
+// multiple of HS/4) and walks rows kThreads/(HS/4) apart; loads go out in batches of 4 float4
+// (not unrolled further: the output fragments hold most registers).
+template <int ROWS, int HS>
+__device__ __forceinline__ void tc_load_tile(__nv_bfloat16* dst, const float* src, int64_t stride, int nvalid,
+                                             bool vec, float mul) {
+  constexpr int C4 = HS / 4, RSTEP = kThreads / C4, IT = ROWS / RSTEP, BATCH = IT < 4 ? IT : 4;
+  static_assert(kThreads % C4 == 0 && ROWS % RSTEP == 0 && IT % BATCH == 0, "tile load geometry");
+  const int r0 = (int)threadIdx.x / C4, c = ((int)threadIdx.x % C4) * 4;
+  const int64_t rstep = (int64_t)RSTEP * stride;
+  const float* p = src + r0 * stride + c;
+  __nv_bfloat16* d = dst + r0 * (HS + 8) + c;
+#pragma unroll 1
+  for (int it0 = 0; it0 < IT; it0 += BATCH) {
+    float4 buf[BATCH];
+#pragma unroll
+    for (int j = 0; j < BATCH; ++j) {
+      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (r0 + (it0 + j) * RSTEP < nvalid) x = ldg4(p + j * rstep, c, HS, vec);
+      buf[j] = x;
+    }
+#pragma unroll
+    for (int j = 0; j < BATCH; ++j) {
+      __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(d + j * RSTEP * (HS + 8));
+      o[0] = __floats2bfloat162_rn(buf[j].x * mul, buf[j].y * mul);
+      o[1] = __floats2bfloat162_rn(buf[j].z * mul, buf[j].w * mul);
+    }
+    p += BATCH * rstep;
+    d += BATCH * RSTEP * (HS + 8);
+  }
+}
+
+// Two blocks per SM (128 registers) where the shared memory allows it: not HS 128 on sm_80.
+template <int HS>
+__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 2))
+    attn_fwd_tc_kernel(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q,
+                       const float* __restrict__ k, const float* __restrict__ v, int Tq, int past, int NH, int group,
+                       int64_t q_bstride, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride, int64_t o_stride,
+                       float scale_log2, bool vec_q, bool vec_kv) {
+  using G = TcGeo<HS>;
+  constexpr int LD = G::LD, NF = HS / 16;
+  using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+  using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+  using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+  using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::q_off);
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::k_off);
+  __nv_bfloat16* Vs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::v_off);
+  float* rid = reinterpret_cast<float*>(tc_smem + G::rid_off);  // rid[r][c] = r
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  float* Ss = reinterpret_cast<float*>(tc_smem + G::s_off) + warp * 16 * kTcLdS;  // this warp's scores
+  __nv_bfloat16* Ps = reinterpret_cast<__nv_bfloat16*>(Ss);                      // its P, over them
+  float* rowv = reinterpret_cast<float*>(tc_smem + G::row_off) + warp * 16;      // per-row factors
+
+  const int bh = blockIdx.x, b = bh / NH, h = bh % NH, g = h / group;
+  const int q0 = ((int)gridDim.y - 1 - (int)blockIdx.y) * kTcBQ;  // the longest tiles start first
+  const int nk = past + Tq;
+  const float* kb = k + b * kv_bstride + (int64_t)g * HS;
+  const float* vb = v + b * kv_bstride + (int64_t)g * HS;
+
+  rid[tid] = (float)(tid / 16);  // 256 threads: one 16x16 table
+  tc_load_tile<kTcBQ, HS>(Qs, q + b * q_bstride + q0 * q_stride + (int64_t)h * HS, q_stride, Tq - q0, vec_q,
+                          scale_log2);
+
+  // Softmax geometry: lanes 2r and 2r+1 own row r of the warp's 16 (columns 4j + 2*half + {0,1}).
+  const int r = lane >> 1, half = lane & 1;
+  const int wrow0 = q0 + warp * 16;               // first query row of this warp
+  const bool warp_live = wrow0 < Tq;              // warp-uniform: some row of the warp is valid
+  const int row_pos = past + wrow0 + r;           // keys <= row_pos are visible to row r
+  const int warp_last = past + wrow0 + 15;        // the furthest key any row of the warp sees
+  float m_run = -INFINITY, l_run = 0.f;
+
+  FragC o[NF];
+#pragma unroll
+  for (int f = 0; f < NF; ++f) wmma::fill_fragment(o[f], 0.f);
+
+  const int last_key = past + imin(q0 + kTcBQ, Tq) - 1;  // the furthest key a valid row of this tile sees
+  const int nkt = last_key / kTcBK + 1;
+  for (int kt = 0; kt < nkt; ++kt) {
+    const int k0 = kt * kTcBK;
+    __syncthreads();  // every warp is done with the previous K, V tiles (first tile: nothing)
+    tc_load_tile<kTcBK, HS>(Ks, kb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
+    tc_load_tile<kTcBK, HS>(Vs, vb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
+    __syncthreads();  // K, V (first tile: Q and the row table) are in shared memory
+    if (!warp_live || k0 > warp_last) continue;  // warp-uniform: the whole tile is masked for this warp
+
+    // S = Q K^T, 16 x 64, into the warp's scratch (two halves of 32 keys: fewer live registers)
+#pragma unroll
+    for (int n0 = 0; n0 < kTcBK / 16; n0 += 2) {
+      FragC s[2];
+      wmma::fill_fragment(s[0], 0.f);
+      wmma::fill_fragment(s[1], 0.f);
+#pragma unroll
+      for (int kk = 0; kk < HS; kk += 16) {
+        FragA a;
+        wmma::load_matrix_sync(a, Qs + warp * 16 * LD + kk, LD);
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          FragBc bk;
+          wmma::load_matrix_sync(bk, Ks + (n0 + n) * 16 * LD + kk, LD);
+          wmma::mma_sync(s[n], a, bk, s[n]);
+        }
+      }
+      wmma::store_matrix_sync(Ss + n0 * 16, s[0], kTcLdS, wmma::mem_row_major);
+      wmma::store_matrix_sync(Ss + (n0 + 1) * 16, s[1], kTcLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // causal mask and online softmax of row r (two lanes): the max in a first pass over the scores,
+    // then exponentials rounded to bf16 (packed in registers) and summed as rounded, so the
+    // weights that multiply V are exactly the ones that l normalises
+    const float* srow = Ss + r * kTcLdS;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kTcBK / 4; ++j) {
+      const int c = 4 * j + 2 * half;
+      const float2 x = *reinterpret_cast<const float2*>(srow + c);
+      if (k0 + c <= row_pos) mx = fmaxf(mx, x.x);
+      if (k0 + c + 1 <= row_pos) mx = fmaxf(mx, x.y);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    const float m_new = fmaxf(m_run, mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    const float corr = exp2f(m_run - m_use);
+    __nv_bfloat162 pv[kTcBK / 4];
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kTcBK / 4; ++j) {
+      const int c = 4 * j + 2 * half;
+      const float2 x = *reinterpret_cast<const float2*>(srow + c);
+      const float e0 = k0 + c <= row_pos ? exp2f(x.x - m_use) : 0.f;
+      const float e1 = k0 + c + 1 <= row_pos ? exp2f(x.y - m_use) : 0.f;
+      pv[j] = __floats2bfloat162_rn(e0, e1);
+      sum += __low2float(pv[j]) + __high2float(pv[j]);
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    l_run = l_run * corr + sum;
+    m_run = m_new;
+    const bool rescale = !__all_sync(0xffffffffu, corr == 1.f);
+    __syncwarp();  // both lanes of every row have read its scores: P may overwrite them
+    {
+      __nv_bfloat16* prow = Ps + r * kTcLdP;
+#pragma unroll
+      for (int j = 0; j < kTcBK / 4; ++j) *reinterpret_cast<__nv_bfloat162*>(prow + 4 * j + 2 * half) = pv[j];
+      if (half == 0) rowv[r] = corr;
+    }
+    __syncwarp();
+
+    if (rescale) {  // O *= corr per row
+      FragC ids;
+      wmma::load_matrix_sync(ids, rid, 16, wmma::mem_row_major);
+#pragma unroll
+      for (int i = 0; i < ids.num_elements; ++i) {
+        const float cf = rowv[(int)ids.x[i]];
+#pragma unroll
+        for (int f = 0; f < NF; ++f) o[f].x[i] *= cf;
+      }
+    }
+
+    // O += P V (the key steps not unrolled: 8 independent products each, and fewer live registers)
+#pragma unroll 1
+    for (int kk = 0; kk < kTcBK; kk += 16) {
+      FragA pa;
+      wmma::load_matrix_sync(pa, Ps + kk, kTcLdP);
+#pragma unroll
+      for (int f = 0; f < NF; ++f) {
+        FragBr vf;
+        wmma::load_matrix_sync(vf, Vs + kk * LD + f * 16, LD);
+        wmma::mma_sync(o[f], pa, vf, o[f]);
+      }
+    }
+  }
+
+  if (!warp_live) return;  // warp-uniform; no block barrier follows
+  __syncwarp();            // every lane is done reading rowv and P of the last tile
+  if (half == 0) {
+    rowv[r] = 1.f / l_run;
+    const int i = wrow0 + r;
+    if (lse != nullptr && i < Tq) lse[((int64_t)b * NH + h) * Tq + i] = m_run * kLn2 + logf(l_run);
+  }
+  __syncwarp();
+  {
+    FragC ids;
+    wmma::load_matrix_sync(ids, rid, 16, wmma::mem_row_major);
+#pragma unroll
+    for (int i = 0; i < ids.num_elements; ++i) {
+      const float inv = rowv[(int)ids.x[i]];
+#pragma unroll
+      for (int f = 0; f < NF; ++f) o[f].x[i] *= inv;
+    }
+  }
+  // 64 columns at a time through the score scratch, then coalesced row stores
+#pragma unroll
+  for (int f0 = 0; f0 < NF; f0 += kTcBK / 16) {
+#pragma unroll
+    for (int f = 0; f < kTcBK / 16; ++f)
+      wmma::store_matrix_sync(Ss + f * 16, o[f0 + f], kTcLdS, wmma::mem_row_major);
+    __syncwarp();
+#pragma unroll 4
+    for (int idx = lane; idx < 16 * kTcBK; idx += 32) {
+      const int rr = idx / kTcBK, c = idx % kTcBK, i = wrow0 + rr;
+      if (i < Tq) out[((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS + f0 * 16 + c] = Ss[rr * kTcLdS + c];
+    }
+    __syncwarp();  // the scratch is rewritten by the next chunk
+  }
+}
+
+// ------------------------------------------------------------------------------------------
 // Host side.
 
 struct DeviceInfo {
@@ -898,7 +1156,46 @@ void launch_fwd(const FwdArgs& a, const char* where) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
-void dispatch_fwd(const FwdArgs& a, const char* where) {
+// PUZZLE_CUDA_ATTN=simt (read once) forces the fp32 SIMT forward for every head size.
+bool attn_simt_forced() {
+  static const bool forced = [] {
+    const char* e = std::getenv("PUZZLE_CUDA_ATTN");
+    return e != nullptr && std::strcmp(e, "simt") == 0;
+  }();
+  return forced;
+}
+
+bool use_tc_fwd(int64_t HS) { return (HS == 64 || HS == 128) && !attn_simt_forced(); }
+
+template <int HS>
+void launch_fwd_tc(const FwdArgs& a, const char* where) {
+  constexpr size_t smem = TcGeo<HS>::bytes;
+  auto kernel = attn_fwd_tc_kernel<HS>;
+  static const bool ok = allow_smem(kernel, smem, where);
+  if (!ok) {
+    record_error(cudaErrorInvalidConfiguration, where);
+    return;
+  }
+  const float scale_log2 = (1.f / std::sqrt((float)a.HS)) * kLog2e;
+  const bool vec_q = aligned16(a.q, a.q_stride, a.HS) && a.q_bstride % 4 == 0;
+  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS) && a.kv_bstride % 4 == 0;
+  const dim3 grid((unsigned)(a.B * a.NH), (unsigned)((a.Tq + kTcBQ - 1) / kTcBQ));
+  kernel<<<grid, kThreads, smem, stream()>>>(a.out, a.lse, a.q, a.k, a.v, (int)a.Tq, (int)a.past, (int)a.NH,
+                                             (int)(a.NH / a.NKV), a.q_bstride, a.q_stride, a.kv_bstride, a.kv_stride,
+                                             a.NH * a.HS, scale_log2, vec_q, vec_kv);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
+}
+
+// allow_tc: the tensor-core kernel may serve this call (attention_forward; the cached prefill
+// keeps the fp32 kernel).
+void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
+  if (allow_tc && use_tc_fwd(a.HS)) {
+    if (a.HS == 64)
+      launch_fwd_tc<64>(a, where);   //  71.5 KiB shared
+    else
+      launch_fwd_tc<128>(a, where);  // 103.5 KiB
+    return;
+  }
   switch (padded_head_size(a.HS)) {
     case 32: launch_fwd<32, 64, 64, 2, 2>(a, where); break;     //  38 KiB shared
     case 64: launch_fwd<64, 64, 64, 2, 2>(a, where); break;     //  54 KiB
@@ -976,6 +1273,8 @@ constexpr int64_t kMinTilesPerSplit = 4;   // at least 128 cache rows per partit
 
 }  // namespace
 
+const char* attention_kernel_name(int64_t HS) { return use_tc_fwd(HS) ? "tensor-core" : "simt"; }
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
   if (B <= 0 || T <= 0 || NH <= 0) return;
@@ -984,7 +1283,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     return;
   }
   dispatch_fwd(FwdArgs{out, lse, q, k, v, B, T, 0, NH, NKV, HS, T * q_stride, q_stride, T * kv_stride, kv_stride},
-               "attention_forward");
+               "attention_forward", true);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
@@ -1023,7 +1322,7 @@ void attention_cached_forward(float* out, const float* q, const float* k_cache, 
   if (Tq > kDecodeMaxTq) {  // prefill: the tiled kernel with queries offset by `past`
     dispatch_fwd(FwdArgs{out, nullptr, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, Tq * q_stride, q_stride,
                          Tmax * kv_stride, kv_stride},
-                 where);
+                 where, false);
     return;
   }
 

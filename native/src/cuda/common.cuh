@@ -104,5 +104,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax);
+// The kernel attention_forward uses for head size HS: "tensor-core" (bf16 operands, HS 64 and
+// 128, unless PUZZLE_CUDA_ATTN=simt) or "simt" (fp32); the backward and decode are fp32 SIMT.
+const char* attention_kernel_name(int64_t HS);
 
 }  // namespace puzzle::cuda
