@@ -120,5 +120,16 @@ describe('puzzle run', () => {
     // settings that only touch a later stage restart from there
     const r = await runPipeline(loadRunConfig(cfg, ['evaluate.task_items=2']), run, { restartFrom: 'evaluate' });
     expect((r.report.evaluate as { child: { tasks: Record<string, { items: number }> } }).child.tasks.agreement.items).toBe(2);
+    // a new budget from the search on: a new child, distilled from scratch (no stale checkpoint)
+    const before = JSON.parse(file(run, 'model', 'config.json').toString()).block_configs;
+    await runPipeline(loadRunConfig(cfg, ['evaluate.task_items=2', 'search.params=0.6']), run, { restartFrom: 'search' });
+    const layers = (JSON.parse(file(run, 'search', 'solution.json').toString())[0] as { layers: Array<{ variant: string }> }).layers.map((l) => l.variant);
+    const after = JSON.parse(file(run, 'model', 'config.json').toString()).block_configs;
+    expect(after).not.toEqual(before);
+    const { childConfig } = await import('../../ts/distill/assemble.js');
+    const { toHfConfig } = await import('../../ts/model/config.js');
+    const { openModelFolder } = await import('../../ts/model/hf.js');
+    const expected = toHfConfig(childConfig(openModelFolder(TINY.parent).config, join(run, 'library'), layers), { forceDeci: true }).block_configs;
+    expect(after).toEqual(expected);
   }, 900_000);
 });

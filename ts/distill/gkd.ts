@@ -15,6 +15,7 @@ import { evaluateLm, type LmMetrics } from '../eval/lm.js';
 import { loadModel, saveModel } from '../model/hf.js';
 import type { LlamaModel } from '../model/llama.js';
 import { BatchSchedule, type PackedSequences } from '../train/batches.js';
+import { folderFingerprint } from '../library/build.js';
 import { hasCheckpoint, loadCheckpointModel, readCheckpointState, restoreOptimizer, saveCheckpoint } from '../train/checkpoint.js';
 
 export interface GkdLosses {
@@ -68,7 +69,7 @@ export interface GkdResult {
 }
 
 function fingerprint(o: GkdOptions, losses: GkdLosses): string {
-  const keys = { child: o.childDir, steps: o.steps, batch: o.batch, losses, lr: o.lr, warmup: o.warmup, minLrFraction: o.minLrFraction,
+  const keys = { child: folderFingerprint(o.childDir), steps: o.steps, batch: o.batch, losses, lr: o.lr, warmup: o.warmup, minLrFraction: o.minLrFraction,
     weightDecay: o.weightDecay, clip: o.clip, seed: o.seed, seqLen: o.train.seqLen, count: o.train.count, parent: o.parent.numParams() };
   return createHash('sha256').update(JSON.stringify(keys)).digest('hex').slice(0, 16);
 }

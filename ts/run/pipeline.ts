@@ -82,6 +82,21 @@ const paths = (dir: string) => ({
 
 const readJson = <T>(p: string): T => JSON.parse(readFileSync(p, 'utf8')) as T;
 
+/** What each stage writes (removed when the stage must start again from nothing). */
+function stageOutputs(P: ReturnType<typeof paths>, s: StageName): string[] {
+  switch (s) {
+    case 'parent': return [];
+    case 'library': return [P.library];
+    case 'score': return [join(P.library, 'scores')];
+    case 'profile': return [P.costs];
+    case 'search': return [P.search, join(P.library, LIBRARY_FILE)];
+    case 'assemble': return [P.child];
+    case 'gkd': return [P.gkd];
+    case 'export': return [P.model];
+    case 'evaluate': return [P.evaluate];
+  }
+}
+
 /** The search budgets the config asks for, made absolute against the parent's own costs. */
 export function searchOptions(c: RunConfig, table: BlockLibrary): SearchOptions {
   const parentSum = (stat: string) => table.layers.reduce((s, l) => s + (l.variants.find((v) => v.name === l.parent)?.stats[stat] ?? NaN), 0);
@@ -111,10 +126,13 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   if (existsSync(P.manifest)) {
     manifest = readJson<Manifest>(P.manifest);
     if (opts.restartFrom) {
+      // the stages from there on start again from nothing: their partial work (a GKD checkpoint
+      // of another child, scores of another library) must not be resumed
       const from = STAGES.indexOf(opts.restartFrom);
       for (const s of STAGES.slice(from)) {
         delete manifest.stages[s];
         rmSync(P.done(s), { force: true });
+        for (const out of stageOutputs(P, s)) rmSync(out, { recursive: true, force: true });
       }
       rmSync(P.DONE, { force: true });
     }
@@ -158,6 +176,14 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
       return;
     }
     emit({ kind: 'stage', index, total: STAGES.length, stage: s, status: 'start' });
+    // partial work of this stage from a killed run is resumed only when it was started with
+    // the same settings and the same upstream results
+    const started = join(dir, 'stages', `${s}.started.json`);
+    const key = fingerprint({ stage: stageFp(s), upstream: STAGES.slice(0, STAGES.indexOf(s)).map((u) => manifest.stages[u]?.finished ?? null) });
+    if (!existsSync(started) || readJson<{ key: string }>(started).key !== key) {
+      for (const out of stageOutputs(P, s)) rmSync(out, { recursive: true, force: true });
+      writeJsonAtomic(started, { key });
+    }
     const t0 = performance.now();
     const summary = await body();
     finish(s, summary);
