@@ -43,7 +43,7 @@ export const DEMO_CONFIG: RunConfig = {
   library: { tokens: 100_000, batch: 8, seq: 256, lr: 1e-3, coupled: false, space: null },
   score: { sequences: 16, seq: 256, task_items: 0 },
   profile: { batch: 8, prompt: 256, generate: 32, repeats: 5, children: 2 },
-  search: { objective: 'kl_div', decode_speedup: 2.2, speedup: 0, memory: 0, params: 0 },
+  search: { objective: 'kl_div', decode_speedup: 3, speedup: 0, memory: 0, params: 0 },
   gkd: { steps: 200, batch: 8, seq: 256, lr: 5e-4, cosine: 1, kl: 1, lm: 0 },
   evaluate: { sequences: 32, seq: 256, task_items: 200, speed_rounds: 3 },
   seed: 0,

@@ -16,8 +16,12 @@
 namespace puzzle {
 namespace {
 
-// Spin this many pause iterations (~tens of microseconds) before sleeping.
-constexpr int kSpinIterations = 1 << 14;
+// A job is split into `nthreads` tasks (tid 0..n-1) that any thread may claim: the caller claims
+// tasks itself, so a worker that is descheduled or asleep (2 shared cores, libuv and V8 threads
+// beside us) never stalls a job; it just does less of it. The caller then waits only for tasks
+// another thread has already started.
+// Workers spin this many pause iterations (~tens of microseconds) before sleeping.
+constexpr int kSpinIterations = 1 << 12;
 // True on pool workers and on a caller inside a job: nested parallel calls then run serially.
 thread_local bool t_inside = false;
 
@@ -36,7 +40,7 @@ class Pool {
     quit_ = false;
     // Workers start from the generation current now: one read later could miss the first job.
     const uint64_t start = generation_.load();
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { loop(i, start); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, start] { loop(start); });
   }
 
   void run(const std::function<void(int, int)>& fn) {
@@ -47,28 +51,48 @@ class Pool {
     // One job at a time: callers from different libuv threads queue here.
     std::lock_guard<std::mutex> job_lock(job_mutex_);
     t_inside = true;
-    job_ = &fn;
-    pending_.store(nthreads_ - 1, std::memory_order_relaxed);
+    job_.store(&fn, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    next_.store(0, std::memory_order_release);  // publishes job_ and nthreads_ to claimers
     {
       std::lock_guard<std::mutex> lk(mutex_);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    fn(0, nthreads_);
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-      if (spin < kSpinIterations) {
+    work();
+    // Wait for tasks others claimed and are running: pause, then give the core away.
+    for (int spin = 0; done_.load(std::memory_order_acquire) != nthreads_; ++spin) {
+      if (spin < 256) {
         PUZZLE_PAUSE();
+      } else if (spin < 4096) {
+        std::this_thread::yield();
       } else {
         std::unique_lock<std::mutex> lk(mutex_);
-        done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+        done_cv_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == nthreads_; });
+        break;
       }
     }
-    job_ = nullptr;
+    job_.store(nullptr, std::memory_order_relaxed);
     t_inside = false;
   }
 
  private:
-  void loop(int tid, uint64_t seen) {
+  // Claims and runs tasks until none are left. A claim that lands in a newer job than the one
+  // that woke this thread is still a valid task of that newer job (the caller cannot finish a
+  // job while one of its claimed tasks runs, so job_ cannot change under a claimed task).
+  void work() {
+    for (;;) {
+      const int t = next_.fetch_add(1, std::memory_order_acq_rel);
+      if (t >= nthreads_) return;
+      (*job_.load(std::memory_order_relaxed))(t, nthreads_);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == nthreads_) {
+        std::lock_guard<std::mutex> lk(mutex_);
+        done_cv_.notify_one();
+      }
+    }
+  }
+
+  void loop(uint64_t seen) {
     t_inside = true;
     for (;;) {
       uint64_t g;
@@ -83,11 +107,7 @@ class Pool {
       }
       if (quit_.load()) return;
       seen = g;
-      (*job_)(tid, nthreads_);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mutex_);
-        done_cv_.notify_one();
-      }
+      work();
     }
   }
 
@@ -101,14 +121,14 @@ class Pool {
     workers_.clear();
   }
 
-  int nthreads_ = 0;
+  int nthreads_ = 0;  // also the number of tasks per job; fixed while workers run
   std::vector<std::thread> workers_;
   std::mutex job_mutex_, mutex_;
   std::condition_variable cv_, done_cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> next_{1 << 30}, done_{0};
   std::atomic<bool> quit_{false};
-  const std::function<void(int, int)>* job_ = nullptr;
+  std::atomic<const std::function<void(int, int)>*> job_{nullptr};
 };
 
 Pool& pool() {
