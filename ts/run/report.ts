@@ -10,6 +10,7 @@ import type { SpeedComparison } from '../distill/speedup.js';
 import type { EvalReport } from '../eval/run.js';
 import type { CostTable } from '../profile/profile.js';
 import type { SearchResult } from '../search/result.js';
+import type { BlockLibrary } from '../search/library.js';
 import { niceTicks } from '../search/svg.js';
 import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
 import type { RunConfig } from './config.js';
@@ -49,7 +50,8 @@ export function writeReport(dir: string, config: RunConfig): Record<string, unkn
   };
   writeJsonAtomic(join(dir, 'report.json'), report);
   writeFileAtomic(join(dir, 'summary.md'), summaryMarkdown(report, evaluate, solution));
-  if (pareto) writeFileAtomic(join(dir, 'plots', 'pareto.svg'), paretoSvg(pareto, solution, baselines, evaluate));
+  const lib = readJson<BlockLibrary>(join(dir, 'library', 'block_library.json'));
+  if (pareto) writeFileAtomic(join(dir, 'plots', 'pareto.svg'), paretoSvg(pareto, solution, baselines, evaluate, lib));
   if (solution) writeFileAtomic(join(dir, 'plots', 'layers.svg'), layersSvg(solution.layers.map((l) => l.variant)));
   return report;
 }
@@ -110,19 +112,24 @@ function fmt(x: unknown): string {
 
 const W = 720, H = 440, M = { left: 78, right: 24, top: 40, bottom: 56 };
 
-function paretoSvg(p: Pareto, sol: SearchResult | null, baselines: Record<string, SearchResult>, e: Evaluate | null): string {
+function paretoSvg(p: Pareto, sol: SearchResult | null, baselines: Record<string, SearchResult>, e: Evaluate | null, lib: BlockLibrary | null): string {
   const pts = p.points.filter((x) => x.objective !== null) as Array<{ decode_speedup: number; objective: number; layers: string[] }>;
   const ys = pts.map((x) => x.objective).concat([0]);
   const xs = pts.map((x) => x.decode_speedup).concat([1]);
+  // every mark at its PREDICTED decode speed-up (the front's axis); the measured one is in the label
+  const decodeOf = (layers: string[]) => lib ? layers.reduce((sum, v, i) => sum + (lib.layers[i].variants.find((x) => x.name === v)?.stats['decode_ms'] ?? NaN), 0) : NaN;
+  const parentDecode = lib ? lib.layers.reduce((sum, l) => sum + (l.variants.find((v) => v.name === l.parent)?.stats['decode_ms'] ?? NaN), 0) : NaN;
+  const predicted = (layers: string[]) => parentDecode / decodeOf(layers);
   const marks: Array<{ label: string; x: number; y: number; color: string }> = [{ label: 'parent', x: 1, y: 0, color: '#222' }];
-  const target = sol ? (p.points.find((q) => q.layers.join() === sol.layers.map((l) => l.variant).join())?.decode_speedup ?? null) : null;
   if (sol?.objective != null) {
+    const layers = sol.layers.map((l) => l.variant);
     const measured = e?.speed.decode_speedup;
-    marks.push({ label: `child (measured ${measured ? measured.toFixed(2) + 'x' : '?'})`, x: measured ?? target ?? 1, y: sol.objective, color: '#d1242f' });
+    marks.push({ label: `child (predicted ${predicted(layers).toFixed(2)}x, measured ${measured ? measured.toFixed(2) + 'x' : '?'})`, x: predicted(layers), y: sol.objective, color: '#d1242f' });
   }
   const colors: Record<string, string> = { greedy: '#9a6700', 'max-params': '#8250df', random: '#57606a' };
   for (const [k, r] of Object.entries(baselines))
-    if (r.objective != null && sol) marks.push({ label: k, x: (marks[1]?.x ?? 1) + 0.02 * Object.keys(colors).indexOf(k), y: r.objective, color: colors[k] ?? '#57606a' });
+    if (r.objective != null && r.layers.length) marks.push({ label: k, x: predicted(r.layers.map((l) => l.variant)), y: r.objective, color: colors[k] ?? '#57606a' });
+  for (const m of marks) if (!Number.isFinite(m.x)) m.x = 1;
   xs.push(...marks.map((m) => m.x));
   ys.push(...marks.map((m) => m.y));
   const sx = lin(Math.min(...xs), Math.max(...xs), M.left, W - M.right);
@@ -130,14 +137,15 @@ function paretoSvg(p: Pareto, sol: SearchResult | null, baselines: Record<string
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(`summed ${p.metric} against decode speed-up (MIP front, predicted)`)}</text>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(`summed ${p.metric} vs predicted decode speed-up (MIP front, child, baselines)`)}</text>`,
     ...axes(sx, sy, 'decode speed-up over the parent (x)', `summed replace-1-block ${p.metric} (lower is better)`),
   ];
   if (pts.length > 1) parts.push(`<polyline points="${pts.map((q) => `${sx(q.decode_speedup).toFixed(1)},${sy(q.objective).toFixed(1)}`).join(' ')}" fill="none" stroke="#1f6feb" stroke-width="1.5"/>`);
   for (const q of pts) parts.push(`<circle cx="${sx(q.decode_speedup).toFixed(1)}" cy="${sy(q.objective).toFixed(1)}" r="3.5" fill="#1f6feb"><title>${esc(`${q.decode_speedup.toFixed(2)}x: ${q.objective.toFixed(5)}\n${q.layers.join(', ')}`)}</title></circle>`);
   marks.forEach((m, i) => {
     parts.push(`<rect x="${(sx(m.x) - 5).toFixed(1)}" y="${(sy(m.y) - 5).toFixed(1)}" width="10" height="10" fill="${m.color}"/>`);
-    parts.push(`<text x="${(sx(m.x) + 9).toFixed(1)}" y="${(sy(m.y) + 4 + (i % 2 ? 12 : 0)).toFixed(1)}" fill="${m.color}">${esc(m.label)}</text>`);
+    const right = sx(m.x) > W * 0.6;  // labels near the right edge extend to the left
+    parts.push(`<text x="${(sx(m.x) + (right ? -9 : 9)).toFixed(1)}" y="${(sy(m.y) + 4 + (i % 2 ? 14 : 0)).toFixed(1)}" text-anchor="${right ? 'end' : 'start'}" fill="${m.color}">${esc(m.label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
