@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 namespace puzzle::cuda {
 namespace {
@@ -14,50 +15,6 @@ constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride loops beyond this
 
 unsigned grid_for(int64_t units) {
   return (unsigned)std::max<int64_t>(1, std::min<int64_t>((units + kThreads - 1) / kThreads, kMaxBlocks));
-}
-
-bool coaligned(const void* a, const void* b) { return (((uintptr_t)a ^ (uintptr_t)b) & 15u) == 0; }
-bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
-
-template <int W>
-struct Width {
-  static constexpr int value = W;
-};
-
-template <int W>
-__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
-  if constexpr (W == 4) {
-    const float4 t = *reinterpret_cast<const float4*>(p);
-    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = p[k];
-  }
-}
-template <int W>
-__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
-  if constexpr (W == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) p[k] = v[k];
-  }
-}
-
-// Calls fn(i, Width<4>) for the aligned float4 body and fn(i, Width<1>) for the scalar head and
-// tail of [0, len) (base `row`); threads start at t0 and step by `step`. With vec false all of
-// it is scalar.
-template <class Fn>
-__device__ __forceinline__ void split_apply(const float* row, int64_t len, bool vec, int64_t t0, int64_t step, Fn&& fn) {
-  int64_t head = len, nvec = 0;
-  if (vec) {
-    head = (int64_t)(((16u - ((uintptr_t)row & 15u)) & 15u) >> 2);
-    if (head > len) head = len;
-    nvec = (len - head) >> 2;
-  }
-  for (int64_t j = t0; j < nvec; j += step) fn(head + 4 * j, Width<4>{});
-  for (int64_t i = t0; i < head; i += step) fn(i, Width<1>{});
-  for (int64_t i = head + 4 * nvec + t0; i < len; i += step) fn(i, Width<1>{});
 }
 
 __device__ __forceinline__ int64_t global_tid() { return (int64_t)blockIdx.x * blockDim.x + threadIdx.x; }
@@ -107,19 +64,6 @@ __global__ void __launch_bounds__(kThreads)
         st<W>(v_cache + dst + c, vv);
       }
     }
-}
-
-struct Geometry {
-  dim3 grid, block;
-};
-Geometry geometry(int64_t B, int64_t T, int64_t units) {
-  int tx = 32;
-  while (tx < kThreads && tx < units) tx *= 2;
-  const int ty = kThreads / tx;
-  const int64_t gx = std::min<int64_t>((units + tx - 1) / tx, 1 << 16);
-  const int64_t gy = std::min<int64_t>((T + ty - 1) / ty, 65535);
-  const int64_t gz = std::min<int64_t>(B, 65535);
-  return {dim3((unsigned)gx, (unsigned)gy, (unsigned)gz), dim3((unsigned)tx, (unsigned)ty)};
 }
 
 }  // namespace

@@ -4,27 +4,12 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 namespace puzzle::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
-
-// rows x units: threadIdx.x/blockIdx.x walk the units of a row, threadIdx.y/blockIdx.y the rows
-// (both grid-stride), so no division is needed to split a flat index.
-struct Geometry {
-  dim3 grid, block;
-};
-Geometry geometry(int64_t rows, int64_t units) {
-  int tx = 32;
-  while (tx < kThreads && tx < units) tx *= 2;
-  const int ty = kThreads / tx;
-  const int64_t gx = std::min<int64_t>((units + tx - 1) / tx, 1 << 16);
-  const int64_t gy = std::min<int64_t>((rows + ty - 1) / ty, 65535);
-  return {dim3((unsigned)gx, (unsigned)gy), dim3((unsigned)tx, (unsigned)ty)};
-}
 
 // One unit = W consecutive columns of one row.
 template <int W>

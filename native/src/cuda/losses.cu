@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 namespace puzzle::cuda {
 namespace {
@@ -24,8 +25,6 @@ constexpr double kCosEps = 1e-8;     // as torch.nn.functional.cosine_similarity
 constexpr int kRedBlocks = 1024;     // partial sums of the double reductions (nmse)
 constexpr int64_t kMaxRowBlocks = 1 << 20;
 
-bool coaligned(const void* a, const void* b) { return (((uintptr_t)a ^ (uintptr_t)b) & 15u) == 0; }
-
 unsigned row_grid(int64_t N) { return (unsigned)std::min<int64_t>(N, kMaxRowBlocks); }
 
 // Threads for a row of `len` floats: a power of two >= len/4, between 32 and kThreads.
@@ -33,50 +32,6 @@ int row_threads(int64_t len) {
   int t = 32;
   while (t < kThreads && 4 * (int64_t)t < len) t *= 2;
   return t;
-}
-
-unsigned flat_grid(int64_t units, int64_t cap) {
-  return (unsigned)std::max<int64_t>(1, std::min<int64_t>((units + kThreads - 1) / kThreads, cap));
-}
-
-template <int W>
-struct Width {
-  static constexpr int value = W;
-};
-
-template <int W>
-__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
-  if constexpr (W == 4) {
-    const float4 t = *reinterpret_cast<const float4*>(p);
-    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = p[k];
-  }
-}
-template <int W>
-__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
-  if constexpr (W == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) p[k] = v[k];
-  }
-}
-
-// Calls fn(i, Width<4>) for the aligned float4 body and fn(i, Width<1>) for the scalar head and
-// tail of [0, len) (base `row`); threads start at t0 and step by `step`. vec false: all scalar.
-template <class Fn>
-__device__ __forceinline__ void split_apply(const float* row, int64_t len, bool vec, int64_t t0, int64_t step, Fn&& fn) {
-  int64_t head = len, nvec = 0;
-  if (vec) {
-    head = (int64_t)(((16u - ((uintptr_t)row & 15u)) & 15u) >> 2);
-    if (head > len) head = len;
-    nvec = (len - head) >> 2;
-  }
-  for (int64_t j = t0; j < nvec; j += step) fn(head + 4 * j, Width<4>{});
-  for (int64_t i = t0; i < head; i += step) fn(i, Width<1>{});
-  for (int64_t i = head + 4 * nvec + t0; i < len; i += step) fn(i, Width<1>{});
 }
 
 // Running log-sum-exp state: m = max so far, s = sum of exp(x - m).
@@ -94,19 +49,6 @@ __device__ __forceinline__ float block_lse(float m, float s) {
   const float M = block_max(m);
   const float part = m == -INFINITY ? 0.f : s * expf(m - M);
   return M + logf(block_sum(part));
-}
-
-__device__ __forceinline__ double block_sum_d(double v) {
-  __shared__ double warp_sums[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();  // warp_sums may still be read by a previous call
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  const int nwarps = blockDim.x / 32;
-  v = lane < nwarps ? warp_sums[lane] : 0.0;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
 }
 
 // ---- cross-entropy ---------------------------------------------------------------------------

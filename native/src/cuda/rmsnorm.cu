@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 namespace puzzle::cuda {
 namespace {
@@ -16,8 +17,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kDefaultSmem = 48 * 1024;
 constexpr int64_t kStaticSmemSlack = 1024;
-
-bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 
 int sm_count() {
   static const int n = [] {
@@ -49,26 +48,6 @@ int smem_optin() {
 int row_threads(int64_t units) {
   const int64_t t = (units + 31) / 32 * 32;
   return (int)std::max<int64_t>(32, std::min<int64_t>(kThreads, t));
-}
-
-template <int W>
-__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
-  if constexpr (W == 4) {
-    const float4 t = *reinterpret_cast<const float4*>(p);
-    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = p[k];
-  }
-}
-template <int W>
-__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
-  if constexpr (W == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) p[k] = v[k];
-  }
 }
 
 template <int W>

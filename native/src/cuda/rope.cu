@@ -7,47 +7,12 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 namespace puzzle::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
-
-// x: units of one token row, y: tokens t, z: batch b (all grid-stride).
-struct Geometry {
-  dim3 grid, block;
-};
-Geometry geometry(int64_t B, int64_t T, int64_t units) {
-  int tx = 32;
-  while (tx < kThreads && tx < units) tx *= 2;
-  const int ty = kThreads / tx;
-  const int64_t gx = std::min<int64_t>((units + tx - 1) / tx, 1 << 16);
-  const int64_t gy = std::min<int64_t>((T + ty - 1) / ty, 65535);
-  const int64_t gz = std::min<int64_t>(B, 65535);
-  return {dim3((unsigned)gx, (unsigned)gy, (unsigned)gz), dim3((unsigned)tx, (unsigned)ty)};
-}
-
-template <int W>
-__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
-  if constexpr (W == 4) {
-    const float4 t = *reinterpret_cast<const float4*>(p);
-    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) v[k] = p[k];
-  }
-}
-template <int W>
-__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
-  if constexpr (W == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < W; ++k) p[k] = v[k];
-  }
-}
 
 // Unit = (token (b, t), head, W consecutive pair indices j .. j+W-1).
 template <int W>

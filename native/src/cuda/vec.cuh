@@ -1,0 +1,92 @@
+// Vector-access helpers shared by the elementwise, loss and optimiser kernels: float4 loads and
+// stores where alignment allows, the scalar head / float4 body / scalar tail split of a row, and
+// a double-precision block sum.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace puzzle::cuda {
+
+inline bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+// Two pointers with the same offset mod 16 can share one head/body/tail split.
+inline bool coaligned(const void* a, const void* b) { return (((uintptr_t)a ^ (uintptr_t)b) & 15u) == 0; }
+// Blocks of `threads` for `units` of work, at least 1 and at most `cap`.
+inline unsigned flat_grid(int64_t units, int64_t cap, int threads = 256) {
+  return (unsigned)std::max<int64_t>(1, std::min<int64_t>((units + threads - 1) / threads, cap));
+}
+
+// Rows x units launch shape: threadIdx.x/blockIdx.x walk the units of a row, threadIdx.y/
+// blockIdx.y the rows and blockIdx.z the batch (all grid-stride), so no kernel divides a flat
+// index.
+struct Geometry {
+  dim3 grid, block;
+};
+inline Geometry geometry(int64_t B, int64_t rows, int64_t units, int threads = 256) {
+  int tx = 32;
+  while (tx < threads && tx < units) tx *= 2;
+  const int ty = threads / tx;
+  const int64_t gx = std::min<int64_t>((units + tx - 1) / tx, 1 << 16);
+  const int64_t gy = std::min<int64_t>((rows + ty - 1) / ty, 65535);
+  const int64_t gz = std::min<int64_t>(B, 65535);
+  return {dim3((unsigned)gx, (unsigned)gy, (unsigned)gz), dim3((unsigned)tx, (unsigned)ty)};
+}
+inline Geometry geometry(int64_t rows, int64_t units, int threads = 256) { return geometry(1, rows, units, threads); }
+
+template <int W>
+struct Width {
+  static constexpr int value = W;
+};
+
+template <int W>
+__device__ __forceinline__ void ld(float (&v)[W], const float* p) {
+  if constexpr (W == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = p[k];
+  }
+}
+template <int W>
+__device__ __forceinline__ void st(float* p, const float (&v)[W]) {
+  if constexpr (W == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) p[k] = v[k];
+  }
+}
+
+// Calls fn(i, Width<4>) for the aligned float4 body and fn(i, Width<1>) for the scalar head and
+// tail of [0, len) (base `row`); threads start at t0 and step by `step`. With vec false all of
+// it is scalar.
+template <class Fn>
+__device__ __forceinline__ void split_apply(const float* row, int64_t len, bool vec, int64_t t0, int64_t step, Fn&& fn) {
+  int64_t head = len, nvec = 0;
+  if (vec) {
+    head = (int64_t)(((16u - ((uintptr_t)row & 15u)) & 15u) >> 2);
+    if (head > len) head = len;
+    nvec = (len - head) >> 2;
+  }
+  for (int64_t j = t0; j < nvec; j += step) fn(head + 4 * j, Width<4>{});
+  for (int64_t i = t0; i < head; i += step) fn(i, Width<1>{});
+  for (int64_t i = head + 4 * nvec + t0; i < len; i += step) fn(i, Width<1>{});
+}
+
+// Sum over a thread block in double (blockDim.x a multiple of 32); every thread gets it.
+__device__ __forceinline__ double block_sum_d(double v) {
+  __shared__ double warp_sums[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();  // warp_sums may still be read by a previous call
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  const int nwarps = blockDim.x / 32;
+  v = lane < nwarps ? warp_sums[lane] : 0.0;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  return v;
+}
+
+}  // namespace puzzle::cuda
