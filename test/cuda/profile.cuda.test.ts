@@ -1,0 +1,30 @@
+// `puzzle profile --device cuda` runs the native puzzle_cuda_profile next to the addon. Without a
+// GPU it must fail with ERR_PUZZLE_NO_GPU naming the tool and the reason; with one, its table
+// must cover every option of the space and pass the additivity check within a loose bound.
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadAddon } from '../../ts/native/loader.js';
+import { cudaProfilerPath, profileSpaceCuda } from '../../ts/profile/cuda.js';
+import { scenario } from '../../ts/profile/scenario.js';
+import { tinyConfig } from '../support/tiny-run.js';
+
+const cuda = loadAddon().cudaInfo();
+const noGpu = cuda.devices === 0;
+
+describe('puzzle profile --device cuda', () => {
+  it.runIf(noGpu)('names the tool and the reason when it cannot run', async () => {
+    const s = scenario({ batch: 1, prompt: 8, generate: 2, repeats: 1 });
+    const err = await profileSpaceCuda(tinyConfig(), s).then(() => null, (e) => e);
+    expect(err).toMatchObject({ code: 'ERR_PUZZLE_NO_GPU' });
+    if (existsSync(cudaProfilerPath())) expect(err.message).toMatch(/puzzle_cuda_profile failed: puzzle_cuda_profile: no GPU answers/);
+    else expect(err.message).toMatch(/needs .*puzzle_cuda_profile, which the build makes only where nvcc is found/);
+  });
+
+  it.skipIf(noGpu)('measures every option and the stacks add up', async () => {
+    const s = scenario({ batch: 2, prompt: 16, generate: 4, repeats: 3 });
+    const { table, additivity } = await profileSpaceCuda(tinyConfig(), s, undefined, { children: 2, layers: 2 });
+    expect(table.device.kind).toBe('cuda');
+    expect(table.subblocks.map((x) => x.id)).toContain('attn-kv2');
+    for (const r of additivity) expect(Math.abs(r.predictedDecode - r.measuredDecode) / r.measuredDecode).toBeLessThan(0.5);
+  });
+});
