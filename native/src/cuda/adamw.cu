@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kThreads) sumsq_partial_kernel(double* __restr
 #pragma unroll
                 for (int k = 0; k < W; ++k) acc += (double)v[k] * v[k];
               });
-  acc = block_sum_d(acc);
+  acc = block_sum<double>(acc);
   if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
 
@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(kThreads) sumsq_finish_kernel(double* __restri
                                                                 const double* __restrict__ part, int count) {
   double acc = 0.0;
   for (int b = threadIdx.x; b < count; b += blockDim.x) acc += part[b];
-  acc = block_sum_d(acc);
+  acc = block_sum<double>(acc);
   if (threadIdx.x == 0) out[0] = acc;
 }
 

@@ -26,15 +26,17 @@ void record_error(cudaError_t e, const char* where);
 inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 // Sum over a thread block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ inline float block_sum(float v) {
-  __shared__ float warp_sums[32];
+// float for activations, double for the reductions returned to the host.
+template <class T>
+__device__ inline T block_sum(T v) {
+  __shared__ T warp_sums[32];
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   __syncthreads();  // warp_sums may still be read by a previous call
   if (lane == 0) warp_sums[warp] = v;
   __syncthreads();
   const int nwarps = blockDim.x / 32;
-  v = lane < nwarps ? warp_sums[lane] : 0.f;
+  v = lane < nwarps ? warp_sums[lane] : T(0);
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
   return v;
 }

@@ -263,10 +263,10 @@ __global__ void __launch_bounds__(kThreads)
                   }
                 }
               });
-  den = block_sum_d(den);
+  den = block_sum<double>(den);
   if (threadIdx.x == 0) den_part[blockIdx.x] = den;
   if constexpr (kNum) {
-    num = block_sum_d(num);
+    num = block_sum<double>(num);
     if (threadIdx.x == 0) num_part[blockIdx.x] = num;
   }
 }
@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kThreads) finish_kernel(double* __restrict__ o
   for (int j = 0; j < nsums; ++j) {
     double acc = 0.0;
     for (int b = threadIdx.x; b < count; b += blockDim.x) acc += part[j * kRedBlocks + b];
-    acc = block_sum_d(acc);
+    acc = block_sum<double>(acc);
     if (threadIdx.x == 0) out[j] = acc;
   }
 }

@@ -1,6 +1,6 @@
 // Vector-access helpers shared by the elementwise, loss and optimiser kernels: float4 loads and
 // stores where alignment allows, the scalar head / float4 body / scalar tail split of a row, and
-// a double-precision block sum.
+// the launch geometry of rows x units kernels.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -75,18 +75,5 @@ __device__ __forceinline__ void split_apply(const float* row, int64_t len, bool 
   for (int64_t i = head + 4 * nvec + t0; i < len; i += step) fn(i, Width<1>{});
 }
 
-// Sum over a thread block in double (blockDim.x a multiple of 32); every thread gets it.
-__device__ __forceinline__ double block_sum_d(double v) {
-  __shared__ double warp_sums[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();  // warp_sums may still be read by a previous call
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  const int nwarps = blockDim.x / 32;
-  v = lane < nwarps ? warp_sums[lane] : 0.0;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
-}
 
 }  // namespace puzzle::cuda
