@@ -41,12 +41,15 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::SavedActivation>("savedActivation"),
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
                                        InstanceAccessor<&BlockWrap::NumParams>("numParams"),
+                                       InstanceAccessor<&BlockWrap::DTypeName>("dtype"),
                                    });
     exports.Set("Block", f);
   }
 
   // new Block({hidden, heads, headDim, attention: 'gqa'|'linear'|'noop', kvHeads,
-  //            ffn: 'swiglu'|'linear'|'noop', ffnWidth, eps})
+  //            ffn: 'swiglu'|'linear'|'noop', ffnWidth, eps, dtype: 'float32'|'bfloat16'})
+  // A bfloat16 block takes and returns bfloat16 activations (and KV caches); its parameters and
+  // gradients stay float32 (see puzzle/block.h).
   explicit BlockWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockWrap>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw make_error(env, "ERR_PUZZLE_ARG", "Block: argument 'config' must be an object");
@@ -95,8 +98,16 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     } else {
       throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.ffn must be 'swiglu', 'linear' or 'noop', got '" + ffn + "'");
     }
+    DType dtype = DType::F32;
+    if (!c.Get("dtype").IsUndefined()) {
+      std::string d = c.Get("dtype").IsString() ? c.Get("dtype").As<Napi::String>().Utf8Value() : "";
+      if (d == "bfloat16")
+        dtype = DType::BF16;
+      else if (d != "float32")
+        throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.dtype must be 'float32' or 'bfloat16', got '" + d + "'");
+    }
     try {
-      block_ = std::make_shared<Block>(cpu_backend(), cfg);
+      block_ = std::make_shared<Block>(cpu_backend(), cfg, dtype);
     } catch (const std::bad_alloc&) {
       throw make_error(env, "ERR_PUZZLE_OOM", "Block: cannot allocate the parameters");
     }
@@ -183,6 +194,9 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     b.zero_grad();
     return info.Env().Undefined();
   }
+  Napi::Value DTypeName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), dtype_name(block(info.Env(), "dtype").dtype()));
+  }
   Napi::Value NumParams(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), (double)block(info.Env(), "numParams").num_params());
   }
@@ -193,7 +207,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Block& b = block(env, "forward");
     Args a(info, "Block.forward");
     const BlockConfig& cfg = b.config();
-    auto x = a.tensor(0, "x", DType::F32);
+    const DType dt = b.dtype();
+    auto x = a.tensor(0, "x", dt);
     int64_t B = a.dim(1, "B"), T = a.dim(2, "T");
     bool gqa = cfg.attn == AttnKind::GQA;
     auto cos = a.tensor(3, "cos", DType::F32, !gqa), sin = a.tensor(4, "sin", DType::F32, !gqa);
@@ -211,16 +226,22 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     }
     auto out = std::make_shared<TensorData>();
     out->shape = x->shape;
-    out->buf = make_buffer(cpu_backend(), x->numel() * sizeof(float));
+    out->dtype = dt;
+    out->buf = make_buffer(cpu_backend(), x->numel() * dtype_size(dt));
     auto blk = block_;
     saved_ = {x, cos, sin, pos};  // RoPE tables must live until backward
     return run_async(
         env, {x, cos, sin, pos, out},
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
-          check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
           BlockInputs in = block_inputs("Block.forward", B, T, cos, sin, gqa ? pos : nullptr, P);
-          blk->forward(out->f32(), x->f32(), in, save);
+          if (dt == DType::BF16) {
+            blk->weights_changed();  // JS may have written the fp32 parameters through their views
+            blk->forward(static_cast<bf16*>(out->ptr()), static_cast<const bf16*>(x->ptr()), in, save);
+          } else {
+            check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
+            blk->forward(out->f32(), x->f32(), in, save);
+          }
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); }, 2.0 * (double)(B * T) * (double)b.num_params());
   }
@@ -234,11 +255,12 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Args a(info, "Block.forwardCached");
     const BlockConfig& cfg = b.config();
     bool gqa = cfg.attn == AttnKind::GQA;
-    auto x = a.tensor(0, "x", DType::F32);
+    const DType dt = b.dtype();
+    auto x = a.tensor(0, "x", dt);
     int64_t B = a.dim(1, "B"), T = a.dim(2, "T");
     auto cos = a.tensor(3, "cos", DType::F32, !gqa), sin = a.tensor(4, "sin", DType::F32, !gqa);
     auto pos = a.tensor(5, "pos", DType::I32, !gqa);
-    auto kc = a.tensor(6, "kCache", DType::F32, !gqa), vc = a.tensor(7, "vCache", DType::F32, !gqa);
+    auto kc = a.tensor(6, "kCache", dt, !gqa), vc = a.tensor(7, "vCache", dt, !gqa);
     int64_t past = a.dim(8, "past", 0);
     a.numel(x, "x", B * T * cfg.C, "B*T*hidden");
     int64_t Tmax = 0, P = 0;
@@ -258,14 +280,22 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     }
     auto out = std::make_shared<TensorData>();
     out->shape = x->shape;
-    out->buf = make_buffer(cpu_backend(), x->numel() * sizeof(float));
+    out->dtype = dt;
+    out->buf = make_buffer(cpu_backend(), x->numel() * dtype_size(dt));
     auto blk = block_;
     return run_async(
         env, {x, cos, sin, pos, kc, vc, out},
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
           BlockInputs in = block_inputs("Block.forwardCached", B, T, cos, sin, gqa ? pos : nullptr, P);
-          blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past, Tmax);
+          if (dt == DType::BF16) {
+            blk->weights_changed();
+            auto h = [](const TensorRef& t) { return t ? static_cast<bf16*>(t->ptr()) : nullptr; };
+            blk->forward_cached(h(out), h(x), in, h(kc), h(vc), past, Tmax);
+          } else {
+            blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past,
+                                Tmax);
+          }
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); },
         2.0 * (double)(B * T) * ((double)b.num_params() + (double)(past + T) * (double)(cfg.NH * cfg.HS)));
@@ -276,7 +306,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "backward");
     Args a(info, "Block.backward");
-    auto dout = a.tensor(0, "dout", DType::F32);
+    const DType dt = b.dtype();
+    auto dout = a.tensor(0, "dout", dt);
     bool want = a.flag(1, "wantInputGrad");
     if (saved_.empty()) a.bad("ERR_PUZZLE_STATE", "call forward(..., save = true) before backward");
     a.numel(dout, "dout", saved_[0]->numel(), "the forward input's size");
@@ -284,7 +315,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     if (want) {
       dx = std::make_shared<TensorData>();
       dx->shape = saved_[0]->shape;
-      dx->buf = make_buffer(cpu_backend(), dout->numel() * sizeof(float));
+      dx->dtype = dt;
+      dx->buf = make_buffer(cpu_backend(), dout->numel() * dtype_size(dt));
     }
     (void)b.grad_buffer();  // allocate on the JS thread, before the worker runs
     auto blk = block_;
@@ -296,7 +328,10 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
           try {
-            blk->backward(dx ? dx->f32() : nullptr, dout->f32());
+            if (dt == DType::BF16)
+              blk->backward(dx ? static_cast<bf16*>(dx->ptr()) : nullptr, static_cast<const bf16*>(dout->ptr()));
+            else
+              blk->backward(dx ? dx->f32() : nullptr, dout->f32());
           } catch (const std::logic_error& e) {
             fail("ERR_PUZZLE_STATE", std::string("Block.backward: ") + e.what());
           }
@@ -311,6 +346,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     std::lock_guard<std::mutex> lk(b.mutex());
     int64_t rows = 0, cols = 0;
+    if (b.dtype() != DType::F32)
+      throw make_error(env, "ERR_PUZZLE_DTYPE", "Block.savedActivation: a bfloat16 block keeps bfloat16 activations; this reads float32 blocks only");
     const float* src = b.saved_activation(name, &rows, &cols);
     if (!src)
       throw make_error(env, "ERR_PUZZLE_STATE",

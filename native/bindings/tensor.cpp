@@ -1,5 +1,6 @@
 // The Tensor class: a typed view into native memory, released by dispose() (or, as a fallback,
 // by the garbage collector).
+#include <algorithm>
 #include <cstring>
 
 #include "common.h"
@@ -81,8 +82,9 @@ DType read_dtype(const Napi::Value& v, const char* fn) {
   std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
   if (s == "float32") return DType::F32;
   if (s == "int32") return DType::I32;
+  if (s == "bfloat16") return DType::BF16;
   throw make_error(v.Env(), "ERR_PUZZLE_DTYPE",
-                   std::string(fn) + ": argument 'dtype' must be 'float32' or 'int32', got '" + s + "'");
+                   std::string(fn) + ": argument 'dtype' must be 'float32', 'int32' or 'bfloat16', got '" + s + "'");
 }
 
 TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype) {
@@ -97,9 +99,22 @@ TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype) {
   return t;
 }
 
+// Fills a tensor from typed-array bytes of the matching JS type (Float32Array for float32 and
+// bfloat16, which is rounded to nearest even; Int32Array for int32).
+void fill_from(const TensorRef& t, const char* src) {
+  if (t->dtype == DType::BF16) {
+    const float* f = reinterpret_cast<const float*>(src);
+    bf16* d = static_cast<bf16*>(t->ptr());
+    for (size_t i = 0, n = t->numel(); i < n; ++i) d[i] = f32_to_bf16(f[i]);
+  } else {
+    std::memcpy(t->ptr(), src, t->numel() * dtype_size(t->dtype));
+  }
+}
+
 }  // namespace
 
-// Tensor.fromArray(Float32Array | Int32Array, shape)
+// Tensor.fromArray(Float32Array | Int32Array, shape, dtype?) -- dtype 'bfloat16' rounds a
+// Float32Array to bf16 storage.
 Napi::Value Tensor::FromArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray())
@@ -114,13 +129,21 @@ Napi::Value Tensor::FromArray(const Napi::CallbackInfo& info) {
     throw make_error(env, "ERR_PUZZLE_DTYPE", "Tensor.fromArray: argument 'data' must be a Float32Array or Int32Array");
   std::vector<int64_t> shape = info[1].IsUndefined() ? std::vector<int64_t>{(int64_t)ta.ElementLength()}
                                                      : read_shape(info[1], "Tensor.fromArray");
+  if (!info[2].IsUndefined()) {
+    DType want = read_dtype(info[2], "Tensor.fromArray");
+    if (want == DType::BF16 && dtype == DType::F32)
+      dtype = DType::BF16;
+    else if (want != dtype)
+      throw make_error(env, "ERR_PUZZLE_DTYPE",
+                       std::string("Tensor.fromArray: a ") + (dtype == DType::F32 ? "Float32Array" : "Int32Array") +
+                           " cannot make a " + dtype_name(want) + " tensor");
+  }
   TensorRef t = new_tensor(env, shape, dtype);
   if (t->numel() != ta.ElementLength())
     throw make_error(env, "ERR_PUZZLE_SHAPE",
                      "Tensor.fromArray: shape " + shape_str(shape) + " holds " + std::to_string(t->numel()) +
                          " elements but 'data' has " + std::to_string(ta.ElementLength()));
-  const char* src = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  std::memcpy(t->ptr(), src, t->numel() * dtype_size(dtype));
+  fill_from(t, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
   return Wrap(env, t);
 }
 
@@ -152,7 +175,7 @@ Napi::Value Tensor::Numel(const Napi::CallbackInfo& info) {
 
 Napi::Value Tensor::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !data_); }
 
-// A copy into a fresh Float32Array / Int32Array.
+// A copy into a fresh Float32Array / Int32Array (bfloat16 widens to a Float32Array).
 Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.toArray: the tensor was disposed");
@@ -163,7 +186,12 @@ Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
     return a;
   }
   Napi::Float32Array a = Napi::Float32Array::New(env, n);
-  std::memcpy(a.Data(), data_->ptr(), n * 4);
+  if (data_->dtype == DType::BF16) {
+    const bf16* s = static_cast<const bf16*>(data_->ptr());
+    for (size_t i = 0; i < n; ++i) a[i] = bf16_to_f32(s[i]);
+  } else {
+    std::memcpy(a.Data(), data_->ptr(), n * 4);
+  }
   return a;
 }
 
@@ -171,20 +199,19 @@ Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
 Napi::Value Tensor::CopyFrom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.copyFrom: the tensor was disposed");
-  bool ok_type = info[0].IsTypedArray() &&
-                 ((data_->dtype == DType::F32 && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) ||
-                  (data_->dtype == DType::I32 && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array));
+  const bool is_int = data_->dtype == DType::I32;
+  bool ok_type = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() ==
+                                               (is_int ? napi_int32_array : napi_float32_array);
   if (!ok_type)
     throw make_error(env, "ERR_PUZZLE_DTYPE",
                      std::string("Tensor.copyFrom: argument 'data' must be a ") +
-                         (data_->dtype == DType::F32 ? "Float32Array" : "Int32Array"));
+                         (is_int ? "Int32Array" : "Float32Array"));
   Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
   if (ta.ElementLength() != data_->numel())
     throw make_error(env, "ERR_PUZZLE_SHAPE",
                      "Tensor.copyFrom: the tensor has " + std::to_string(data_->numel()) + " elements " +
                          shape_str(data_->shape) + " but 'data' has " + std::to_string(ta.ElementLength()));
-  std::memcpy(data_->ptr(), static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(),
-              data_->numel() * dtype_size(data_->dtype));
+  fill_from(data_, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
   return info.This();
 }
 
@@ -196,6 +223,8 @@ Napi::Value Tensor::Fill(const Napi::CallbackInfo& info) {
   size_t n = data_->numel();
   if (data_->dtype == DType::I32)
     for (size_t i = 0; i < n; ++i) data_->i32()[i] = (int32_t)v;
+  else if (data_->dtype == DType::BF16)
+    std::fill_n(static_cast<bf16*>(data_->ptr()), n, f32_to_bf16((float)v));
   else
     for (size_t i = 0; i < n; ++i) data_->f32()[i] = (float)v;
   return info.This();

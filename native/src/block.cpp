@@ -2,10 +2,52 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 
 namespace puzzle {
+namespace {
 
-Block::Block(const Backend& backend, const BlockConfig& cfg) : be_(backend), cfg_(cfg) {
+// The op table for a storage type: the bf16 table mirrors the fp32 one name for name, so the
+// block's code is written once. Only the linear layers differ (see linear_forward / wgrad_gemm).
+template <class T>
+using OpsOf = std::conditional_t<std::is_same_v<T, float>, Ops, OpsBf16>;
+template <class T>
+const OpsOf<T>& ops_of(const Backend& be) {
+  if constexpr (std::is_same_v<T, float>)
+    return be.ops;
+  else
+    return be.ops_bf16;
+}
+
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T
+template <class T>
+void linear_forward(const Backend& be, T* out, const T* inp, const T* weight, int64_t N, int64_t C, int64_t OC) {
+  if constexpr (std::is_same_v<T, float>)
+    be.ops.matmul_forward(out, inp, weight, nullptr, N, C, OC);
+  else
+    be.ops_bf16.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC);
+}
+
+// A GEMM whose output is a weight gradient: fp32 in both precisions.
+template <class T>
+void wgrad_gemm(const Backend& be, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                const T* B, int64_t ldb, float* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>)
+    be.ops.gemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, 1.f, C, ldc);
+  else
+    be.ops_bf16.gemm_f32out(ta, tb, M, N, K, 1.f, A, lda, B, ldb, 1.f, C, ldc);
+}
+
+template <class T>
+DType dtype_of() {
+  return std::is_same_v<T, float> ? DType::F32 : DType::BF16;
+}
+
+}  // namespace
+
+Block::Block(const Backend& backend, const BlockConfig& cfg, DType dtype) : be_(backend), cfg_(cfg), dtype_(dtype) {
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    throw std::invalid_argument("a block computes in float32 or bfloat16, not " + std::string(dtype_name(dtype)));
   const int64_t C = cfg.C, HS = cfg.HS;
   if (cfg.attn == AttnKind::GQA) {
     attn_norm_ = add_param("input_layernorm.weight", {C});
@@ -29,6 +71,27 @@ Block::Block(const Backend& backend, const BlockConfig& cfg) : be_(backend), cfg
     wlin_ffn_ = add_param("mlp.linear_mlp.weight", {C, C});
   }
   params_buf_ = make_buffer(be_, std::max<size_t>(total_, 1) * sizeof(float), true);
+  if (dtype_ == DType::BF16) weights16_ = make_buffer(be_, std::max<size_t>(total_, 1) * sizeof(bf16));
+}
+
+void Block::check_dtype(DType want, const char* fn) const {
+  if (want != dtype_)
+    throw std::logic_error(std::string("Block::") + fn + ": this block computes in " + dtype_name(dtype_) +
+                           ", the arguments are " + dtype_name(want));
+}
+
+template <class T>
+const T* Block::w(int idx) {
+  if (idx < 0) return nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    return p(idx);
+  } else {
+    if (weights16_stale_) {
+      be_.ops_bf16.to_bf16(weights16_->as<bf16>(), params_buf_->f32(), (int64_t)total_);
+      weights16_stale_ = false;
+    }
+    return weights16_->as<bf16>(params_[idx].offset);
+  }
 }
 
 int Block::add_param(const std::string& name, std::vector<int64_t> shape) {
@@ -78,17 +141,20 @@ float* Block::g(int idx) {
 void Block::ensure_workspace(int64_t N, int64_t B, int64_t T) {
   if (N == ws_N_ && B == ws_B_ && T == ws_T_) return;
   const int64_t C = cfg_.C, HS = cfg_.HS;
-  auto buf = [&](int64_t floats) { return floats > 0 ? make_buffer(be_, (size_t)floats * sizeof(float)) : nullptr; };
+  // activations in the block's dtype; rstd and lse (statistics) always fp32
+  const size_t act = dtype_size(dtype_);
+  auto buf = [&](int64_t n) { return n > 0 ? make_buffer(be_, (size_t)n * act) : nullptr; };
+  auto stat = [&](int64_t n) { return n > 0 ? make_buffer(be_, (size_t)n * sizeof(float)) : nullptr; };
   const bool gqa = cfg_.attn == AttnKind::GQA, swiglu = cfg_.ffn == FfnKind::SwiGLU;
   const int64_t QKV = gqa ? (cfg_.NH + 2 * cfg_.NKV) * HS : 0;
   x_ = buf(N * C);
-  rstd1_ = buf(N);
+  rstd1_ = stat(N);
   ln1_ = buf(N * C);
   qkv_ = buf(N * QKV);
   att_ = buf(gqa ? N * cfg_.NH * HS : 0);
-  lse_ = buf(gqa ? B * cfg_.NH * T : 0);
+  lse_ = stat(gqa ? B * cfg_.NH * T : 0);
   x1_ = buf(N * C);
-  rstd2_ = buf(N);
+  rstd2_ = stat(N);
   ln2_ = buf(N * C);
   gu_ = buf(swiglu ? N * 2 * cfg_.F : 0);
   h_ = buf(swiglu ? N * cfg_.F : 0);
@@ -103,30 +169,41 @@ void Block::ensure_workspace(int64_t N, int64_t B, int64_t T) {
 }
 
 void Block::forward(float* out, const float* x, const BlockInputs& in, bool save) {
-  const Ops& o = be_.ops;
-  const int64_t B = in.B, T = in.T, N = B * T, C = cfg_.C, HS = cfg_.HS;
-  ensure_workspace(N, B, T);
+  check_dtype(DType::F32, "forward");
+  forward_t(out, x, in, save);
+}
+void Block::forward(bf16* out, const bf16* x, const BlockInputs& in, bool save) {
+  check_dtype(DType::BF16, "forward");
+  forward_t(out, x, in, save);
+}
+
+template <class T>
+void Block::forward_t(T* out, const T* x, const BlockInputs& in, bool save) {
+  const OpsOf<T>& o = ops_of<T>(be_);
+  const int64_t B = in.B, T_ = in.T, N = B * T_, C = cfg_.C, HS = cfg_.HS;
+  ensure_workspace(N, B, T_);
   saved_ = false;
-  const size_t row_bytes = (size_t)N * C * sizeof(float);
+  const size_t row_bytes = (size_t)N * C * sizeof(T);
   if (save) be_.copy_device(x_->ptr, x, row_bytes);
 
   // ---- attention subblock: x1 = x + Attn(RMSNorm(x))
-  float* x1 = x1_->f32();
+  T* x1 = x1_->as<T>();
   if (cfg_.attn == AttnKind::NoOp) {
     be_.copy_device(x1, x, row_bytes);
   } else {
-    o.rmsnorm_forward(ln1_->f32(), rstd1_->f32(), x, p(attn_norm_), N, C, cfg_.eps);
+    T* ln1 = ln1_->as<T>();
+    o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
     if (cfg_.attn == AttnKind::Linear) {
-      o.matmul_forward(x1, ln1_->f32(), p(wlin_attn_), nullptr, N, C, C);
+      linear_forward<T>(be_, x1, ln1, w<T>(wlin_attn_), N, C, C);
     } else {
       const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
-      float* qkv = qkv_->f32();
-      o.matmul_forward(qkv, ln1_->f32(), p(wq_), nullptr, N, C, QKV);
-      o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T, NH, HS, QKV);
-      o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T, NKV, HS, QKV);
-      o.attention_forward(att_->f32(), lse_->f32(), qkv, qkv + NH * HS, qkv + (NH + NKV) * HS, B, T, NH, NKV, HS,
+      T* qkv = qkv_->as<T>();
+      linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
+      o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH, HS, QKV);
+      o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T_, NKV, HS, QKV);
+      o.attention_forward(att_->as<T>(), lse_->f32(), qkv, qkv + NH * HS, qkv + (NH + NKV) * HS, B, T_, NH, NKV, HS,
                           QKV, QKV);
-      o.matmul_forward(x1, att_->f32(), p(wo_), nullptr, N, NH * HS, C);
+      linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
     }
     o.accumulate(x1, x, N * C);
   }
@@ -137,6 +214,7 @@ void Block::forward(float* out, const float* x, const BlockInputs& in, bool save
 }
 
 const float* Block::saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const {
+  if (dtype_ != DType::F32) throw std::logic_error("Block::saved_activation: the activations of a bf16 block are bf16");
   *rows = ws_N_;
   *cols = 0;
   if (!saved_) return nullptr;
@@ -150,126 +228,159 @@ const float* Block::saved_activation(const std::string& name, int64_t* rows, int
 
 void Block::forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
                            int64_t past, int64_t Tmax) {
+  check_dtype(DType::F32, "forward_cached");
+  forward_cached_t(out, x, in, k_cache, v_cache, past, Tmax);
+}
+void Block::forward_cached(bf16* out, const bf16* x, const BlockInputs& in, bf16* k_cache, bf16* v_cache,
+                           int64_t past, int64_t Tmax) {
+  check_dtype(DType::BF16, "forward_cached");
+  forward_cached_t(out, x, in, k_cache, v_cache, past, Tmax);
+}
+
+template <class T>
+void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cache, T* v_cache, int64_t past,
+                             int64_t Tmax) {
   if (cfg_.attn != AttnKind::GQA) {
-    forward(out, x, in, false);
+    forward_t(out, x, in, false);
     return;
   }
-  const Ops& o = be_.ops;
-  const int64_t B = in.B, T = in.T, N = B * T, C = cfg_.C, HS = cfg_.HS;
+  const OpsOf<T>& o = ops_of<T>(be_);
+  const int64_t B = in.B, T_ = in.T, N = B * T_, C = cfg_.C, HS = cfg_.HS;
   const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
-  ensure_workspace(N, B, T);
+  ensure_workspace(N, B, T_);
   saved_ = false;
-  float* qkv = qkv_->f32();
-  float* x1 = x1_->f32();
-  o.rmsnorm_forward(ln1_->f32(), rstd1_->f32(), x, p(attn_norm_), N, C, cfg_.eps);
-  o.matmul_forward(qkv, ln1_->f32(), p(wq_), nullptr, N, C, QKV);
-  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T, NH, HS, QKV);
-  o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T, NKV, HS, QKV);
-  o.kv_cache_append(k_cache, v_cache, qkv, B, T, NH, NKV, HS, past, Tmax);
-  o.attention_cached_forward(att_->f32(), qkv, k_cache, v_cache, B, T, NH, NKV, HS, QKV, past, Tmax);
-  o.matmul_forward(x1, att_->f32(), p(wo_), nullptr, N, NH * HS, C);
+  T* qkv = qkv_->as<T>();
+  T* x1 = x1_->as<T>();
+  T* ln1 = ln1_->as<T>();
+  o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
+  linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
+  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH, HS, QKV);
+  o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T_, NKV, HS, QKV);
+  o.kv_cache_append(k_cache, v_cache, qkv, B, T_, NH, NKV, HS, past, Tmax);
+  o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
+  linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
   o.accumulate(x1, x, N * C);
   ffn_forward(out, x1, N);
 }
 
 // FFN subblock: out = x1 + FFN(RMSNorm(x1)); leaves ln2/gu/h in the workspace for backward.
-void Block::ffn_forward(float* out, const float* x1, int64_t N) {
-  const Ops& o = be_.ops;
+template <class T>
+void Block::ffn_forward(T* out, const T* x1, int64_t N) {
+  const OpsOf<T>& o = ops_of<T>(be_);
   const int64_t C = cfg_.C;
   if (cfg_.ffn == FfnKind::NoOp) {
-    be_.copy_device(out, x1, (size_t)N * C * sizeof(float));
+    be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
     return;
   }
-  o.rmsnorm_forward(ln2_->f32(), rstd2_->f32(), x1, p(ffn_norm_), N, C, cfg_.eps);
+  T* ln2 = ln2_->as<T>();
+  o.rmsnorm_forward(ln2, rstd2_->f32(), x1, w<T>(ffn_norm_), N, C, cfg_.eps);
   if (cfg_.ffn == FfnKind::Linear) {
-    o.matmul_forward(out, ln2_->f32(), p(wlin_ffn_), nullptr, N, C, C);
+    linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C);
   } else {
     const int64_t F = cfg_.F;
-    o.matmul_forward(gu_->f32(), ln2_->f32(), p(wgate_), nullptr, N, C, 2 * F);
-    o.swiglu_forward(h_->f32(), gu_->f32(), N, F);
-    o.matmul_forward(out, h_->f32(), p(wdown_), nullptr, N, F, C);
+    linear_forward<T>(be_, gu_->as<T>(), ln2, w<T>(wgate_), N, C, 2 * F);
+    o.swiglu_forward(h_->as<T>(), gu_->as<T>(), N, F);
+    linear_forward<T>(be_, out, h_->as<T>(), w<T>(wdown_), N, F, C);
   }
   o.accumulate(out, x1, N * C);
 }
 
 // dinp = dout @ W (written), dweight += dout^T @ inp (accumulated; skipped when frozen).
-void Block::linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                            int64_t N, int64_t C, int64_t OC) {
-  be_.ops.gemm(false, false, N, C, OC, 1.f, dout, OC, weight, C, 0.f, dinp, C);
-  if (dweight) be_.ops.matmul_backward(nullptr, dweight, nullptr, dout, inp, weight, N, C, OC);
+template <class T>
+void Block::linear_backward(T* dinp, float* dweight, const T* dout, const T* inp, const T* weight, int64_t N,
+                            int64_t C, int64_t OC) {
+  ops_of<T>(be_).gemm(false, false, N, C, OC, 1.f, dout, OC, weight, C, 0.f, dinp, C);
+  if (!dweight) return;
+  if constexpr (std::is_same_v<T, float>)
+    be_.ops.matmul_backward(nullptr, dweight, nullptr, dout, inp, weight, N, C, OC);
+  else
+    wgrad_gemm<T>(be_, true, false, OC, C, N, dout, OC, inp, C, dweight, C);
 }
 
 void Block::backward(float* dx, const float* dout) {
+  check_dtype(DType::F32, "backward");
+  backward_t(dx, dout);
+}
+void Block::backward(bf16* dx, const bf16* dout) {
+  check_dtype(DType::BF16, "backward");
+  backward_t(dx, dout);
+}
+
+template <class T>
+void Block::backward_t(T* dx, const T* dout) {
   if (!saved_) throw std::logic_error("backward needs the activations of a preceding forward with save = true");
-  const Ops& o = be_.ops;
-  const int64_t B = saved_in_.B, T = saved_in_.T, N = B * T, C = cfg_.C, HS = cfg_.HS;
-  const size_t row_bytes = (size_t)N * C * sizeof(float);
+  const OpsOf<T>& o = ops_of<T>(be_);
+  const int64_t B = saved_in_.B, T_ = saved_in_.T, N = B * T_, C = cfg_.C, HS = cfg_.HS;
+  const size_t row_bytes = (size_t)N * C * sizeof(T);
   const bool attn_needs_dx1 = cfg_.attn != AttnKind::NoOp || dx;
 
   // ---- FFN subblock: dx1 = dout + d(FFN(RMSNorm(x1)))/dx1
-  float* dx1 = dx1_->f32();
+  T* dx1 = dx1_->as<T>();
   be_.copy_device(dx1, dout, row_bytes);
   if (cfg_.ffn != FfnKind::NoOp) {
     // Input gradients of the subblock's GEMMs are written (beta = 0), so no buffer needs zeroing.
-    float* dln = dln_->f32();
+    T* dln = dln_->as<T>();
+    T* ln2 = ln2_->as<T>();
     if (cfg_.ffn == FfnKind::Linear) {
-      linear_backward(dln, g(wlin_ffn_), dout, ln2_->f32(), p(wlin_ffn_), N, C, C);
+      linear_backward<T>(dln, g(wlin_ffn_), dout, ln2, w<T>(wlin_ffn_), N, C, C);
     } else {
       const int64_t F = cfg_.F;
-      linear_backward(dh_->f32(), g(wdown_), dout, h_->f32(), p(wdown_), N, F, C);
-      o.swiglu_backward(dgu_->f32(), dh_->f32(), gu_->f32(), N, F);
+      T* dgu = dgu_->as<T>();
+      linear_backward<T>(dh_->as<T>(), g(wdown_), dout, h_->as<T>(), w<T>(wdown_), N, F, C);
+      o.swiglu_backward(dgu, dh_->as<T>(), gu_->as<T>(), N, F);
       // gate and up are adjacent in both the parameter and the gradient buffer
       float* dgate = g(wgate_);
       float* dup = g(wup_);
       if (dgate && dup) {
-        linear_backward(dln, dgate, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
+        linear_backward<T>(dln, dgate, dgu, ln2, w<T>(wgate_), N, C, 2 * F);
       } else {
         // one of the two frozen: split the GEMMs so the frozen one gets no gradient
-        linear_backward(dln, nullptr, dgu_->f32(), ln2_->f32(), p(wgate_), N, C, 2 * F);
-        if (dgate) o.gemm(true, false, F, C, N, 1.f, dgu_->f32(), 2 * F, ln2_->f32(), C, 1.f, dgate, C);
-        if (dup) o.gemm(true, false, F, C, N, 1.f, dgu_->f32() + F, 2 * F, ln2_->f32(), C, 1.f, dup, C);
+        linear_backward<T>(dln, nullptr, dgu, ln2, w<T>(wgate_), N, C, 2 * F);
+        if (dgate) wgrad_gemm<T>(be_, true, false, F, C, N, dgu, 2 * F, ln2, C, dgate, C);
+        if (dup) wgrad_gemm<T>(be_, true, false, F, C, N, dgu + F, 2 * F, ln2, C, dup, C);
       }
     }
-    o.rmsnorm_backward(attn_needs_dx1 ? dx1 : nullptr, g(ffn_norm_), dln, x1_->f32(), p(ffn_norm_), rstd2_->f32(), N,
-                       C);
+    o.rmsnorm_backward(attn_needs_dx1 ? dx1 : nullptr, g(ffn_norm_), dln, x1_->as<T>(), w<T>(ffn_norm_), rstd2_->f32(),
+                       N, C);
   }
 
   // ---- attention subblock: dx = dx1 + d(Attn(RMSNorm(x)))/dx
   if (cfg_.attn != AttnKind::NoOp) {
-    float* dln = dln_->f32();
+    T* dln = dln_->as<T>();
+    T* ln1 = ln1_->as<T>();
     if (cfg_.attn == AttnKind::Linear) {
-      linear_backward(dln, g(wlin_attn_), dx1, ln1_->f32(), p(wlin_attn_), N, C, C);
+      linear_backward<T>(dln, g(wlin_attn_), dx1, ln1, w<T>(wlin_attn_), N, C, C);
     } else {
       const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
-      float* datt = datt_->f32();
-      float* dqkv = dqkv_->f32();
-      float* qkv = qkv_->f32();
-      be_.memset_zero(dqkv, (size_t)N * QKV * sizeof(float));  // attention backward accumulates
-      linear_backward(datt, g(wo_), dx1, att_->f32(), p(wo_), N, NH * HS, C);
+      T* datt = datt_->as<T>();
+      T* dqkv = dqkv_->as<T>();
+      T* qkv = qkv_->as<T>();
+      be_.memset_zero(dqkv, (size_t)N * QKV * sizeof(T));  // attention backward accumulates
+      linear_backward<T>(datt, g(wo_), dx1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
       o.attention_backward(dqkv, dqkv + NH * HS, dqkv + (NH + NKV) * HS, datt, qkv, qkv + NH * HS,
-                           qkv + (NH + NKV) * HS, att_->f32(), lse_->f32(), B, T, NH, NKV, HS, QKV, QKV);
-      o.rope_backward(dqkv, dqkv, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T, NH, HS, QKV);
-      o.rope_backward(dqkv + NH * HS, dqkv + NH * HS, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T, NKV, HS, QKV);
+                           qkv + (NH + NKV) * HS, att_->as<T>(), lse_->f32(), B, T_, NH, NKV, HS, QKV, QKV);
+      o.rope_backward(dqkv, dqkv, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T_, NH, HS, QKV);
+      o.rope_backward(dqkv + NH * HS, dqkv + NH * HS, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T_, NKV, HS,
+                      QKV);
       float* dq = g(wq_);
       float* dk = g(wk_);
       float* dv = g(wv_);
       if (dq && dk && dv) {
-        linear_backward(dln, dq, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
+        linear_backward<T>(dln, dq, dqkv, ln1, w<T>(wq_), N, C, QKV);
       } else {
-        linear_backward(dln, nullptr, dqkv, ln1_->f32(), p(wq_), N, C, QKV);
+        linear_backward<T>(dln, nullptr, dqkv, ln1, w<T>(wq_), N, C, QKV);
         const int64_t rows[3] = {NH * HS, NKV * HS, NKV * HS};
         const int64_t offs[3] = {0, NH * HS, (NH + NKV) * HS};
         float* grads[3] = {dq, dk, dv};
         for (int i = 0; i < 3; ++i)
-          if (grads[i])
-            o.gemm(true, false, rows[i], C, N, 1.f, dqkv + offs[i], QKV, ln1_->f32(), C, 1.f, grads[i], C);
+          if (grads[i]) wgrad_gemm<T>(be_, true, false, rows[i], C, N, dqkv + offs[i], QKV, ln1, C, grads[i], C);
       }
     }
     if (dx) {
       be_.copy_device(dx, dx1, row_bytes);
-      o.rmsnorm_backward(dx, g(attn_norm_), dln, x_->f32(), p(attn_norm_), rstd1_->f32(), N, C);
+      o.rmsnorm_backward(dx, g(attn_norm_), dln, x_->as<T>(), w<T>(attn_norm_), rstd1_->f32(), N, C);
     } else {
-      o.rmsnorm_backward(nullptr, g(attn_norm_), dln, x_->f32(), p(attn_norm_), rstd1_->f32(), N, C);
+      o.rmsnorm_backward(nullptr, g(attn_norm_), dln, x_->as<T>(), w<T>(attn_norm_), rstd1_->f32(), N, C);
     }
   } else if (dx) {
     be_.copy_device(dx, dx1, row_bytes);

@@ -42,6 +42,10 @@ export class Block {
     }
   }
 
+  /** 'bfloat16': activations and KV caches in bf16, float32 master weights and gradients. */
+  get dtype(): 'float32' | 'bfloat16' {
+    return sync(() => this.nb.dtype);
+  }
   get numParams(): number {
     return sync(() => this.nb.numParams);
   }

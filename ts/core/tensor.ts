@@ -6,11 +6,14 @@ import type { DTypeName, NativeTensor } from '../native/types.js';
 export type Tensor = NativeTensor;
 export type { DTypeName };
 
-/** A float32 (Float32Array) or int32 (Int32Array) tensor holding a copy of `data`. */
-export function tensor(data: Float32Array | Int32Array | number[], shape?: number[]): Tensor {
+/**
+ * A float32 (Float32Array) or int32 (Int32Array) tensor holding a copy of `data`; with dtype
+ * 'bfloat16' float data is rounded to bf16 storage (toArray() widens it back).
+ */
+export function tensor(data: Float32Array | Int32Array | number[], shape?: number[], dtype?: DTypeName): Tensor {
   const arr = Array.isArray(data) ? Float32Array.from(data) : data;
   try {
-    return loadAddon().Tensor.fromArray(arr, shape ?? [arr.length]);
+    return loadAddon().Tensor.fromArray(arr, shape ?? [arr.length], dtype);
   } catch (err) {
     throw fromNative(err);
   }
@@ -32,8 +35,9 @@ export function isTensor(x: unknown): x is Tensor {
   return typeof x === 'object' && x !== null && x.constructor === loadAddon().Tensor;
 }
 
+/** The values of a float32 or bfloat16 tensor as a Float32Array (a copy). */
 export function toFloat32(t: Tensor): Float32Array {
-  if (t.dtype !== 'float32') throw new PuzzleError('ERR_PUZZLE_DTYPE', `expected a float32 tensor, got ${t.dtype}`);
+  if (t.dtype === 'int32') throw new PuzzleError('ERR_PUZZLE_DTYPE', `expected a float tensor, got ${t.dtype}`);
   return t.toArray() as Float32Array;
 }
 

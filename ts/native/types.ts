@@ -1,6 +1,7 @@
 /** The raw surface of the native addon (native/bindings). Only ts/native and ts/core use it. */
 
-export type DTypeName = 'float32' | 'int32';
+/** bfloat16 tensors read and write as Float32Array (rounded to nearest even on the way in). */
+export type DTypeName = 'float32' | 'int32' | 'bfloat16';
 
 export interface NativeTensor {
   readonly shape: number[];
@@ -14,7 +15,7 @@ export interface NativeTensor {
 }
 
 export interface NativeTensorClass {
-  fromArray(data: Float32Array | Int32Array, shape?: number[]): NativeTensor;
+  fromArray(data: Float32Array | Int32Array, shape?: number[], dtype?: DTypeName): NativeTensor;
   zeros(shape: number[], dtype?: DTypeName): NativeTensor;
 }
 
@@ -57,6 +58,8 @@ export interface NativeBlockConfig {
   ffn: 'swiglu' | 'linear' | 'noop';
   ffnWidth?: number;
   eps?: number;
+  /** activations (and KV caches) in bfloat16 with float32 master weights; default float32 */
+  dtype?: 'float32' | 'bfloat16';
 }
 
 export interface NativeParamInfo {
@@ -69,6 +72,7 @@ export interface NativeParamInfo {
 
 export interface NativeBlock {
   readonly numParams: number;
+  readonly dtype: 'float32' | 'bfloat16';
   params(): NativeParamInfo[];
   param(name: string): NativeTensor;
   grad(name: string): NativeTensor;

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "puzzle/bf16.h"
+
 namespace puzzle {
 
 struct Ops {
@@ -100,6 +102,47 @@ struct Ops {
                        float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
 };
 
+// The same block ops with bf16 storage for activations and weights (mixed precision): inputs and
+// outputs named like the fp32 ops are bf16; per-row statistics (rstd, lse), RoPE tables and
+// weight gradients stay fp32 (weight gradients accumulate into the fp32 gradient buffer that
+// sits beside the fp32 master weights). Math runs in fp32 and each output is rounded once, so a
+// bf16 op equals its fp32 counterpart on the widened inputs up to fp32 summation order and that
+// final rounding. Accumulating outputs (+=) are read, added in fp32 and rounded again.
+struct OpsBf16 {
+  // conversions (weights' bf16 copies; block inputs and outputs)
+  void (*to_bf16)(bf16* out, const float* inp, int64_t n);
+  void (*to_f32)(float* out, const bf16* inp, int64_t n);
+
+  void (*rmsnorm_forward)(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int64_t N, int64_t C,
+                          float eps);
+  void (*rmsnorm_backward)(bf16* dinp, float* dweight, const bf16* dout, const bf16* inp, const bf16* weight,
+                           const float* rstd, int64_t N, int64_t C);
+  // C = alpha op(A) op(B) + beta C with bf16 operands and fp32 accumulation; gemm writes bf16 C,
+  // gemm_f32out fp32 C (weight gradients).
+  void (*gemm)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+               const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
+  void (*gemm_f32out)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                      int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+  void (*rope_forward)(bf16* out, const bf16* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                       int64_t T, int64_t NH, int64_t HS, int64_t stride);
+  void (*rope_backward)(bf16* dinp, const bf16* dout, const float* cos, const float* sin, const int32_t* pos,
+                        int64_t B, int64_t T, int64_t NH, int64_t HS, int64_t stride);
+  void (*attention_forward)(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+  void (*attention_backward)(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                             const bf16* v, const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                             int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+  void (*attention_cached_forward)(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                                   int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                   int64_t Tmax);
+  void (*kv_cache_append)(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH,
+                          int64_t NKV, int64_t HS, int64_t past, int64_t Tmax);
+  void (*swiglu_forward)(bf16* out, const bf16* gu, int64_t N, int64_t F);
+  void (*swiglu_backward)(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
+  void (*add_forward)(bf16* out, const bf16* a, const bf16* b, int64_t n);
+  void (*accumulate)(bf16* out, const bf16* a, int64_t n);
+};
+
 struct Backend {
   const char* name;
   void* (*alloc)(size_t bytes);  // returns null on failure
@@ -111,6 +154,7 @@ struct Backend {
   void (*synchronize)();
   double (*now_ms)();  // a timestamp after all queued work has finished
   Ops ops;
+  OpsBf16 ops_bf16;
 };
 
 const Backend& cpu_backend();

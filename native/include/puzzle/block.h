@@ -5,6 +5,11 @@
 // Parameters live in one flat buffer (so the optimiser updates a block in one call) laid out
 // so that fused weights are plain views: q|k|v rows form the QKV weight, gate|up rows the
 // gate-up weight. Activations saved for backward live in buffers the block reuses.
+//
+// Precision: a block computes in fp32 (DType::F32) or in mixed precision (DType::BF16): then its
+// inputs, outputs and activations are bf16 and the ops come from the backend's bf16 table; the
+// parameters stay fp32 (the master copy the optimiser updates, gradients fp32 too) and a bf16
+// copy of them feeds the GEMMs, refreshed before the next forward after weights_changed().
 #pragma once
 #include <mutex>
 #include <string>
@@ -45,8 +50,13 @@ struct BlockInputs {
 
 class Block {
  public:
-  Block(const Backend& backend, const BlockConfig& cfg);
+  // dtype: DType::F32 or DType::BF16 (activations; see above).
+  Block(const Backend& backend, const BlockConfig& cfg, DType dtype = DType::F32);
 
+  DType dtype() const { return dtype_; }
+  // The fp32 parameters were written (loaded, or stepped by the optimiser): a bf16 block
+  // refreshes its bf16 copy of them before the next forward.
+  void weights_changed() { weights16_stale_ = true; }
   const BlockConfig& config() const { return cfg_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo* find(const std::string& name) const;
@@ -59,20 +69,26 @@ class Block {
   bool trainable(const std::string& name) const;
 
   // out[N,C] = block(x[N,C]); when `save` is true the activations backward needs are kept.
+  // The float overloads serve fp32 blocks and the bf16 overloads bf16 blocks (a mismatch throws).
   void forward(float* out, const float* x, const BlockInputs& in, bool save);
+  void forward(bf16* out, const bf16* x, const BlockInputs& in, bool save);
   // Accumulates parameter gradients (trainable ones) and, when dx is not null, writes
   // (overwrites) the input gradient. Needs the immediately preceding forward(save = true).
   void backward(float* dx, const float* dout);
+  void backward(bf16* dx, const bf16* dout);
 
   // Inference with a KV cache k/v[B, Tmax, NKV, HS] (GQA blocks only; others ignore it):
   // x holds the T new tokens at positions past .. past+T-1 (in.pos must say so); their keys and
   // values are written into the cache, then they attend to cache rows 0 .. past+t.
   void forward_cached(float* out, const float* x, const BlockInputs& in, float* k_cache, float* v_cache,
                       int64_t past, int64_t Tmax);
+  void forward_cached(bf16* out, const bf16* x, const BlockInputs& in, bf16* k_cache, bf16* v_cache, int64_t past,
+                      int64_t Tmax);
 
   // An activation kept by the last forward(save = true), by name: "attn_input" (RMSNorm(x),
   // [N,C]), "x1" (x + attention, [N,C]), "ffn_input" (RMSNorm(x1), [N,C]), "ffn_hidden"
   // (silu(gate)*up, [N,F]). Null (with *cols = 0) when this block has no such activation.
+  // fp32 blocks only (throws on a bf16 block).
   const float* saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const;
 
   std::mutex& mutex() { return mu_; }
@@ -80,14 +96,29 @@ class Block {
  private:
   float* p(int idx) const { return idx < 0 ? nullptr : params_buf_->f32(params_[idx].offset); }
   float* g(int idx);
+  template <class T>
+  const T* w(int idx);  // the weights the GEMMs read: fp32 parameters, or their bf16 copy
   void ensure_workspace(int64_t N, int64_t B, int64_t T);
-  void ffn_forward(float* out, const float* x1, int64_t N);
-  void linear_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int64_t N,
-                       int64_t C, int64_t OC);
+  void check_dtype(DType want, const char* fn) const;
+  template <class T>
+  void forward_t(T* out, const T* x, const BlockInputs& in, bool save);
+  template <class T>
+  void backward_t(T* dx, const T* dout);
+  template <class T>
+  void forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cache, T* v_cache, int64_t past,
+                        int64_t Tmax);
+  template <class T>
+  void ffn_forward(T* out, const T* x1, int64_t N);
+  template <class T>
+  void linear_backward(T* dinp, float* dweight, const T* dout, const T* inp, const T* weight, int64_t N, int64_t C,
+                       int64_t OC);
   int add_param(const std::string& name, std::vector<int64_t> shape);
 
   const Backend& be_;
   BlockConfig cfg_;
+  DType dtype_;
+  BufferPtr weights16_;  // bf16 copy of params_buf_ (bf16 blocks)
+  bool weights16_stale_ = true;
   std::vector<ParamInfo> params_;
   std::vector<bool> trainable_;
   size_t total_ = 0;

@@ -25,6 +25,10 @@ struct Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   float* f32(size_t offset_elems = 0) const { return static_cast<float*>(ptr) + offset_elems; }
+  template <class T>
+  T* as(size_t offset_elems = 0) const {
+    return static_cast<T*>(ptr) + offset_elems;
+  }
 };
 
 using BufferPtr = std::shared_ptr<Buffer>;

@@ -10,6 +10,9 @@
 #include "puzzle/backend.h"
 
 namespace puzzle {
+
+OpsBf16 cpu_ops_bf16();  // ops_bf16.cpp
+
 namespace {
 
 // Freed blocks are kept by exact size and handed out again: training repeats the same shapes
@@ -141,6 +144,7 @@ Backend make_cpu_backend() {
   o.nmse_backward = cpu::nmse_backward;
   o.sum_squares = cpu::sum_squares;
   o.adamw_update = cpu::adamw_update;
+  b.ops_bf16 = cpu_ops_bf16();
   return b;
 }
 
