@@ -34,7 +34,7 @@ def main():
                      f"{t['median_ms']:.4f}" if t else "-", f"{t['median_ms'] / r['median_ms']:.2f}" if t else "-",
                      extra, textra, floor])
         if r["group"] == "decode":
-            e = tmap.get(r["name"] + " (eager)")
+            e = tmap.get(re.sub(r" \[.*\]$", "", r["name"]) + " (eager)")
             if e:
                 rows.append([r["name"] + " (torch eager)", "-", f"{e['median_ms']:.4f}",
                              f"{e['median_ms'] / r['median_ms']:.2f}", "", "", ""])

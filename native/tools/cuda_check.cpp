@@ -6,8 +6,10 @@
 //   puzzle_cuda_check [--json FILE] [--no-bench] [--quick]
 //
 // Errors are relative L2 norms ||gpu - cpu|| / ||cpu||, against tolerances written per kind of
-// arithmetic (TOL below). The CPU engine is fp32 throughout; the GPU runs matrix products on the
-// tensor cores with bf16 operands (fp32 accumulation), everything else in fp32.
+// arithmetic (TOL below). The fp32 ops: the GPU runs matrix products on the tensor cores with
+// bf16 operands (fp32 accumulation), everything else in fp32. The bf16 ops (mixed precision) are
+// checked against the CPU's bf16 table (the fp32 kernels on widened inputs, rounded once), on the
+// same bf16 inputs, and bf16 blocks against bf16 blocks on the CPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/backend_cuda.h"
@@ -42,6 +45,8 @@ struct Tol {
   double attention = 2e-4;  // fp32 flash attention (online softmax, different summation order)
   double attention_tc = 1e-2;  // tensor-core flash attention forward (bf16 operands); backward on its out/lse
   double block = 3e-2;      // a whole block: several bf16 products in a row
+  double bf16 = 4e-3;       // a bf16 op against the CPU's: the same fp32 math, one rounding apart
+  double bf16_f32out = 1e-4;  // bf16 operands, fp32 output (weight gradients): summation order only
 } TOL;
 
 const Backend& CPU = cpu_backend();
@@ -90,6 +95,30 @@ struct Dev {
     std::vector<float> h(bytes / sizeof(float));
     GPU->copy_to_host(h.data(), p, bytes);
     return h;
+  }
+};
+
+// bf16 device data from float values (rounded), read back widened.
+std::vector<bf16> round16(const std::vector<float>& v) {
+  std::vector<bf16> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_bf16(v[i]);
+  return h;
+}
+std::vector<float> widen16(const std::vector<bf16>& h) {
+  std::vector<float> v(h.size());
+  for (size_t i = 0; i < h.size(); ++i) v[i] = bf16_to_f32(h[i]);
+  return v;
+}
+struct Dev16 {
+  Dev d;
+  size_t n;
+  explicit Dev16(size_t n_) : d(std::max<size_t>(n_, 1) * 2), n(n_) {}
+  explicit Dev16(const std::vector<bf16>& h) : d(h), n(h.size()) {}
+  bf16* p() const { return (bf16*)d.p; }
+  std::vector<float> get() const {
+    std::vector<bf16> h(n);
+    GPU->copy_to_host(h.data(), d.p, n * 2);
+    return widen16(h);
   }
 };
 
@@ -406,6 +435,191 @@ void check_block(BlockConfig cfg, int64_t B, int64_t T) {
   }
 }
 
+// ---- the bf16 table: the same inputs (bf16) on both backends ---------------------------------
+void check_bf16_ops() {
+  const OpsBf16& c = CPU.ops_bf16;
+  const OpsBf16& g = GPU->ops_bf16;
+  {  // conversions, add, accumulate (odd length: vector body and scalar tail)
+    const int64_t n = 1001;
+    auto a32 = randn(n), b32 = randn(n);
+    auto a = round16(a32), b = round16(b32);
+    Dev ga32(a32);
+    Dev16 ga(a), gb(b), gsum(n), gcast(n);
+    Dev gback(n * 4);
+    std::vector<bf16> sum(n), cast(n), acc = a;
+    c.add_forward(sum.data(), a.data(), b.data(), n);
+    c.to_bf16(cast.data(), a32.data(), n);
+    c.accumulate(acc.data(), b.data(), n);
+    g.add_forward(gsum.p(), ga.p(), gb.p(), n);
+    g.to_bf16(gcast.p(), ga32.f(), n);
+    g.to_f32(gback.f(), gcast.p(), n);
+    g.accumulate(ga.p(), gb.p(), n);
+    check("bf16 add", gsum.get(), widen16(sum), 0);
+    check("bf16 accumulate", ga.get(), widen16(acc), 0);
+    check("to_bf16 (round to nearest even)", gcast.get(), widen16(cast), 0);
+    check("to_f32", gback.get(), widen16(cast), 0);
+  }
+  {  // RMSNorm
+    const int64_t N = 37, C = 1000;
+    auto x = round16(randn(N * C)), w = round16(randn(C, 0.1f, 1.f)), d = round16(randn(N * C)), dx0 = round16(randn(N * C));
+    std::vector<bf16> out(N * C), dx = dx0;
+    std::vector<float> rstd(N), dw(C, 0.f);
+    c.rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5f);
+    c.rmsnorm_backward(dx.data(), dw.data(), d.data(), x.data(), w.data(), rstd.data(), N, C);
+    Dev16 gx(x), gw(w), gd(d), gdx(dx0), gout(N * C);
+    Dev grstd(N * 4), gdw(std::vector<float>(C, 0.f));
+    g.rmsnorm_forward(gout.p(), grstd.f(), gx.p(), gw.p(), N, C, 1e-5f);
+    g.rmsnorm_backward(gdx.p(), gdw.f(), gd.p(), gx.p(), gw.p(), grstd.f(), N, C);
+    check("bf16 rmsnorm forward", gout.get(), widen16(out), TOL.bf16);
+    check("bf16 rmsnorm rstd", grstd.get(), rstd, TOL.f32);
+    check("bf16 rmsnorm backward dinp (accumulates)", gdx.get(), widen16(dx), TOL.bf16);
+    check("bf16 rmsnorm backward dweight (fp32)", gdw.get(), dw, TOL.bf16_f32out);
+  }
+  // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs
+  struct S { bool ta, tb; int64_t M, N, K, pad; float alpha, beta; } shapes[] = {
+      {false, true, 257, 193, 300, 3, 1.f, 0.f}, {true, false, 128, 256, 96, 0, 1.f, 1.f},
+      {false, false, 130, 70, 64, 1, 0.5f, 1.f}, {true, true, 96, 160, 40, 0, 1.f, 0.f},
+      {false, true, 1, 515, 260, 1, 1.f, 0.f},   {false, true, 16, 1024, 512, 0, 1.f, 1.f}};
+  for (const S& t : shapes) {
+    const int64_t lda = (t.ta ? t.M : t.K) + t.pad, ldb = (t.tb ? t.K : t.N) + t.pad, ldc = t.N + t.pad;
+    auto A = round16(randn((t.ta ? t.K : t.M) * lda)), B = round16(randn((t.tb ? t.N : t.K) * ldb));
+    auto C0 = randn(t.M * ldc);
+    auto C16 = round16(C0);
+    std::vector<bf16> cc = C16;
+    std::vector<float> cf = C0;
+    c.gemm(t.ta, t.tb, t.M, t.N, t.K, t.alpha, A.data(), lda, B.data(), ldb, t.beta, cc.data(), ldc);
+    c.gemm_f32out(t.ta, t.tb, t.M, t.N, t.K, t.alpha, A.data(), lda, B.data(), ldb, t.beta, cf.data(), ldc);
+    Dev16 gA(A), gB(B), gC(C16);
+    Dev gCf(C0);
+    g.gemm(t.ta, t.tb, t.M, t.N, t.K, t.alpha, gA.p(), lda, gB.p(), ldb, t.beta, gC.p(), ldc);
+    g.gemm_f32out(t.ta, t.tb, t.M, t.N, t.K, t.alpha, gA.p(), lda, gB.p(), ldb, t.beta, gCf.f(), ldc);
+    char s[96];
+    std::snprintf(s, sizeof s, "%c%c M%ld N%ld K%ld ld+%ld b%.0f", t.ta ? 'T' : 'N', t.tb ? 'T' : 'N', (long)t.M,
+                  (long)t.N, (long)t.K, (long)t.pad, t.beta);
+    check(std::string("bf16 gemm ") + s, gC.get(), widen16(cc), TOL.bf16);
+    check(std::string("bf16 gemm -> fp32 ") + s, gCf.get(), cf, TOL.bf16_f32out);
+  }
+  {  // RoPE in place on a fused qkv row, SwiGLU, KV append, attention (forward, backward, cached)
+    const int64_t B = 2, T = 70, NH = 8, NKV = 2, HS = 64, QKV = (NH + 2 * NKV) * HS, N = B * T, P = T + 4;
+    std::vector<float> cos, sin;
+    rope_tables(P, HS, cos, sin);
+    Dev gcos(cos), gsin(sin);
+    auto qkv = round16(randn(N * QKV));
+    std::vector<bf16> r = qkv;
+    c.rope_forward(r.data(), r.data(), cos.data(), sin.data(), nullptr, B, T, NH + NKV, HS, QKV);
+    Dev16 gq(qkv);
+    g.rope_forward(gq.p(), gq.p(), gcos.f(), gsin.f(), nullptr, B, T, NH + NKV, HS, QKV);
+    check("bf16 rope forward (in place, fused qkv)", gq.get(), widen16(r), TOL.bf16);
+    std::vector<bf16> rb = r;
+    c.rope_backward(rb.data(), rb.data(), cos.data(), sin.data(), nullptr, B, T, NH, HS, QKV);
+    Dev16 gqb(r);
+    g.rope_backward(gqb.p(), gqb.p(), gcos.f(), gsin.f(), nullptr, B, T, NH, HS, QKV);
+    check("bf16 rope backward", gqb.get(), widen16(rb), TOL.bf16);
+
+    const bf16 *q = r.data(), *k = q + NH * HS, *v = k + NKV * HS;
+    std::vector<bf16> out(N * NH * HS);
+    std::vector<float> lse(B * NH * T);
+    c.attention_forward(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+    Dev16 gr(r), gout(N * NH * HS);
+    Dev glse(B * NH * T * 4);
+    g.attention_forward(gout.p(), glse.f(), gr.p(), gr.p() + NH * HS, gr.p() + (NH + NKV) * HS, B, T, NH, NKV, HS, QKV, QKV);
+    const double tol_attn =
+        std::strcmp(cuda::attention_kernel_name(HS), "tensor-core") == 0 ? TOL.attention_tc : TOL.attention;
+    check("bf16 attention forward", gout.get(), widen16(out), std::max(tol_attn, TOL.bf16));
+    check("bf16 attention lse", glse.get(), lse, tol_attn);
+    auto dout = round16(randn(N * NH * HS)), d0 = round16(randn(N * QKV, 0.1f));
+    std::vector<bf16> dq = d0;
+    c.attention_backward(dq.data(), dq.data() + NH * HS, dq.data() + (NH + NKV) * HS, dout.data(), q, k, v, out.data(),
+                         lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+    Dev16 gdq(d0), gdout(dout), gcout(out);
+    Dev gclse(lse);
+    g.attention_backward(gdq.p(), gdq.p() + NH * HS, gdq.p() + (NH + NKV) * HS, gdout.p(), gr.p(), gr.p() + NH * HS,
+                         gr.p() + (NH + NKV) * HS, gcout.p(), gclse.f(), B, T, NH, NKV, HS, QKV, QKV);
+    check("bf16 attention backward dq|dk|dv (accumulates)", gdq.get(), widen16(dq), std::max(tol_attn, TOL.bf16));
+
+    const int64_t Tmax = T + 6, KW = NKV * HS;
+    auto kc0 = round16(randn(B * Tmax * KW)), vc0 = round16(randn(B * Tmax * KW));
+    std::vector<bf16> kc = kc0, vc = vc0, co(B * NH * HS);
+    auto q1 = round16(randn(B * QKV));
+    c.kv_cache_append(kc.data(), vc.data(), q1.data(), B, 1, NH, NKV, HS, T, Tmax);
+    c.attention_cached_forward(co.data(), q1.data(), kc.data(), vc.data(), B, 1, NH, NKV, HS, QKV, T, Tmax);
+    Dev16 gkc(kc0), gvc(vc0), gq1(q1), gco(B * NH * HS);
+    g.kv_cache_append(gkc.p(), gvc.p(), gq1.p(), B, 1, NH, NKV, HS, T, Tmax);
+    g.attention_cached_forward(gco.p(), gq1.p(), gkc.p(), gvc.p(), B, 1, NH, NKV, HS, QKV, T, Tmax);
+    check("bf16 kv cache append", rel_err(gkc.get(), widen16(kc)) + rel_err(gvc.get(), widen16(vc)), 0);
+    check("bf16 cached attention (decode)", gco.get(), widen16(co), TOL.attention);
+
+    const int64_t F = 300;
+    auto gu = round16(randn(N * 2 * F)), dh = round16(randn(N * F));
+    std::vector<bf16> h(N * F), dgu(N * 2 * F);
+    c.swiglu_forward(h.data(), gu.data(), N, F);
+    c.swiglu_backward(dgu.data(), dh.data(), gu.data(), N, F);
+    Dev16 ggu(gu), gdh(dh), gh(N * F), gdgu(N * 2 * F);
+    g.swiglu_forward(gh.p(), ggu.p(), N, F);
+    g.swiglu_backward(gdgu.p(), gdh.p(), ggu.p(), N, F);
+    check("bf16 swiglu forward", gh.get(), widen16(h), TOL.bf16);
+    check("bf16 swiglu backward", gdgu.get(), widen16(dgu), TOL.bf16);
+  }
+}
+
+// A bf16 block on the GPU against a bf16 block on the CPU (same fp32 master weights, same bf16
+// input): forward, input and weight gradients, cached prefill and decode steps.
+void check_block_bf16(BlockConfig cfg, int64_t B, int64_t T) {
+  Block cpu(CPU, cfg, DType::BF16), gpu(*GPU, cfg, DType::BF16);
+  auto params = randn(cpu.num_params(), 0.05f);
+  for (auto& pi : cpu.params())
+    if (pi.shape.size() == 1)
+      for (size_t i = 0; i < pi.numel; ++i) params[pi.offset + i] = 1.f + 0.1f * params[pi.offset + i];
+  std::memcpy(cpu.param_buffer()->ptr, params.data(), params.size() * 4);
+  GPU->copy_to_device(gpu.param_buffer()->ptr, params.data(), params.size() * 4);
+  cpu.weights_changed(), gpu.weights_changed();
+  const int64_t N = B * T, C = cfg.C, P = T + 8;
+  std::vector<float> cos, sin;
+  rope_tables(P, cfg.HS, cos, sin);
+  auto x = round16(randn(N * C)), dout = round16(randn(N * C));
+  Dev gc(cos), gs(sin);
+  Dev16 gx(x), gd(dout), gout(N * C), gdx(N * C);
+  BlockInputs ic{B, T, cos.data(), sin.data(), nullptr}, ig{B, T, gc.f(), gs.f(), nullptr};
+  std::vector<bf16> out(N * C), dx(N * C);
+  cpu.grad_buffer(), cpu.zero_grad();
+  cpu.forward(out.data(), x.data(), ic, true);
+  cpu.backward(dx.data(), dout.data());
+  gpu.grad_buffer(), gpu.zero_grad();
+  gpu.forward(gout.p(), gx.p(), ig, true);
+  gpu.backward(gdx.p(), gd.p());
+  char s[128];
+  std::snprintf(s, sizeof s, "bf16 block %s+%s C%ld NH%ld NKV%ld F%ld B%ld T%ld", kind_name(cfg.attn),
+                kind_name(cfg.ffn), (long)C, (long)cfg.NH, (long)cfg.NKV, (long)cfg.F, (long)B, (long)T);
+  check(std::string(s) + " forward", gout.get(), widen16(out), TOL.block);
+  check(std::string(s) + " backward dx", gdx.get(), widen16(dx), TOL.block);
+  std::vector<float> grads(cpu.num_params()), ggrads(cpu.num_params());
+  std::memcpy(grads.data(), cpu.grad_buffer()->ptr, grads.size() * 4);
+  GPU->copy_to_host(ggrads.data(), gpu.grad_buffer()->ptr, ggrads.size() * 4);
+  for (auto& pi : cpu.params()) {
+    std::vector<float> a(ggrads.begin() + pi.offset, ggrads.begin() + pi.offset + pi.numel),
+        b(grads.begin() + pi.offset, grads.begin() + pi.offset + pi.numel);
+    check(std::string(s) + " d" + pi.name + " (fp32)", a, b, TOL.block);
+  }
+  if (cfg.attn != AttnKind::GQA) return;
+  const int64_t Tmax = T + 4, KV = cfg.NKV * cfg.HS;
+  std::vector<bf16> kc(B * Tmax * KV, bf16{0}), vc(B * Tmax * KV, bf16{0}), o1(N * C);
+  Dev16 gkc(kc), gvc(vc);
+  cpu.forward_cached(o1.data(), x.data(), ic, kc.data(), vc.data(), 0, Tmax);
+  gpu.forward_cached(gout.p(), gx.p(), ig, gkc.p(), gvc.p(), 0, Tmax);
+  check(std::string(s) + " cached prefill", gout.get(), widen16(o1), TOL.block);
+  for (int step = 0; step < 2; ++step) {
+    auto xs = round16(randn(B * C));
+    std::vector<int32_t> pos{(int32_t)(T + step)};
+    Dev gpos(pos);
+    Dev16 gxs(xs), gos(B * C);
+    std::vector<bf16> os(B * C);
+    BlockInputs sc{B, 1, cos.data(), sin.data(), pos.data()}, sg{B, 1, gc.f(), gs.f(), gpos.i()};
+    cpu.forward_cached(os.data(), xs.data(), sc, kc.data(), vc.data(), T + step, Tmax);
+    gpu.forward_cached(gos.p(), gxs.p(), sg, gkc.p(), gvc.p(), T + step, Tmax);
+    check(std::string(s) + " decode step " + std::to_string(step + 1), gos.get(), widen16(os), TOL.block);
+  }
+}
+
 void run_checks(bool quick) {
   std::printf("\n== CUDA against CPU (relative L2 error) ==\n");
   check_embedding();
@@ -449,6 +663,17 @@ void run_checks(bool quick) {
   c = BlockConfig{};
   c.C = 1024, c.NH = 8, c.HS = 128, c.NKV = 8, c.F = 2816;
   check_block(c, 1, 128);
+
+  std::printf("\n== CUDA bf16 against CPU bf16 ==\n");
+  check_bf16_ops();
+  c = BlockConfig{};
+  c.C = 256, c.NH = 8, c.HS = 32, c.NKV = 2, c.F = 704;
+  check_block_bf16(c, 2, 40);
+  c.attn = AttnKind::Linear, c.ffn = FfnKind::Linear;
+  check_block_bf16(c, 2, 16);
+  c = BlockConfig{};
+  c.C = 1024, c.NH = 8, c.HS = 128, c.NKV = 8, c.F = 2816;
+  check_block_bf16(c, 1, 128);
 }
 
 // ---- benchmarks --------------------------------------------------------------------------------
@@ -501,6 +726,103 @@ struct L2Flush {
   void operator()() { cudaMemsetAsync(buf.p, 0, buf.bytes, cuda::stream()); }
 };
 
+// One block config, forward+backward (training) and decode steps captured in CUDA graphs, with
+// activations in T (float, or bf16 for mixed precision: then weights and KV cache count 2 bytes
+// in the bandwidth floor).
+struct BlockShape {
+  const char* name;
+  int64_t C, NH, NKV, HS, F;
+};
+template <class T>
+void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double peak, const std::function<void()>& flush) {
+  constexpr bool half = std::is_same_v<T, bf16>;
+  const char* tag = half ? " [bf16]" : "";
+  BlockConfig cfg;
+  cfg.C = bc.C, cfg.NH = bc.NH, cfg.NKV = bc.NKV, cfg.HS = bc.HS, cfg.F = bc.F;
+  Block blk(*GPU, cfg, half ? DType::BF16 : DType::F32);
+  {
+    auto h = randn(1 << 22, 0.02f);
+    size_t n = blk.num_params();
+    for (size_t off = 0; off < n; off += h.size())
+      GPU->copy_to_device(blk.param_buffer()->f32(off), h.data(), std::min(h.size(), n - off) * 4);
+    blk.weights_changed();
+  }
+  const double param_bytes = blk.num_params() * (double)sizeof(T);  // what a forward reads
+  const int64_t Tmax = 8192 + 8;
+  std::vector<float> cos, sin;
+  rope_tables(Tmax, cfg.HS, cos, sin);
+  Dev gc(cos), gs(sin);
+  auto fill = [&](Dev& d, size_t n) {  // n random values of T
+    auto h = randn(n);
+    if constexpr (half) {
+      auto h16 = round16(h);
+      GPU->copy_to_device(d.p, h16.data(), n * 2);
+    } else {
+      GPU->copy_to_device(d.p, h.data(), n * 4);
+    }
+  };
+  // Training: one sequence, forward + backward.
+  if (!quick || bc.C == 4096) {
+    const int64_t T_ = bc.C == 4096 ? 4096 : 2048;
+    const size_t n = (size_t)T_ * cfg.C;
+    Dev x(n * sizeof(T)), y(n * sizeof(T)), dx(n * sizeof(T));
+    fill(x, n), fill(dx, n);
+    BlockInputs in{1, T_, gc.f(), gs.f(), nullptr};
+    blk.grad_buffer();
+    Stat st = time_ms([&] {
+      blk.forward((T*)y.p, (const T*)x.p, in, true);
+      blk.backward((T*)dx.p, (const T*)y.p);
+    }, 1, quick ? 3 : 8);
+    const double flops = 6.0 * T_ * (blk.num_params()) + 3.0 * 4.0 * T_ * T_ * cfg.HS * cfg.NH / 2;
+    emit("block", std::string(bc.name) + " block fwd+bwd T" + std::to_string(T_) + tag, st,
+         kv("tok_per_s", T_ / (st.median * 1e-3)) + ", " + kv("TFLOPs", flops / (st.median * 1e-3) / 1e12));
+  }
+  // Decode: one step per sequence at cache length `past`, as a CUDA graph.
+  for (int64_t B : {1, 64}) {
+    const int64_t past = B == 1 ? 8192 : 1024, KV = cfg.NKV * cfg.HS;
+    const int64_t Tm = past + 1;
+    Dev kc((size_t)B * Tm * KV * sizeof(T)), vc((size_t)B * Tm * KV * sizeof(T)), x((size_t)B * cfg.C * sizeof(T)),
+        y((size_t)B * cfg.C * sizeof(T));
+    fill(x, (size_t)B * cfg.C);
+    cudaMemsetAsync(kc.p, 0, kc.bytes, cuda::stream());
+    cudaMemsetAsync(vc.p, 0, vc.bytes, cuda::stream());
+    std::vector<int32_t> pos{(int32_t)past};
+    Dev gpos(pos);
+    BlockInputs in{B, 1, gc.f(), gs.f(), gpos.i()};
+    auto step = [&] { blk.forward_cached((T*)y.p, (const T*)x.p, in, (T*)kc.p, (T*)vc.p, past, Tm); };
+    step();  // warm-up: workspace allocated, bf16 weights made
+    GPU->synchronize();
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cudaStream_t s = cuda::stream();
+    cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+      step();
+      e = cudaStreamEndCapture(s, &graph);
+    }
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (e != cudaSuccess) {
+      std::printf("  decode graph capture failed: %s\n", cudaGetErrorString(e));
+      cuda::take_error();
+      continue;
+    }
+    Stat st = time_ms([&] { cudaGraphLaunch(exec, s); }, 3, reps, flush);
+    const double kv_bytes = 2.0 * B * (past + 1) * KV * sizeof(T);
+    const double bw_floor = (param_bytes + kv_bytes) / (bw * 1e9) * 1e3;
+    const double flops = 2.0 * B * blk.num_params() + 4.0 * B * (past + 1) * cfg.HS * cfg.NH;
+    const double compute_floor = flops / (std::max(peak, 1.0) * 1e12) * 1e3;
+    const double floor = std::max(bw_floor, compute_floor);
+    emit("decode", std::string(bc.name) + " decode step B" + std::to_string(B) + " past" + std::to_string(past) + tag,
+         st,
+         kv("bw_floor_ms", bw_floor) + ", " + kv("compute_floor_ms", compute_floor) + ", " +
+             kv("x_floor", st.median / floor) + ", " + kv("weight_bytes", param_bytes) + ", " + kv("kv_bytes", kv_bytes));
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  std::string err = cuda::take_error();
+  if (!err.empty()) std::printf("  CUDA error during %s%s benchmarks: %s\n", bc.name, tag, err.c_str());
+}
+
 void run_benchmarks(bool quick, bool only_gemm) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
@@ -540,6 +862,19 @@ void run_benchmarks(bool quick, bool only_gemm) {
     peak = std::max(peak, tf);
     emit("gemm", g.name, st, kv("TFLOPs", tf));
   }
+  for (auto& g : gemms) {  // the same with bf16 storage (mixed precision)
+    Dev A((size_t)g.M * g.K * 2), Bm((size_t)g.N * g.K * 2), Cm((size_t)g.M * g.N * 2);
+    auto ha = round16(randn(std::min<size_t>(std::max<size_t>((size_t)g.M, (size_t)g.N) * g.K, 1 << 22)));
+    for (Dev* d : {&A, &Bm})
+      for (size_t off = 0, n = d->bytes / 2; off < n; off += ha.size())
+        GPU->copy_to_device((bf16*)d->p + off, ha.data(), std::min(ha.size(), n - off) * 2);
+    Stat st = time_ms([&] {
+      GPU->ops_bf16.gemm(false, true, g.M, g.N, g.K, 1.f, (bf16*)A.p, g.K, (bf16*)Bm.p, g.K, 0.f, (bf16*)Cm.p, g.N);
+    }, 2, quick ? 5 : 10);
+    double tf = 2.0 * g.M * g.N * g.K / (st.median * 1e-3) / 1e12;
+    peak = std::max(peak, tf);
+    emit("gemm", std::string(g.name) + " [bf16]", st, kv("TFLOPs", tf));
+  }
   if (only_gemm) return;
 
   // Per-op times on Llama-3.1-8B shapes (4096 tokens).
@@ -568,86 +903,11 @@ void run_benchmarks(bool quick, bool only_gemm) {
     emit("op", "rmsnorm fwd 4096x4096", rn, kv("GBps", 2.0 * T * C * 4 / (rn.median * 1e-3) / 1e9));
   }
 
-  // Blocks: forward+backward (training) and decode steps captured in CUDA graphs.
-  struct BC {
-    const char* name;
-    int64_t C, NH, NKV, HS, F;
-  } blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};
+  // Blocks: fp32 storage, then mixed precision (bf16 activations and weights).
+  const BlockShape blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};
   for (auto& bc : blocks) {
-    BlockConfig cfg;
-    cfg.C = bc.C, cfg.NH = bc.NH, cfg.NKV = bc.NKV, cfg.HS = bc.HS, cfg.F = bc.F;
-    Block blk(*GPU, cfg);
-    {
-      auto h = randn(1 << 22, 0.02f);
-      size_t n = blk.num_params();
-      for (size_t off = 0; off < n; off += h.size())
-        GPU->copy_to_device(blk.param_buffer()->f32(off), h.data(), std::min(h.size(), n - off) * 4);
-    }
-    const double param_bytes = blk.num_params() * 4.0;
-    const int64_t Tmax = 8192 + 8;
-    std::vector<float> cos, sin;
-    rope_tables(Tmax, cfg.HS, cos, sin);
-    Dev gc(cos), gs(sin);
-    // Training: one sequence of 4096 tokens, forward + backward.
-    if (!quick || bc.C == 4096) {
-      const int64_t T = bc.C == 4096 ? 4096 : 2048;
-      Dev x((size_t)T * cfg.C * 4), y((size_t)T * cfg.C * 4), dx((size_t)T * cfg.C * 4);
-      auto h = randn((size_t)T * cfg.C);
-      GPU->copy_to_device(x.p, h.data(), x.bytes);
-      GPU->copy_to_device(dx.p, h.data(), dx.bytes);
-      BlockInputs in{1, T, gc.f(), gs.f(), nullptr};
-      blk.grad_buffer();
-      Stat st = time_ms([&] {
-        blk.forward(y.f(), x.f(), in, true);
-        blk.backward(dx.f(), y.f());
-      }, 1, quick ? 3 : 8);
-      const double flops = 6.0 * T * (blk.num_params()) + 3.0 * 4.0 * T * T * cfg.HS * cfg.NH / 2;
-      emit("block", std::string(bc.name) + " block fwd+bwd T" + std::to_string(T), st,
-           kv("tok_per_s", T / (st.median * 1e-3)) + ", " + kv("TFLOPs", flops / (st.median * 1e-3) / 1e12));
-    }
-    // Decode: one step per sequence at cache length `past`, as a CUDA graph.
-    for (int64_t B : {1, 64}) {
-      const int64_t past = B == 1 ? 8192 : 1024, KV = cfg.NKV * cfg.HS;
-      const int64_t Tm = past + 1;
-      Dev kc((size_t)B * Tm * KV * 4), vc((size_t)B * Tm * KV * 4), x((size_t)B * cfg.C * 4), y((size_t)B * cfg.C * 4);
-      auto h = randn((size_t)B * cfg.C);
-      GPU->copy_to_device(x.p, h.data(), x.bytes);
-      cudaMemsetAsync(kc.p, 0, kc.bytes, cuda::stream());
-      cudaMemsetAsync(vc.p, 0, vc.bytes, cuda::stream());
-      std::vector<int32_t> pos{(int32_t)past};
-      Dev gpos(pos);
-      BlockInputs in{B, 1, gc.f(), gs.f(), gpos.i()};
-      blk.forward_cached(y.f(), x.f(), in, kc.f(), vc.f(), past, Tm);  // warm-up: workspace allocated
-      GPU->synchronize();
-      cudaGraph_t graph;
-      cudaGraphExec_t exec;
-      cudaStream_t s = cuda::stream();
-      cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-      if (e == cudaSuccess) {
-        blk.forward_cached(y.f(), x.f(), in, kc.f(), vc.f(), past, Tm);
-        e = cudaStreamEndCapture(s, &graph);
-      }
-      if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
-      if (e != cudaSuccess) {
-        std::printf("  decode graph capture failed: %s\n", cudaGetErrorString(e));
-        cuda::take_error();
-        continue;
-      }
-      Stat st = time_ms([&] { cudaGraphLaunch(exec, s); }, 3, reps, flush);
-      const double kv_bytes = 2.0 * B * (past + 1) * KV * 4;
-      const double bw_floor = (param_bytes + kv_bytes) / (bw * 1e9) * 1e3;
-      const double flops = 2.0 * B * blk.num_params() + 4.0 * B * (past + 1) * cfg.HS * cfg.NH;
-      const double compute_floor = flops / (std::max(peak, 1.0) * 1e12) * 1e3;
-      const double floor = std::max(bw_floor, compute_floor);
-      emit("decode", std::string(bc.name) + " decode step B" + std::to_string(B) + " past" + std::to_string(past), st,
-           kv("bw_floor_ms", bw_floor) + ", " + kv("compute_floor_ms", compute_floor) + ", " +
-               kv("x_floor", st.median / floor) + ", " + kv("weight_bytes", param_bytes) + ", " +
-               kv("kv_bytes", kv_bytes));
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
-    }
-    std::string err = cuda::take_error();
-    if (!err.empty()) std::printf("  CUDA error during %s benchmarks: %s\n", bc.name, err.c_str());
+    bench_block<float>(bc, quick, reps, bw, peak, flush);
+    bench_block<bf16>(bc, quick, reps, bw, peak, flush);
   }
 }
 

@@ -107,6 +107,23 @@ Backend make_backend() {
   o.nmse_backward = nmse_backward;
   o.sum_squares = sum_squares;
   o.adamw_update = adamw_update;
+  OpsBf16& h = b.ops_bf16;  // overloads on bf16* (see common.cuh)
+  h.to_bf16 = to_bf16;
+  h.to_f32 = to_f32;
+  h.rmsnorm_forward = rmsnorm_forward;
+  h.rmsnorm_backward = rmsnorm_backward;
+  h.gemm = gemm;
+  h.gemm_f32out = gemm_f32out;
+  h.rope_forward = rope_forward;
+  h.rope_backward = rope_backward;
+  h.attention_forward = attention_forward;
+  h.attention_backward = attention_backward;
+  h.attention_cached_forward = attention_cached_forward;
+  h.kv_cache_append = kv_cache_append;
+  h.swiglu_forward = swiglu_forward;
+  h.swiglu_backward = swiglu_backward;
+  h.add_forward = add_forward;
+  h.accumulate = accumulate;
   return b;
 }
 

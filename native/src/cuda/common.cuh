@@ -3,7 +3,8 @@
 // contract in puzzle/backend.h: same arguments, same layouts, same accumulate/write rules.
 // All pointers are device pointers. Work is queued on the backend's one stream (stream());
 // functions return without waiting, except those that return a value to the host.
-// Storage is fp32 (the contract's type); matrix products run on the tensor cores with bf16
+// Storage is fp32 (Ops) or bf16 (OpsBf16: the overloads taking puzzle::bf16, mixed precision
+// with fp32 statistics and weight gradients); matrix products run on the tensor cores with bf16
 // operands and fp32 accumulation; reductions accumulate in fp32 (double for the two returned
 // sums).
 #pragma once
@@ -12,7 +13,15 @@
 
 #include <cstdint>
 
+#include "puzzle/bf16.h"
+
 namespace puzzle::cuda {
+
+// The host's bf16 (an opaque 16-bit value) is CUDA's __nv_bfloat16 bit for bit.
+using bf16x = __nv_bfloat16;
+static_assert(sizeof(bf16x) == sizeof(bf16), "bf16 layouts differ");
+inline const bf16x* dev(const bf16* p) { return reinterpret_cast<const bf16x*>(p); }
+inline bf16x* dev(bf16* p) { return reinterpret_cast<bf16x*>(p); }
 
 // The backend's stream (created on first use, non-blocking). Every launch goes on it, so a
 // whole forward pass can be captured into a CUDA graph.
@@ -96,6 +105,36 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                     int64_t OC);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int64_t C, int64_t OC);
+
+// ---- the bf16 (mixed precision) overloads, same semantics as above (see OpsBf16 in puzzle/backend.h)
+void to_bf16(bf16* out, const float* inp, int64_t n);
+void to_f32(float* out, const bf16* inp, int64_t n);
+void rmsnorm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward(bf16* dinp, float* dweight, const bf16* dout, const bf16* inp, const bf16* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void rope_forward(bf16* out, const bf16* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                  int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void rope_backward(bf16* dinp, const bf16* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                   int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void swiglu_forward(bf16* out, const bf16* gu, int64_t N, int64_t F);
+void swiglu_backward(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
+void add_forward(bf16* out, const bf16* a, const bf16* b, int64_t n);
+void accumulate(bf16* out, const bf16* a, int64_t n);
+void kv_cache_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                     int64_t HS, int64_t past, int64_t Tmax);
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+          const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
+void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+                 const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// attention_bf16.cu
+void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                        const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                        int64_t q_stride, int64_t kv_stride);
+void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax);
 
 // ---- attention.cu (flash style: tiled, online softmax, no T x T matrix in memory)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,

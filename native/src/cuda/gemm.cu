@@ -1,6 +1,8 @@
 // General strided GEMM on the GPU: C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major
-// with row strides in floats (puzzle/gemm.h); beta == 0 overwrites C (its old contents, NaNs
-// included, are never read). Storage is fp32 in and out.
+// with row strides in elements (puzzle/gemm.h); beta == 0 overwrites C (its old contents, NaNs
+// included, are never read). Storage is fp32 in and out, or (mixed precision) bf16 operands with
+// a bf16 or fp32 C: every kernel below is a template over the operand type TIn and the output
+// type TOut, with fp32 accumulation throughout.
 //
 // Paths (chosen per call in gemm()):
 //  * nothing to multiply (K == 0 or alpha == 0): C = beta * C (0 when beta == 0), like the CPU.
@@ -63,6 +65,20 @@ static_assert(kTM == kTN, "the operand loaders assume square block tiles");
 static_assert(kTK * kLdR <= kTileElems, "tile buffer too small");
 static_assert(8 * 16 * kStageLd * 4 <= 2 * 2 * kTileElems * 2, "epilogue staging does not fit");
 
+// Element access for both storage types: loads widen to fp32, stores round once.
+__device__ __forceinline__ float ldg1(const float* p) { return __ldg(p); }
+__device__ __forceinline__ float ldg1(const bf16x* p) { return __bfloat162float(__ldg(p)); }
+__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ float4 ldg4(const bf16x* p) {  // 4 bf16 = 8 bytes
+  const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
+}
+__device__ __forceinline__ float load_c(const float* p) { return *p; }
+__device__ __forceinline__ float load_c(const bf16x* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void store_c(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_c(bf16x* p, float v) { *p = __float2bfloat16_rn(v); }
+
 // One operand tile of 128 "rows" (m for A, n for B) by kTK = 32 k-values, read from global memory
 // into registers as fp32: 1024 groups of 4 consecutive elements, 4 groups per thread. KC says how
 // the operand lies in global memory:
@@ -86,52 +102,54 @@ __device__ __forceinline__ void tile_coords(int t, int g, int& r, int& k) {
 
 // A thread's view of one operand: p points at the first element of its group 0 in the current
 // k-tile; group g starts at p + g * (KC ? 8 : 32).
+template <class TIn>
 struct TileCursor {
-  const float* p;
+  const TIn* p;
   int rlim;  // rows of this block's tile that exist: min(R - r0, 128)
 };
 
-template <bool KC>
-__device__ __forceinline__ TileCursor make_cursor(const float* X, int64_t ld, int r0, int R) {
+template <bool KC, class TIn>
+__device__ __forceinline__ TileCursor<TIn> make_cursor(const TIn* X, int64_t ld, int r0, int R) {
   int r, k;
   tile_coords<KC>(threadIdx.x, 0, r, k);
-  TileCursor c;
+  TileCursor<TIn> c;
   c.p = KC ? X + (int64_t)(r0 + r) * ld + k : X + (int64_t)k * ld + (r0 + r);
   c.rlim = min(R - r0, kTM);
   return c;
 }
 
-template <bool KC>
-__device__ __forceinline__ void advance(TileCursor& c, int64_t ld) {
+template <bool KC, class TIn>
+__device__ __forceinline__ void advance(TileCursor<TIn>& c, int64_t ld) {
   c.p += KC ? (int64_t)kTK : (int64_t)kTK * ld;
 }
 
 // Loads the tile whose k-values are k0 .. k0+31, of which klim = min(K - k0, 32) exist. `vec`
 // (X 16-byte aligned and ld % 4 == 0) allows one float4 load per group when the whole group is in
-// range; otherwise elements are loaded one by one and those out of range read as zero.
-template <bool KC>
-__device__ __forceinline__ void load_tile(float4 (&v)[4], const TileCursor& cur, int klim, bool vec) {
-  if (vec && cur.rlim == kTM && klim == kTK) {  // whole tile in range (block-uniform): plain float4 loads
+// range; otherwise elements are loaded one by one and those out of range read as zero. (For bf16
+// operands a group is one 8-byte load and `vec` means 8-byte alignment.)
+template <bool KC, class TIn>
+__device__ __forceinline__ void load_tile(float4 (&v)[4], const TileCursor<TIn>& cur, int klim, bool vec) {
+  if (vec && cur.rlim == kTM && klim == kTK) {  // whole tile in range (block-uniform): plain vector loads
 #pragma unroll
-    for (int g = 0; g < 4; ++g) v[g] = __ldg(reinterpret_cast<const float4*>(cur.p + g * (KC ? 8 : 32)));
+    for (int g = 0; g < 4; ++g) v[g] = ldg4(cur.p + g * (KC ? 8 : 32));
     return;
   }
 #pragma unroll
   for (int g = 0; g < 4; ++g) {
     int r, k;
     tile_coords<KC>(threadIdx.x, g, r, k);
-    const float* p = cur.p + g * (KC ? 8 : 32);
+    const TIn* p = cur.p + g * (KC ? 8 : 32);
     // element c of the group is in range iff line_ok && c < c_lim
     const bool line_ok = KC ? r < cur.rlim : k < klim;
     const int c_lim = KC ? klim - k : cur.rlim - r;
     float e[4];
     if (vec && line_ok && c_lim >= 4) {
-      const float4 t = __ldg(reinterpret_cast<const float4*>(p));
+      const float4 t = ldg4(p);
       e[0] = t.x, e[1] = t.y, e[2] = t.z, e[3] = t.w;
     } else {
       const int n_ok = line_ok ? c_lim : 0;  // elements 0 .. n_ok-1 exist
 #pragma unroll
-      for (int c = 0; c < 4; ++c) e[c] = c < n_ok ? __ldg(p + c) : 0.f;
+      for (int c = 0; c < 4; ++c) e[c] = c < n_ok ? ldg1(p + c) : 0.f;
     }
     v[g] = make_float4(e[0], e[1], e[2], e[3]);
   }
@@ -157,10 +175,10 @@ __device__ __forceinline__ void store_tile(const float4 (&v)[4], __nv_bfloat16* 
   }
 }
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, class TIn, class TOut>
 __global__ void __launch_bounds__(kTcThreads, 2)
-    gemm_tc_kernel(int M, int N, int K, float alpha, const float* __restrict__ A, int64_t lda,
-                   const float* __restrict__ B, int64_t ldb, float beta, float* C, int64_t ldc, bool vecA,
+    gemm_tc_kernel(int M, int N, int K, float alpha, const TIn* __restrict__ A, int64_t lda,
+                   const TIn* __restrict__ B, int64_t ldb, float beta, TOut* C, int64_t ldc, bool vecA,
                    bool vecB) {
   using namespace nvcuda;
   // op(A)(m, k): A[m*lda + k] (k contiguous) unless TA; op(B)(k, n): B[n*ldb + k] (k contiguous) iff TB.
@@ -186,8 +204,8 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     for (int j = 0; j < 4; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
   const int ntiles = (K + kTK - 1) / kTK;
-  TileCursor ca = make_cursor<KA>(A, lda, m0, M);
-  TileCursor cb = make_cursor<KB>(B, ldb, n0, N);
+  TileCursor<TIn> ca = make_cursor<KA>(A, lda, m0, M);
+  TileCursor<TIn> cb = make_cursor<KB>(B, ldb, n0, N);
   {
     float4 stg[4];
     load_tile<KA>(stg, ca, min(K, kTK), vecA);
@@ -252,10 +270,10 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         for (int r = 0; r < 16; ++r) {
           const int gm = gm0 + r;
           if (gm < M) {
-            float* c = C + (int64_t)gm * ldc + gn;
+            TOut* c = C + (int64_t)gm * ldc + gn;
             float v = alpha * stage[r * kStageLd + h * 32 + lane];
-            if (beta != 0.f) v += beta * *c;
-            *c = v;
+            if (beta != 0.f) v += beta * load_c(c);
+            store_c(c, v);
           }
         }
       }
@@ -266,20 +284,24 @@ __global__ void __launch_bounds__(kTcThreads, 2)
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+// A group of 4 elements can be one vector load (16 bytes of fp32, 8 of bf16).
+template <class T>
+bool vec4_aligned(const T* p, int64_t ld) {
+  return (reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T))) == 0 && ld % 4 == 0;
+}
 
 // The kernel indexes rows, columns and k with int: problems past these sizes go in pieces.
 constexpr int64_t kMaxRowsPerLaunch = (int64_t)kMaxRowTiles * kTM;  // gridDim.y limit
 constexpr int64_t kMaxColsPerLaunch = (int64_t)1 << 30;
 constexpr int64_t kMaxKPerLaunch = (int64_t)1 << 30;
 
-template <bool TA, bool TB>
-void launch_tc(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float beta, float* C, int64_t ldc) {
+template <bool TA, bool TB, class TIn, class TOut>
+void launch_tc(int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda, const TIn* B,
+               int64_t ldb, float beta, TOut* C, int64_t ldc) {
   // Offsets below are multiples of 128 rows/columns or 2^30 k-values, so the alignment tested
   // here holds for every piece.
-  const bool vecA = aligned16(A) && lda % 4 == 0;
-  const bool vecB = aligned16(B) && ldb % 4 == 0;
+  const bool vecA = vec4_aligned(A, lda);
+  const bool vecB = vec4_aligned(B, ldb);
   for (int64_t ko = 0; ko < K; ko += kMaxKPerLaunch) {
     const int64_t kc = std::min(K - ko, kMaxKPerLaunch);
     const float beta_k = ko == 0 ? beta : 1.f;  // later pieces of k accumulate onto the first
@@ -288,10 +310,10 @@ void launch_tc(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int
       for (int64_t no = 0; no < N; no += kMaxColsPerLaunch) {
         const int64_t nc = std::min(N - no, kMaxColsPerLaunch);
         // op(A)(m, k) = A[m*lda + k], or A[k*lda + m] when TA; op(B)(k, n) = B[k*ldb + n], or B[n*ldb + k] when TB.
-        const float* Ao = TA ? A + ko * lda + mo : A + mo * lda + ko;
-        const float* Bo = TB ? B + no * ldb + ko : B + ko * ldb + no;
+        const TIn* Ao = TA ? A + ko * lda + mo : A + mo * lda + ko;
+        const TIn* Bo = TB ? B + no * ldb + ko : B + ko * ldb + no;
         const dim3 grid((unsigned)((nc + kTN - 1) / kTN), (unsigned)((mc + kTM - 1) / kTM));
-        gemm_tc_kernel<TA, TB><<<grid, kTcThreads, 0, stream()>>>((int)mc, (int)nc, (int)kc, alpha, Ao, lda, Bo,
+        gemm_tc_kernel<TA, TB, TIn, TOut><<<grid, kTcThreads, 0, stream()>>>((int)mc, (int)nc, (int)kc, alpha, Ao, lda, Bo,
                                                                    ldb, beta_k, C + mo * ldc + no, ldc, vecA, vecB);
         PUZZLE_CUDA_CHECK_LAUNCH("gemm (tensor-core kernel)");
       }
@@ -299,20 +321,21 @@ void launch_tc(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int
   }
 }
 
-void tc_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <class TIn, class TOut>
+void tc_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
+             const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc) {
   if (!transA && !transB)
-    launch_tc<false, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    launch_tc<false, false, TIn, TOut>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else if (!transA && transB)
-    launch_tc<false, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    launch_tc<false, true, TIn, TOut>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else if (transA && !transB)
-    launch_tc<true, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    launch_tc<true, false, TIn, TOut>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
-    launch_tc<true, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    launch_tc<true, true, TIn, TOut>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // ============================================================================================
-// Few-rows kernels (fp32): C'(i, j) = alpha * sum_k X(i, k) Y(k, j) + beta * C'(i, j), i < m <= 16
+// Few-rows kernels (fp32 math; operands TIn, output TOut): C'(i, j) = alpha * sum_k X(i, k) Y(k, j) + beta * C'(i, j), i < m <= 16
 //   X(i, k) = X[i*x_rs + k*x_cs]   C'(i, j) = C[i*c_rs + j*c_cs]
 //   dot kernel:  Y(k, j) = Y[j*y_cs + k]  (k contiguous)
 //   axpy kernel: Y(k, j) = Y[k*y_rs + j]  (j contiguous)
@@ -327,28 +350,28 @@ constexpr int kAxpySlices = kSmallWarps;  // k-slices (one per warp) in the axpy
 
 // Stages X(0..MR-1, k0 .. k0+kc-1) into xs[i * KC + kk]; rows m..MR-1 are zero. Columns kk >= kc
 // are left as they are (never read). Consecutive threads follow X's contiguous dimension.
-template <int MR>
-__device__ __forceinline__ void stage_x(float* xs, const float* __restrict__ X, int64_t x_rs, int64_t x_cs, int m,
+template <int MR, class TIn>
+__device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, int64_t x_rs, int64_t x_cs, int m,
                                         int64_t k0, int kc) {
   constexpr int KC = kXsFloats / MR;
   const int total = MR * kc;
   if (x_cs == 1) {
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int i = idx / kc, kk = idx - i * kc;
-      xs[i * KC + kk] = i < m ? __ldg(X + i * x_rs + k0 + kk) : 0.f;
+      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
     }
   } else {
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int kk = idx / MR, i = idx - kk * MR;
-      xs[i * KC + kk] = i < m ? __ldg(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
+      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
     }
   }
 }
 
-template <int MR>
+template <int MR, class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
-    small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const float* __restrict__ X, int64_t x_rs,
-                     int64_t x_cs, const float* __restrict__ Y, int64_t y_cs, float beta, float* C, int64_t c_rs,
+    small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
+                     int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_rs,
                      int64_t c_cs, bool vec) {
   constexpr int KC = kXsFloats / MR;
   static_assert(KC % 4 == 0, "chunks must keep float4 alignment");
@@ -359,7 +382,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   // Columns j0 .. j0+ncols-1 exist (ncols < kDotCols only in the last warp): the others read as
   // zero, so every element of Y is loaded exactly once. Their pointers are clamped to stay valid.
   const int ncols = (int)min64(kDotCols, n - j0);
-  const float* yrow[kDotCols];
+  const TIn* yrow[kDotCols];
 #pragma unroll
   for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + min64(j0 + c, n - 1) * y_cs;
 
@@ -383,7 +406,7 @@ __global__ void __launch_bounds__(kSmallThreads)
         float4 w[kDotCols];
 #pragma unroll
         for (int c = 0; c < kDotCols; ++c)
-          w[c] = c < ncols ? __ldg(reinterpret_cast<const float4*>(yrow[c] + k0 + kk)) : make_float4(0.f, 0.f, 0.f, 0.f);
+          w[c] = c < ncols ? ldg4(yrow[c] + k0 + kk) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
         for (int i = 0; i < MR; ++i) {
           const float4 x = *reinterpret_cast<const float4*>(xs + i * KC + kk);
@@ -404,7 +427,7 @@ __global__ void __launch_bounds__(kSmallThreads)
     for (int kk = kbeg; kk < kc; kk += 32) {
       float w[kDotCols];
 #pragma unroll
-      for (int c = 0; c < kDotCols; ++c) w[c] = c < ncols ? __ldg(yrow[c] + k0 + kk) : 0.f;
+      for (int c = 0; c < kDotCols; ++c) w[c] = c < ncols ? ldg1(yrow[c] + k0 + kk) : 0.f;
 #pragma unroll
       for (int i = 0; i < MR; ++i) {
         const float x = xs[i * KC + kk];
@@ -430,25 +453,25 @@ __global__ void __launch_bounds__(kSmallThreads)
 #pragma unroll
     for (int c = 0; c < kDotCols; ++c) {
       if (lane == ((i * kDotCols + c) & 31) && i < m && c < ncols) {
-        float* p = C + i * c_rs + (j0 + c) * c_cs;
+        TOut* p = C + i * c_rs + (j0 + c) * c_cs;
         float v = alpha * acc[i][c];
-        if (beta != 0.f) v += beta * *p;
-        *p = v;
+        if (beta != 0.f) v += beta * load_c(p);
+        store_c(p, v);
       }
     }
 }
 
-template <int MR>
+template <int MR, class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
-    small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const float* __restrict__ X, int64_t x_rs,
-                      int64_t x_cs, const float* __restrict__ Y, int64_t y_rs, float beta, float* C, int64_t c_rs,
+    small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
+                      int64_t x_cs, const TIn* __restrict__ Y, int64_t y_rs, float beta, TOut* C, int64_t c_rs,
                       int64_t c_cs) {
   constexpr int KC = kXsFloats / MR;
   static_assert(kAxpySlices * MR * 32 <= kXsFloats, "reduction buffer does not fit");
   __shared__ __align__(16) float xs[kXsFloats];
   const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;  // column within the block, k-slice
   const int64_t j = (int64_t)blockIdx.x * 32 + tx;
-  const float* ycol = Y + min64(j, n - 1);  // clamped: loads stay valid
+  const TIn* ycol = Y + min64(j, n - 1);  // clamped: loads stay valid
 
   float acc[MR];
 #pragma unroll
@@ -461,7 +484,7 @@ __global__ void __launch_bounds__(kSmallThreads)
     __syncthreads();
 #pragma unroll 4
     for (int kk = ty; kk < kc; kk += kAxpySlices) {
-      const float w = __ldg(ycol + (k0 + kk) * y_rs);
+      const float w = ldg1(ycol + (k0 + kk) * y_rs);
 #pragma unroll
       for (int i = 0; i < MR; ++i) acc[i] = fmaf(xs[i * KC + kk], w, acc[i]);
     }
@@ -477,36 +500,37 @@ __global__ void __launch_bounds__(kSmallThreads)
       float s = 0.f;
 #pragma unroll
       for (int t = 0; t < kAxpySlices; ++t) s += xs[(t * MR + i) * 32 + tx];
-      float* p = C + i * c_rs + j * c_cs;
+      TOut* p = C + i * c_rs + j * c_cs;
       float v = alpha * s;
-      if (beta != 0.f) v += beta * *p;
-      *p = v;
+      if (beta != 0.f) v += beta * load_c(p);
+      store_c(p, v);
     }
   }
 }
 
-template <int MR>
-void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const float* X, int64_t x_rs, int64_t x_cs,
-                  const float* Y, int64_t y_stride, float beta, float* C, int64_t c_rs, int64_t c_cs) {
+template <int MR, class TIn, class TOut>
+void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
+                  const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
   if (dot) {
     const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
-    const bool vec = aligned16(Y) && y_stride % 4 == 0;
-    small_dot_kernel<MR><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
+    const bool vec = vec4_aligned(Y, y_stride);
+    small_dot_kernel<MR, TIn, TOut><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
         m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, vec);
     PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows dot kernel)");
   } else {
-    small_axpy_kernel<MR><<<(unsigned)((n + 31) / 32), kSmallThreads, 0, stream()>>>(
+    small_axpy_kernel<MR, TIn, TOut><<<(unsigned)((n + 31) / 32), kSmallThreads, 0, stream()>>>(
         m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
     PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows axpy kernel)");
   }
 }
 
 // min(M, N) <= kSmallRows.
-void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <class TIn, class TOut>
+void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A,
+                int64_t lda, const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc) {
   int m;
   int64_t n, x_rs, x_cs, y_stride, c_rs, c_cs;
-  const float *X, *Y;
+  const TIn *X, *Y;
   bool dot;
   if (M <= N) {  // C = op(A) op(B): X = op(A), Y = op(B)
     m = (int)M, n = N;
@@ -522,35 +546,37 @@ void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
     c_rs = 1, c_cs = ldc;
   }
   if (m <= 1)
-    launch_small<1>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<1, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
   else if (m <= 2)
-    launch_small<2>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<2, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
   else if (m <= 4)
-    launch_small<4>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<4, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
   else if (m <= 8)
-    launch_small<8>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<8, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
   else
-    launch_small<16>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<16, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
 }
 
 // ============================================================================================
 // C = beta * C (no product to add): beta == 0 writes zeros without reading C.
 // ============================================================================================
 
-__global__ void scale_kernel(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+template <class TOut>
+__global__ void scale_kernel(int64_t M, int64_t N, float beta, TOut* C, int64_t ldc) {
   const int64_t total = M * N;
   for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = idx / N, j = idx - i * N;
-    float* p = C + i * ldc + j;
-    *p = beta == 0.f ? 0.f : beta * *p;
+    TOut* p = C + i * ldc + j;
+    store_c(p, beta == 0.f ? 0.f : beta * load_c(p));
   }
 }
 
-void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+template <class TOut>
+void scale_c(int64_t M, int64_t N, float beta, TOut* C, int64_t ldc) {
   if (beta == 1.f) return;
   const unsigned blocks = (unsigned)std::min<int64_t>((M * N + 255) / 256, 8192);  // grid-stride loop
-  scale_kernel<<<blocks, 256, 0, stream()>>>(M, N, beta, C, ldc);
+  scale_kernel<TOut><<<blocks, 256, 0, stream()>>>(M, N, beta, C, ldc);
   PUZZLE_CUDA_CHECK_LAUNCH("gemm (scale C)");
 }
 
@@ -607,8 +633,16 @@ cublasHandle_t cublas_handle() {
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first. Returns
 // false (nothing queued) when cuBLAS is unavailable or the call does not fit its int interface.
-bool cublas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <class T>
+constexpr cudaDataType_t cuda_type() {
+  return std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+}
+
+// fp32 operands use the bf16 tensor cores (FAST_16BF, like our kernel); bf16 operands are
+// multiplied as they are with fp32 accumulation.
+template <class TIn, class TOut>
+bool cublas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A,
+                 int64_t lda, const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc) {
   if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX) return false;
   // Leading-dimension rules of the column-major views (a row-major [R, S] matrix is a column-major
   // S x R one with ld = its row stride): B: N x K (OP_N) or K x N (OP_T); A: K x M or M x K; C: N x M.
@@ -619,17 +653,17 @@ bool cublas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
   if (!h) return false;
   const cublasStatus_t st =
       cublasGemmEx(h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K,
-                   &alpha, B, CUDA_R_32F, (int)ldb, A, CUDA_R_32F, (int)lda, &beta, C, CUDA_R_32F, (int)ldc,
-                   CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT);
+                   &alpha, B, cuda_type<TIn>(), (int)ldb, A, cuda_type<TIn>(), (int)lda, &beta, C, cuda_type<TOut>(),
+                   (int)ldc, std::is_same_v<TIn, float> ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F,
+                   CUBLAS_GEMM_DEFAULT);
   PUZZLE_CUDA_CHECK_LAUNCH("gemm (cublasGemmEx)");
   return st == CUBLAS_STATUS_SUCCESS;
 }
 #endif
 
-}  // namespace
-
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+template <class TIn, class TOut>
+void gemm_t(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const TIn* A, int64_t lda,
+            const TIn* B, int64_t ldb, float beta, TOut* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) {
     scale_c(M, N, beta, C, ldc);
@@ -647,6 +681,21 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
     small_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     tc_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_t(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+          const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc) {
+  gemm_t(transA, transB, M, N, K, alpha, dev(A), lda, dev(B), ldb, beta, dev(C), ldc);
+}
+void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+                 const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_t(transA, transB, M, N, K, alpha, dev(A), lda, dev(B), ldb, beta, C, ldc);
 }
 
 const char* gemm_kernel_name() {

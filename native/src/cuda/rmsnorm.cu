@@ -3,7 +3,8 @@
 //   backward: dx += r * w * g - x * (r^3 / C) * sum(g * w * x);  dw += sum_n g * x * r
 // One block per row (grid-stride over rows). The weight gradient is summed per block in shared
 // memory (each thread owns the same columns on every row, so no shared atomics), then added to
-// dweight with one atomicAdd per column per block.
+// dweight with one atomicAdd per column per block. Activations and the weight are fp32 or bf16
+// (E); rstd and the weight gradient are fp32 in both.
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
@@ -50,13 +51,13 @@ int row_threads(int64_t units) {
   return (int)std::max<int64_t>(32, std::min<int64_t>(kThreads, t));
 }
 
-template <int W>
+template <int W, class E>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_forward_kernel(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ inp,
-                           const float* __restrict__ weight, int64_t N, int64_t C, float eps) {
+    rmsnorm_forward_kernel(E* __restrict__ out, float* __restrict__ rstd, const E* __restrict__ inp,
+                           const E* __restrict__ weight, int64_t N, int64_t C, float eps) {
   const int64_t U = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const float* x = inp + n * C;
+    const E* x = inp + n * C;
     float ss = 0.f;
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
       float xv[W];
@@ -67,7 +68,7 @@ __global__ void __launch_bounds__(kThreads)
     ss = block_sum(ss);
     const float r = 1.0f / sqrtf(ss / (float)C + eps);
     if (threadIdx.x == 0 && rstd) rstd[n] = r;
-    float* o = out + n * C;
+    E* o = out + n * C;
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
       float xv[W], wv[W], ov[W];
       ld<W>(xv, x + u * W);
@@ -81,10 +82,10 @@ __global__ void __launch_bounds__(kThreads)
 
 // kDW: accumulate the weight gradient in dynamic shared memory (C floats) and flush it with
 // atomics at the end. dinp may be null (then only the weight gradient is produced).
-template <int W, bool kDW>
+template <int W, bool kDW, class E>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_backward_kernel(float* __restrict__ dinp, float* __restrict__ dweight, const float* __restrict__ dout,
-                            const float* __restrict__ inp, const float* __restrict__ weight,
+    rmsnorm_backward_kernel(E* __restrict__ dinp, float* __restrict__ dweight, const E* __restrict__ dout,
+                            const E* __restrict__ inp, const E* __restrict__ weight,
                             const float* __restrict__ rstd, int64_t N, int64_t C) {
   extern __shared__ float4 dw_smem4[];
   float* dw_s = reinterpret_cast<float*>(dw_smem4);
@@ -94,8 +95,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) st<W>(dw_s + u * W, zero);
   }
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const float* x = inp + n * C;
-    const float* g = dout + n * C;
+    const E* x = inp + n * C;
+    const E* g = dout + n * C;
     const float r = rstd[n];
     float dot = 0.f;
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
@@ -115,7 +116,7 @@ __global__ void __launch_bounds__(kThreads)
       if (dinp) {
         float wv[W], dv[W];
         ld<W>(wv, weight + u * W);
-        float* dx = dinp + n * C + u * W;
+        E* dx = dinp + n * C + u * W;
         ld<W>(dv, dx);
 #pragma unroll
         for (int k = 0; k < W; ++k) dv[k] += r * wv[k] * gv[k] - kk * xv[k];
@@ -142,21 +143,27 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Fallback for a C too wide for shared memory: one thread per column over a chunk of rows.
+template <class E>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_dweight_columns_kernel(float* __restrict__ dweight, const float* __restrict__ dout,
-                                   const float* __restrict__ inp, const float* __restrict__ rstd, int64_t N, int64_t C,
+    rmsnorm_dweight_columns_kernel(float* __restrict__ dweight, const E* __restrict__ dout,
+                                   const E* __restrict__ inp, const float* __restrict__ rstd, int64_t N, int64_t C,
                                    int64_t rows_per_chunk) {
   const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const int64_t n0 = (int64_t)blockIdx.y * rows_per_chunk, n1 = n0 + rows_per_chunk < N ? n0 + rows_per_chunk : N;
   float acc = 0.f;
-  for (int64_t n = n0; n < n1; ++n) acc += dout[n * C + c] * inp[n * C + c] * rstd[n];
+  for (int64_t n = n0; n < n1; ++n) {
+    float g[1], x[1];
+    ld<1>(g, dout + n * C + c);
+    ld<1>(x, inp + n * C + c);
+    acc += g[0] * x[0] * rstd[n];
+  }
   if (n0 < n1) atomicAdd(dweight + c, acc);
 }
 
-template <int W>
-void launch_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                     const float* rstd, int64_t N, int64_t C) {
+template <int W, class E>
+void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const E* weight, const float* rstd,
+                     int64_t N, int64_t C) {
   const int threads = row_threads(C / W);
   const int64_t smem = C * (int64_t)sizeof(float);
   bool fused_dw = dweight != nullptr;
@@ -169,7 +176,7 @@ void launch_backward(float* dinp, float* dweight, const float* dout, const float
     std::lock_guard<std::mutex> lock(mu);
     if (smem > raised) {
       if (smem + kStaticSmemSlack <= smem_optin() &&
-          cudaFuncSetAttribute(rmsnorm_backward_kernel<W, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+          cudaFuncSetAttribute(rmsnorm_backward_kernel<W, true, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                (int)smem) == cudaSuccess)
         raised = smem;
       else
@@ -180,44 +187,62 @@ void launch_backward(float* dinp, float* dweight, const float* dout, const float
   if (fused_dw) {
     // Few enough blocks that the per-block atomics stay cheap, enough to fill the device.
     const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)sm_count());
-    rmsnorm_backward_kernel<W, true><<<grid, threads, (size_t)smem, stream()>>>(dinp, dweight, dout, inp, weight, rstd,
-                                                                               N, C);
+    rmsnorm_backward_kernel<W, true, E><<<grid, threads, (size_t)smem, stream()>>>(dinp, dweight, dout, inp, weight,
+                                                                                  rstd, N, C);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
     return;
   }
   if (dinp) {
     const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
-    rmsnorm_backward_kernel<W, false><<<grid, threads, 0, stream()>>>(dinp, nullptr, dout, inp, weight, rstd, N, C);
+    rmsnorm_backward_kernel<W, false, E><<<grid, threads, 0, stream()>>>(dinp, nullptr, dout, inp, weight, rstd, N, C);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
   }
   if (dweight) {
     const int64_t chunks = std::min<int64_t>(65535, (N + 63) / 64);
     const int64_t rows_per_chunk = (N + chunks - 1) / chunks;
     const dim3 grid((unsigned)((C + kThreads - 1) / kThreads), (unsigned)chunks);
-    rmsnorm_dweight_columns_kernel<<<grid, kThreads, 0, stream()>>>(dweight, dout, inp, rstd, N, C, rows_per_chunk);
+    rmsnorm_dweight_columns_kernel<E><<<grid, kThreads, 0, stream()>>>(dweight, dout, inp, rstd, N, C, rows_per_chunk);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward dweight");
   }
+}
+
+template <class E>
+void forward_t(E* out, float* rstd, const E* inp, const E* weight, int64_t N, int64_t C, float eps) {
+  if (N <= 0 || C <= 0) return;
+  const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
+  if (C % 4 == 0 && vec_aligned(out) && vec_aligned(inp) && vec_aligned(weight))
+    rmsnorm_forward_kernel<4, E><<<grid, row_threads(C / 4), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+  else
+    rmsnorm_forward_kernel<1, E><<<grid, row_threads(C), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+  PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_forward");
+}
+
+template <class E>
+void backward_t(E* dinp, float* dweight, const E* dout, const E* inp, const E* weight, const float* rstd, int64_t N,
+                int64_t C) {
+  if ((!dinp && !dweight) || N <= 0 || C <= 0) return;
+  if (C % 4 == 0 && vec_aligned(dout) && vec_aligned(inp) && vec_aligned(weight) && (!dinp || vec_aligned(dinp)))
+    launch_backward<4>(dinp, dweight, dout, inp, weight, rstd, N, C);
+  else
+    launch_backward<1>(dinp, dweight, dout, inp, weight, rstd, N, C);
 }
 
 }  // namespace
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
-  if (N <= 0 || C <= 0) return;
-  const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
-  if (C % 4 == 0 && aligned16(out) && aligned16(inp) && aligned16(weight))
-    rmsnorm_forward_kernel<4><<<grid, row_threads(C / 4), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
-  else
-    rmsnorm_forward_kernel<1><<<grid, row_threads(C), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
-  PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_forward");
+  forward_t(out, rstd, inp, weight, N, C, eps);
+}
+void rmsnorm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int64_t N, int64_t C, float eps) {
+  forward_t(dev(out), rstd, dev(inp), dev(weight), N, C, eps);
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C) {
-  if ((!dinp && !dweight) || N <= 0 || C <= 0) return;
-  if (C % 4 == 0 && aligned16(dout) && aligned16(inp) && aligned16(weight) && (!dinp || aligned16(dinp)))
-    launch_backward<4>(dinp, dweight, dout, inp, weight, rstd, N, C);
-  else
-    launch_backward<1>(dinp, dweight, dout, inp, weight, rstd, N, C);
+  backward_t(dinp, dweight, dout, inp, weight, rstd, N, C);
+}
+void rmsnorm_backward(bf16* dinp, float* dweight, const bf16* dout, const bf16* inp, const bf16* weight,
+                      const float* rstd, int64_t N, int64_t C) {
+  backward_t(dinp ? dev(dinp) : nullptr, dweight, dev(dout), dev(inp), dev(weight), rstd, N, C);
 }
 
 }  // namespace puzzle::cuda

@@ -2,7 +2,8 @@
 //   out[i]   = x[i] cos - sign x[i+h] sin
 //   out[i+h] = x[i+h] cos + sign x[i] sin        (h = HS/2, i < h; sign -1 for the backward)
 // One thread owns W pairs (i .. i+W-1, i+h .. i+h+W-1) and loads all of them before it stores,
-// so out == inp (in place) is safe: no other thread touches those elements.
+// so out == inp (in place) is safe: no other thread touches those elements. x is fp32 or bf16 (E);
+// the cos/sin tables are fp32.
 #include <algorithm>
 #include <cstdint>
 
@@ -15,9 +16,9 @@ namespace {
 constexpr int kThreads = 256;
 
 // Unit = (token (b, t), head, W consecutive pair indices j .. j+W-1).
-template <int W>
+template <int W, class E>
 __global__ void __launch_bounds__(kThreads)
-    rope_kernel(float* out, const float* inp, const float* __restrict__ cos, const float* __restrict__ sin,
+    rope_kernel(E* out, const E* inp, const float* __restrict__ cos, const float* __restrict__ sin,
                 const int32_t* __restrict__ pos, int64_t B, int64_t T, unsigned NH, int64_t HS, int64_t stride,
                 float sign) {
   const int64_t h = HS / 2;
@@ -48,18 +49,19 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-void rope(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T,
+template <class E>
+void rope(E* out, const E* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T,
           int64_t NH, int64_t HS, int64_t stride, float sign, const char* name) {
   const int64_t h = HS / 2;
   if (B <= 0 || T <= 0 || NH <= 0 || h <= 0) return;
-  const bool vec = h % 4 == 0 && stride % 4 == 0 && aligned16(out) && aligned16(inp) && aligned16(cos) &&
+  const bool vec = h % 4 == 0 && stride % 4 == 0 && vec_aligned(out) && vec_aligned(inp) && aligned16(cos) &&
                    aligned16(sin);
   if (vec) {
     const Geometry g = geometry(B, T, NH * (h / 4));
-    rope_kernel<4><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
+    rope_kernel<4, E><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
   } else {
     const Geometry g = geometry(B, T, NH * h);
-    rope_kernel<1><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
+    rope_kernel<1, E><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
   }
   PUZZLE_CUDA_CHECK_LAUNCH(name);
 }
@@ -74,6 +76,16 @@ void rope_forward(float* out, const float* inp, const float* cos, const float* s
 void rope_backward(float* dinp, const float* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
                    int64_t T, int64_t NH, int64_t HS, int64_t stride) {
   rope(dinp, dout, cos, sin, pos, B, T, NH, HS, stride, -1.f, "rope_backward");
+}
+
+void rope_forward(bf16* out, const bf16* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                  int64_t T, int64_t NH, int64_t HS, int64_t stride) {
+  rope(dev(out), dev(inp), cos, sin, pos, B, T, NH, HS, stride, 1.f, "rope_forward");
+}
+
+void rope_backward(bf16* dinp, const bf16* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                   int64_t T, int64_t NH, int64_t HS, int64_t stride) {
+  rope(dev(dinp), dev(dout), cos, sin, pos, B, T, NH, HS, stride, -1.f, "rope_backward");
 }
 
 }  // namespace puzzle::cuda

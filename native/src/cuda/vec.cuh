@@ -1,7 +1,9 @@
-// Vector-access helpers shared by the elementwise, loss and optimiser kernels: float4 loads and
-// stores where alignment allows, the scalar head / float4 body / scalar tail split of a row, and
-// the launch geometry of rows x units kernels.
+// Vector-access helpers shared by the elementwise, loss and optimiser kernels: 4-element vector
+// loads and stores where alignment allows (float4, or 8 bytes of bf16, widened to fp32 in
+// registers and rounded once on the way out), the scalar head / vector body / scalar tail split
+// of a row, and the launch geometry of rows x units kernels.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -12,6 +14,15 @@ namespace puzzle::cuda {
 inline bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 // Two pointers with the same offset mod 16 can share one head/body/tail split.
 inline bool coaligned(const void* a, const void* b) { return (((uintptr_t)a ^ (uintptr_t)b) & 15u) == 0; }
+// The same for a 4-element vector of E (16 bytes of fp32, 8 of bf16).
+template <class E>
+inline bool vec_aligned(const E* p) {
+  return ((uintptr_t)p & (4 * sizeof(E) - 1)) == 0;
+}
+template <class E>
+inline bool vec_coaligned(const E* a, const E* b) {
+  return (((uintptr_t)a ^ (uintptr_t)b) & (4 * sizeof(E) - 1)) == 0;
+}
 // Blocks of `threads` for `units` of work, at least 1 and at most `cap`.
 inline unsigned flat_grid(int64_t units, int64_t cap, int threads = 256) {
   return (unsigned)std::max<int64_t>(1, std::min<int64_t>((units + threads - 1) / threads, cap));
@@ -59,14 +70,40 @@ __device__ __forceinline__ void st(float* p, const float (&v)[W]) {
   }
 }
 
-// Calls fn(i, Width<4>) for the aligned float4 body and fn(i, Width<1>) for the scalar head and
+template <int W>
+__device__ __forceinline__ void ld(float (&v)[W], const __nv_bfloat16* p) {
+  if constexpr (W == 4) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);  // element 0 in the low half of u.x
+    v[0] = __uint_as_float(u.x << 16), v[1] = __uint_as_float(u.x & 0xffff0000u);
+    v[2] = __uint_as_float(u.y << 16), v[3] = __uint_as_float(u.y & 0xffff0000u);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) v[k] = __bfloat162float(p[k]);
+  }
+}
+template <int W>
+__device__ __forceinline__ void st(__nv_bfloat16* p, const float (&v)[W]) {
+  if constexpr (W == 4) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+    uint2 u;
+    u.x = *reinterpret_cast<const unsigned*>(&lo);
+    u.y = *reinterpret_cast<const unsigned*>(&hi);
+    *reinterpret_cast<uint2*>(p) = u;
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) p[k] = __float2bfloat16_rn(v[k]);
+  }
+}
+
+// Calls fn(i, Width<4>) for the aligned vector body and fn(i, Width<1>) for the scalar head and
 // tail of [0, len) (base `row`); threads start at t0 and step by `step`. With vec false all of
 // it is scalar.
-template <class Fn>
-__device__ __forceinline__ void split_apply(const float* row, int64_t len, bool vec, int64_t t0, int64_t step, Fn&& fn) {
+template <class E, class Fn>
+__device__ __forceinline__ void split_apply(const E* row, int64_t len, bool vec, int64_t t0, int64_t step, Fn&& fn) {
+  constexpr unsigned VB = 4 * sizeof(E);  // bytes per vector
   int64_t head = len, nvec = 0;
   if (vec) {
-    head = (int64_t)(((16u - ((uintptr_t)row & 15u)) & 15u) >> 2);
+    head = (int64_t)(((VB - ((uintptr_t)row & (VB - 1))) & (VB - 1)) / sizeof(E));
     if (head > len) head = len;
     nvec = (len - head) >> 2;
   }

@@ -1,0 +1,270 @@
+// Emulated CUDA bf16 ops (and the templated fp32 GEMM) against the CPU backend's op tables; see run.sh.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/ops_cpu.h"
+#include "cuda/common.cuh"
+#include "puzzle/backend.h"
+#include "puzzle/gemm.h"
+
+namespace puzzle::cuda {
+void to_bf16(bf16* out, const float* inp, int64_t n);
+void to_f32(float* out, const bf16* inp, int64_t n);
+void rmsnorm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward(bf16* dinp, float* dweight, const bf16* dout, const bf16* inp, const bf16* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rope_forward(bf16* out, const bf16* inp, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                  int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void rope_backward(bf16* dinp, const bf16* dout, const float* cos, const float* sin, const int32_t* pos, int64_t B,
+                   int64_t T, int64_t NH, int64_t HS, int64_t stride);
+void swiglu_forward(bf16* out, const bf16* gu, int64_t N, int64_t F);
+void swiglu_backward(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
+void add_forward(bf16* out, const bf16* a, const bf16* b, int64_t n);
+void accumulate(bf16* out, const bf16* a, int64_t n);
+void add_forward(float* out, const float* a, const float* b, int64_t n);
+void kv_cache_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                     int64_t HS, int64_t past, int64_t Tmax);
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+          const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
+void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
+                 const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k, const bf16* v,
+                        const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                        int64_t q_stride, int64_t kv_stride);
+void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax);
+// fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  puzzle::cpu::attention_forward(out, lse, q, k, v, B, T, NH, NKV, HS, q_stride, kv_stride);
+}
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  puzzle::cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, q_stride, kv_stride);
+}
+void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax) {
+  puzzle::cpu::attention_cached_forward(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax);
+}
+}  // namespace puzzle::cuda
+
+using puzzle::bf16;
+namespace G = puzzle::cuda;
+static const puzzle::OpsBf16& R() { return puzzle::cpu_backend().ops_bf16; }
+
+std::mt19937_64 rng(99);
+std::vector<float> randn(size_t n, float sc = 1.f, float shift = 0.f) {
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = shift + sc * d(rng);
+  return v;
+}
+// bf16 storage at element offset `off` from an 8-byte boundary, padded with NaNs
+struct H {
+  std::vector<bf16> store;
+  bf16* p;
+  size_t n;
+  H(const std::vector<float>& v, int off = 0) : store(v.size() + 8, puzzle::f32_to_bf16(NAN)), n(v.size()) {
+    uintptr_t a = (uintptr_t)store.data();
+    p = (bf16*)((a + 15) & ~(uintptr_t)15) + off;
+    for (size_t i = 0; i < n; ++i) p[i] = puzzle::f32_to_bf16(v[i]);
+  }
+  H(size_t n_, int off = 0) : H(std::vector<float>(n_, NAN), off) {}
+  std::vector<float> get() const {
+    std::vector<float> r(n);
+    for (size_t i = 0; i < n; ++i) r[i] = puzzle::bf16_to_f32(p[i]);
+    return r;
+  }
+};
+struct F {
+  std::vector<float> store;
+  float* p;
+  size_t n;
+  F(const std::vector<float>& v, int off = 0) : store(v.size() + 8, NAN), n(v.size()) {
+    uintptr_t a = (uintptr_t)store.data();
+    p = (float*)((a + 15) & ~(uintptr_t)15) + off;
+    std::copy(v.begin(), v.end(), p);
+  }
+  std::vector<float> get() const { return std::vector<float>(p, p + n); }
+};
+
+int fails = 0, total = 0;
+// max |got - want| / max |want| (NaN where want is NaN is fine)
+void check(const std::string& name, const std::vector<float>& got, const std::vector<float>& want, double tol) {
+  double md = 0, mw = 0;
+  bool bad = got.size() != want.size();
+  for (size_t i = 0; !bad && i < got.size(); ++i) {
+    if (std::isnan(want[i])) { bad = bad || !std::isnan(got[i]); continue; }
+    if (!std::isfinite(got[i])) { bad = true; break; }
+    md = std::max(md, std::fabs((double)got[i] - want[i]));
+    mw = std::max(mw, std::fabs((double)want[i]));
+  }
+  const double err = bad ? INFINITY : md / std::max(mw, 1e-30);
+  const bool pass = err <= tol;
+  fails += !pass, ++total;
+  std::printf("  %-4s %-72s err %.2e tol %.0e\n", pass ? "ok" : "FAIL", name.c_str(), err, tol);
+  std::fflush(stdout);
+}
+const double ULP = 8e-3;  // two bf16 roundings' worth, relative to the largest element
+
+void t_flat(int64_t n, int oa, int ob) {
+  auto a = randn(n), b = randn(n), c0 = randn(n);
+  H ga(a, oa), gb(b, ob), gc(c0, oa), go(n, oa), ra(a, oa), rb(b, ob), rc(c0, oa), ro(n, oa);
+  G::add_forward(go.p, ga.p, gb.p, n);
+  R().add_forward(ro.p, ra.p, rb.p, n);
+  check("add n" + std::to_string(n) + " off" + std::to_string(oa) + "/" + std::to_string(ob), go.get(), ro.get(), 0);
+  G::accumulate(gc.p, gb.p, n);
+  R().accumulate(rc.p, rb.p, n);
+  check("accumulate n" + std::to_string(n) + " off" + std::to_string(oa) + "/" + std::to_string(ob), gc.get(), rc.get(), 0);
+  F f(a, ob);
+  H g16(n, oa), r16(n, oa);
+  G::to_bf16(g16.p, f.p, n);
+  R().to_bf16(r16.p, f.p, n);
+  check("to_bf16 n" + std::to_string(n), g16.get(), r16.get(), 0);
+  F g32(std::vector<float>(n, NAN), ob);
+  G::to_f32(g32.p, g16.p, n);
+  check("to_f32 n" + std::to_string(n), g32.get(), r16.get(), 0);
+}
+
+void t_rmsnorm(int64_t N, int64_t C, int off, bool dinp) {
+  auto x = randn(N * C), w = randn(C, 0.5f, 1.f), d = randn(N * C), dx0 = randn(N * C), dw0 = randn(C);
+  H gx(x, off), gw(w, off), gd(d, off), gdx(dx0, off), go(N * C, off);
+  H rx(x, off), rw(w, off), rd(d, off), rdx(dx0, off), ro(N * C, off);
+  std::vector<float> grs(N), rrs(N), gdw = dw0, rdw = dw0;
+  G::rmsnorm_forward(go.p, grs.data(), gx.p, gw.p, N, C, 1e-5f);
+  R().rmsnorm_forward(ro.p, rrs.data(), rx.p, rw.p, N, C, 1e-5f);
+  std::string s = " N" + std::to_string(N) + " C" + std::to_string(C) + " off" + std::to_string(off) + (dinp ? "" : " no-dinp");
+  check("rmsnorm forward" + s, go.get(), ro.get(), ULP);
+  check("rmsnorm rstd" + s, grs, rrs, 1e-6);
+  G::rmsnorm_backward(dinp ? gdx.p : nullptr, gdw.data(), gd.p, gx.p, gw.p, grs.data(), N, C);
+  R().rmsnorm_backward(dinp ? rdx.p : nullptr, rdw.data(), rd.p, rx.p, rw.p, rrs.data(), N, C);
+  check("rmsnorm dinp" + s, gdx.get(), rdx.get(), ULP);
+  check("rmsnorm dweight (fp32)" + s, gdw, rdw, 1e-5);
+}
+
+void t_rope(int64_t B, int64_t T, int64_t NH, int64_t HS, int64_t stride, int off, bool inplace) {
+  const int64_t h = HS / 2, P = 50;
+  std::vector<float> cos(P * h), sin(P * h);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < h; ++i) cos[p * h + i] = std::cos(p * 0.1f * (i + 1)), sin[p * h + i] = std::sin(p * 0.1f * (i + 1));
+  std::vector<int32_t> pos(T);
+  for (auto& p : pos) p = (int32_t)(rng() % P);
+  auto x = randn(B * T * stride);
+  H gx(x, off), rx(x, off), go(x, off), ro(x, off);
+  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " NH" + std::to_string(NH) + " HS" +
+                  std::to_string(HS) + " stride" + std::to_string(stride) + " off" + std::to_string(off) + (inplace ? " in place" : "");
+  G::rope_forward(inplace ? gx.p : go.p, gx.p, cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  R().rope_forward(inplace ? rx.p : ro.p, rx.p, cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  check("rope forward" + s, inplace ? gx.get() : go.get(), inplace ? rx.get() : ro.get(), ULP);
+  G::rope_backward(gx.p, gx.p, cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  R().rope_backward(rx.p, rx.p, cos.data(), sin.data(), pos.data(), B, T, NH, HS, stride);
+  check("rope backward" + s, gx.get(), rx.get(), ULP);
+}
+
+void t_swiglu(int64_t N, int64_t F_, int off) {
+  auto gu = randn(N * 2 * F_), d = randn(N * F_);
+  H g(gu, off), r(gu, off), gd(d, off), rd(d, off), go(N * F_, off), ro(N * F_, off), gdg(N * 2 * F_, off), rdg(N * 2 * F_, off);
+  G::swiglu_forward(go.p, g.p, N, F_);
+  R().swiglu_forward(ro.p, r.p, N, F_);
+  std::string s = " N" + std::to_string(N) + " F" + std::to_string(F_) + " off" + std::to_string(off);
+  check("swiglu forward" + s, go.get(), ro.get(), ULP);
+  G::swiglu_backward(gdg.p, gd.p, g.p, N, F_);
+  R().swiglu_backward(rdg.p, rd.p, r.p, N, F_);
+  check("swiglu backward" + s, gdg.get(), rdg.get(), ULP);
+}
+
+void t_kv(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax) {
+  const int64_t QKV = (NH + 2 * NKV) * HS;
+  auto qkv = randn(B * T * QKV), k0 = randn(B * Tmax * NKV * HS), v0 = randn(B * Tmax * NKV * HS);
+  H gq(qkv), gk(k0), gv(v0), rk(k0), rv(v0);
+  G::kv_cache_append(gk.p, gv.p, gq.p, B, T, NH, NKV, HS, past, Tmax);
+  R().kv_cache_append(rk.p, rv.p, gq.p, B, T, NH, NKV, HS, past, Tmax);
+  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " NKV" + std::to_string(NKV) + " HS" + std::to_string(HS);
+  check("kv append k" + s, gk.get(), rk.get(), 0);
+  check("kv append v" + s, gv.get(), rv.get(), 0);
+}
+
+void t_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int ld_pad, float alpha, float beta) {
+  const int64_t lda = (ta ? M : K) + ld_pad, ldb = (tb ? K : N) + ld_pad, ldc = N + ld_pad;
+  const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb, nc = M * ldc;
+  auto a = randn(na), b = randn(nb), c = randn(nc);
+  std::string s = std::string(ta ? "T" : "N") + (tb ? "T" : "N") + " M" + std::to_string(M) + " N" + std::to_string(N) +
+                  " K" + std::to_string(K) + " ld+" + std::to_string(ld_pad) + " a" + std::to_string(alpha).substr(0, 3) +
+                  " b" + std::to_string(beta).substr(0, 3);
+  H ga(a), gb(b), gc(c), rc(c);
+  G::gemm(ta, tb, M, N, K, alpha, ga.p, lda, gb.p, ldb, beta, gc.p, ldc);
+  R().gemm(ta, tb, M, N, K, alpha, ga.p, lda, gb.p, ldb, beta, rc.p, ldc);
+  check("gemm bf16 " + s, gc.get(), rc.get(), ULP);
+  F gf(c), rf(c);
+  G::gemm_f32out(ta, tb, M, N, K, alpha, ga.p, lda, gb.p, ldb, beta, gf.p, ldc);
+  R().gemm_f32out(ta, tb, M, N, K, alpha, ga.p, lda, gb.p, ldb, beta, rf.p, ldc);
+  check("gemm bf16->f32 " + s, gf.get(), rf.get(), 2e-5);
+  F fa(a), fb(b), f32(c), r32(c);
+  G::gemm(ta, tb, M, N, K, alpha, fa.p, lda, fb.p, ldb, beta, f32.p, ldc);
+  puzzle::sgemm(ta, tb, M, N, K, alpha, fa.p, lda, fb.p, ldb, beta, r32.p, ldc, false);
+  check("gemm fp32 " + s, f32.get(), r32.get(), 1e-2);
+}
+
+void t_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
+  const int64_t QKV = (NH + 2 * NKV) * HS, N = B * T, QW = NH * HS;
+  auto qkv = randn(N * QKV), dout = randn(N * QW), d0 = randn(N * QKV, 0.1f);
+  H q(qkv), go(N * QW), ro(N * QW), gd(dout), gdq(d0), rdq(d0);
+  std::vector<float> glse(B * NH * T), rlse(B * NH * T);
+  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " NH" + std::to_string(NH) + " NKV" +
+                  std::to_string(NKV) + " HS" + std::to_string(HS);
+  G::attention_forward(go.p, glse.data(), q.p, q.p + QW, q.p + QW + NKV * HS, B, T, NH, NKV, HS, QKV, QKV);
+  R().attention_forward(ro.p, rlse.data(), q.p, q.p + QW, q.p + QW + NKV * HS, B, T, NH, NKV, HS, QKV, QKV);
+  check("attention forward (bf16 bridge)" + s, go.get(), ro.get(), ULP);
+  check("attention lse" + s, glse, rlse, 1e-6);
+  G::attention_backward(gdq.p, gdq.p + QW, gdq.p + QW + NKV * HS, gd.p, q.p, q.p + QW, q.p + QW + NKV * HS, ro.p,
+                        rlse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  R().attention_backward(rdq.p, rdq.p + QW, rdq.p + QW + NKV * HS, gd.p, q.p, q.p + QW, q.p + QW + NKV * HS, ro.p,
+                         rlse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  check("attention backward dq|dk|dv (accumulated, fused slices)" + s, gdq.get(), rdq.get(), ULP);
+  // cached: the first T-1 rows in a longer cache, the last token as the query
+  const int64_t Tmax = T + 3, past = T - 1, KW = NKV * HS;
+  auto kc = randn(B * Tmax * KW), vc = randn(B * Tmax * KW);
+  H gk(kc), gv(vc), gco(B * QW), rco(B * QW);
+  H q1(randn(B * QKV));
+  G::attention_cached_forward(gco.p, q1.p, gk.p, gv.p, B, 1, NH, NKV, HS, QKV, past, Tmax);
+  R().attention_cached_forward(rco.p, q1.p, gk.p, gv.p, B, 1, NH, NKV, HS, QKV, past, Tmax);
+  check("attention cached forward (bf16 bridge)" + s, gco.get(), rco.get(), ULP);
+}
+
+int main() {
+  for (int64_t n : {1, 7, 64, 1001})
+    for (int oa : {0, 1, 3}) t_flat(n, oa, oa);
+  t_flat(515, 1, 2);
+  t_rmsnorm(5, 256, 0, true);
+  t_rmsnorm(7, 1000, 1, true);
+  t_rmsnorm(3, 48, 0, false);
+  t_rope(2, 5, 3, 16, 3 * 16 + 8, 0, true);
+  t_rope(1, 4, 2, 6, 12, 1, false);
+  t_swiglu(3, 64, 0);
+  t_swiglu(2, 33, 1);
+  t_kv(2, 3, 4, 2, 16, 5, 10);
+  t_kv(1, 2, 3, 1, 6, 0, 4);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      t_gemm(ta, tb, 130, 140, 70, 0, 1.f, 0.f);
+      t_gemm(ta, tb, 129, 131, 33, 3, 0.5f, 1.f);
+      t_gemm(ta, tb, 1, 300, 70, 1, 1.f, 1.f);
+      t_gemm(ta, tb, 200, 5, 40, 0, 1.f, 0.f);
+    }
+  t_attention(2, 9, 4, 2, 16);
+  t_attention(1, 5, 2, 2, 8);
+  std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);
+  return fails || g_emu_allocs != g_emu_frees ? 1 : 0;
+}

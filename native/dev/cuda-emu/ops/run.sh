@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The CUDA elementwise, normalisation, RoPE, SwiGLU, GEMM and bf16-attention-bridge kernels, run
+# on the CPU under an emulator and compared with the CPU backend's op tables (fp32 and bf16).
+# For machines without a GPU: it catches indexing, alignment, vector-packing and missing-barrier
+# bugs before a GPU run does. Not a speed test, and not a substitute for benchmarks/gpu/check.sh.
+#
+# How: prep.py rewrites each kernel launch `k<<<grid, block, smem, stream>>>(args)` into
+# `emu_launch(grid, block, smem, stream, k, args)`; shim/cuda/common.cuh stands in for
+# native/src/cuda/common.cuh and runs every CUDA thread of a block as an OS thread (a real
+# barrier for __syncthreads, shuffles through a shared buffer, nvcuda::wmma with a deliberately
+# non-hardware fragment layout). Built with ASan and UBSan. Needs the CPU engine built first
+# (npx cmake-js compile --out build, or cmake -S . -B build-gpu).
+#
+#   native/dev/cuda-emu/ops/run.sh          (about 1 minute on 2 cores)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=$(cd "$HERE/../../../.." && pwd)
+WORK=${EMU_WORK:-/tmp/puzzle-cuda-emu-ops}
+CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/null | head -1)
+[ -n "$CORE" ] || { echo "build the CPU engine first (libpuzzle_core.a not found)"; exit 2; }
+mkdir -p "$WORK/src" "$WORK/obj"
+KERNELS="elementwise rmsnorm rope swiglu gemm attention_bf16"
+for f in $KERNELS; do python3 "$HERE/prep.py" "$W/native/src/cuda/$f.cu" "$WORK/src/$f.cpp" >/dev/null; done
+FLAGS="-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unknown-pragmas -Wno-unused-function ${EXTRA:-}"
+INC="-I$HERE/shim -I$W/native/include -I$W/native/src"
+for f in $KERNELS; do g++ $FLAGS $INC -c "$WORK/src/$f.cpp" -o "$WORK/obj/g_$f.o" & done
+g++ $FLAGS $INC -c "$HERE/ops_test.cpp" -o "$WORK/obj/test.o" &
+wait
+g++ -fsanitize=address,undefined "$WORK"/obj/*.o "$CORE" -o "$WORK/ops_test" -lpthread
+"$WORK/ops_test"
