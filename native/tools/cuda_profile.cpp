@@ -8,10 +8,13 @@
 // final norm, LM head). The additivity check runs whole stacks of layers (the parent's and
 // random children's, up to --additivity-layers deep) the same way and compares them with the
 // sums. CUDA events; warm-up; the L2 flushed before every prefill; the fastest of --repeats.
+// --dtype bf16 measures mixed-precision blocks (bf16 activations, weights and KV cache: what a
+// GPU serves), f32 the fp32 contract.
 //
 //   puzzle_cuda_profile --hidden C --heads NH --head-dim HS --vocab V --eps E
 //       --attention kv8,kv2,linear,noop --ffn 14336,7168,linear,noop
 //       --batch B --prompt P --generate G [--repeats R] [--children N] [--additivity-layers L]
+//       [--dtype bf16|f32]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -53,7 +56,18 @@ void check_cuda(const char* where) {
 struct Dims {
   int64_t C = 0, NH = 0, HS = 0, V = 0;
   float eps = 1e-5f;
+  DType dtype = DType::BF16;  // of activations, weights' copies and KV caches
+  size_t es() const { return dtype_size(dtype); }
 };
+
+// One block's cached forward in the block's dtype (buffers are untyped here).
+void forward_cached(Block& b, void* out, const void* x, const BlockInputs& in, void* kc, void* vc, int64_t past,
+                    int64_t Tmax) {
+  if (b.dtype() == DType::BF16)
+    b.forward_cached((bf16*)out, (const bf16*)x, in, (bf16*)kc, (bf16*)vc, past, Tmax);
+  else
+    b.forward_cached((float*)out, (const float*)x, in, (float*)kc, (float*)vc, past, Tmax);
+}
 
 struct Option {
   std::string id;  // attn-kv8, attn-linear, attn-noop, ffn-w14336, ffn-linear, ffn-noop, empty
@@ -114,16 +128,25 @@ class Stack {
       : d_(d), s_(s), cos_(cos), sin_(sin) {
     uint64_t seed = 1;
     for (auto& o : layers) {
-      blocks_.push_back(std::make_unique<Block>(*GPU, block_config(d, o)));
+      blocks_.push_back(std::make_unique<Block>(*GPU, block_config(d, o), d.dtype));
       Block& b = *blocks_.back();
       fill_random(b.param_buffer()->f32(), b.num_params(), 0.02f, seed++);
+      b.weights_changed();
       const int64_t kv = o.attn == AttnKind::GQA ? s.B * (s.P + s.G) * o.NKV * d.HS : 0;
-      kc_.push_back(kv ? (float*)dalloc(kv * 4) : nullptr);
-      vc_.push_back(kv ? (float*)dalloc(kv * 4) : nullptr);
+      kc_.push_back(kv ? dalloc(kv * d.es()) : nullptr);
+      vc_.push_back(kv ? dalloc(kv * d.es()) : nullptr);
     }
-    x_ = (float*)dalloc(s.B * s.P * d.C * 4);
-    y_ = (float*)dalloc(s.B * s.P * d.C * 4);
-    fill_random(x_, s.B * s.P * d.C, 1.f, 99);
+    const int64_t n = s.B * s.P * d.C;
+    x_ = dalloc(n * d.es());
+    y_ = dalloc(n * d.es());
+    if (d.dtype == DType::BF16) {
+      float* tmp = (float*)dalloc(n * 4);
+      fill_random(tmp, n, 1.f, 99);
+      GPU->ops_bf16.to_bf16((bf16*)x_, tmp, n);
+      GPU->free(tmp);
+    } else {
+      fill_random((float*)x_, n, 1.f, 99);
+    }
     pos_ = (int32_t*)dalloc(s.G * 4);
     std::vector<int32_t> pos(s.G);
     for (int64_t g = 0; g < s.G; ++g) pos[g] = (int32_t)(s.P + g);
@@ -131,27 +154,27 @@ class Stack {
   }
   ~Stack() {
     for (auto& g : graphs_) cudaGraphExecDestroy(g);
-    for (float* p : kc_) GPU->free(p);
-    for (float* p : vc_) GPU->free(p);
+    for (void* p : kc_) GPU->free(p);
+    for (void* p : vc_) GPU->free(p);
     GPU->free(x_), GPU->free(y_), GPU->free(pos_);
   }
 
   void prefill() {
     BlockInputs in{s_.B, s_.P, cos_, sin_, nullptr};
-    const float* h = x_;
+    const void* h = x_;
     for (size_t i = 0; i < blocks_.size(); ++i) {
-      float* out = (i % 2 == 0) ? y_ : (float*)scratch();
-      blocks_[i]->forward_cached(out, h, in, kc_[i], vc_[i], 0, s_.P + s_.G);
+      void* out = (i % 2 == 0) ? y_ : scratch();
+      forward_cached(*blocks_[i], out, h, in, kc_[i], vc_[i], 0, s_.P + s_.G);
       h = out;
     }
   }
 
   void decode_step(int64_t g) {
     BlockInputs in{s_.B, 1, cos_, sin_, pos_ + g};
-    const float* h = x_;
+    const void* h = x_;
     for (size_t i = 0; i < blocks_.size(); ++i) {
-      float* out = (i % 2 == 0) ? y_ : (float*)scratch();
-      blocks_[i]->forward_cached(out, h, in, kc_[i], vc_[i], s_.P + g, s_.P + s_.G);
+      void* out = (i % 2 == 0) ? y_ : scratch();
+      forward_cached(*blocks_[i], out, h, in, kc_[i], vc_[i], s_.P + g, s_.P + s_.G);
       h = out;
     }
   }
@@ -199,25 +222,27 @@ class Stack {
 
  private:
   void* scratch() {
-    if (!z_) z_.reset((float*)dalloc(s_.B * s_.P * d_.C * 4));
+    if (!z_) z_.reset(dalloc(s_.B * s_.P * d_.C * d_.es()));
     return z_.get();
   }
   struct Free {
-    void operator()(float* p) const { GPU->free(p); }
+    void operator()(void* p) const { GPU->free(p); }
   };
   Dims d_;
   Scenario s_;
   const float *cos_, *sin_;
   std::vector<std::unique_ptr<Block>> blocks_;
-  std::vector<float*> kc_, vc_;
-  float *x_ = nullptr, *y_ = nullptr;
+  std::vector<void*> kc_, vc_;
+  void *x_ = nullptr, *y_ = nullptr;
   int32_t* pos_ = nullptr;
-  std::unique_ptr<float, Free> z_;
+  std::unique_ptr<void, Free> z_;
   std::vector<cudaGraphExec_t> graphs_;
 };
 
 // Embedding, final norm and LM head for the scenario (prefill logits for the last position of
 // each sequence are what serving needs, but the engine computes all rows: measured as it runs).
+// In bf16 the embedded rows are rounded to bf16 and the head reads a bf16 copy of the table,
+// writing fp32 logits.
 Timing measure_head(const Dims& d, const Scenario& s, float* flush, size_t flush_bytes) {
   const Ops& o = GPU->ops;
   float* table = (float*)dalloc(d.V * d.C * 4);
@@ -231,10 +256,25 @@ Timing measure_head(const Dims& d, const Scenario& s, float* flush, size_t flush
   GPU->copy_to_device(ids, h.data(), N * 4);
   float *x = (float*)dalloc(N * d.C * 4), *xn = (float*)dalloc(N * d.C * 4), *rstd = (float*)dalloc(N * 4);
   float* logits = (float*)dalloc(N * d.V * 4);
+  const bool half = d.dtype == DType::BF16;
+  bf16 *t16 = nullptr, *n16 = nullptr, *x16 = nullptr, *xn16 = nullptr;
+  if (half) {
+    t16 = (bf16*)dalloc(d.V * d.C * 2), n16 = (bf16*)dalloc(d.C * 2);
+    x16 = (bf16*)dalloc(N * d.C * 2), xn16 = (bf16*)dalloc(N * d.C * 2);
+    GPU->ops_bf16.to_bf16(t16, table, d.V * d.C);
+    GPU->ops_bf16.to_bf16(n16, norm, d.C);
+  }
   auto run = [&](int64_t rows) {
     o.embedding_forward(x, ids, table, rows, d.C);
-    o.rmsnorm_forward(xn, rstd, x, norm, rows, d.C, d.eps);
-    o.matmul_forward(logits, xn, table, nullptr, rows, d.C, d.V);
+    if (half) {
+      const OpsBf16& h = GPU->ops_bf16;
+      h.to_bf16(x16, x, rows * d.C);
+      h.rmsnorm_forward(xn16, rstd, x16, n16, rows, d.C, d.eps);
+      h.gemm_f32out(false, true, rows, d.V, d.C, 1.f, xn16, d.C, t16, d.C, 0.f, logits, d.V);
+    } else {
+      o.rmsnorm_forward(xn, rstd, x, norm, rows, d.C, d.eps);
+      o.matmul_forward(logits, xn, table, nullptr, rows, d.C, d.V);
+    }
   };
   run(N), run(s.B);
   check_cuda("head warm-up");
@@ -251,6 +291,8 @@ Timing measure_head(const Dims& d, const Scenario& s, float* flush, size_t flush
   }
   check_cuda("head");
   for (void* p : {(void*)table, (void*)norm, (void*)ids, (void*)x, (void*)xn, (void*)rstd, (void*)logits}) GPU->free(p);
+  for (void* p : {(void*)t16, (void*)n16, (void*)x16, (void*)xn16})
+    if (p) GPU->free(p);
   return {bp, bd};
 }
 
@@ -298,6 +340,12 @@ int main(int argc, char** argv) {
     else if (a == "--children") children = std::atoi(next().c_str());
     else if (a == "--additivity-layers") add_layers = std::atoi(next().c_str());
     else if (a == "--stack") stack = std::atoi(next().c_str());
+    else if (a == "--dtype") {
+      const std::string t = next();
+      if (t == "bf16" || t == "bfloat16") d.dtype = DType::BF16;
+      else if (t == "f32" || t == "float32") d.dtype = DType::F32;
+      else die("--dtype: expected bf16 or f32, got " + t);
+    }
     else die("unknown argument " + a);
   }
   if (d.C <= 0 || d.NH <= 0 || d.HS <= 0 || d.V <= 0 || attn_list.empty() || ffn_list.empty())
@@ -352,7 +400,7 @@ int main(int argc, char** argv) {
   FILE* f = stdout;
   std::fprintf(f, "{\n  \"device\": {\"kind\": \"cuda\", \"model\": \"%s\", \"sm\": \"%d%d\", \"sms\": %d, \"driver\": \"%d.%d\", \"gemm\": \"%s\"},\n",
                prop.name, prop.major, prop.minor, prop.multiProcessorCount, driver / 1000, (driver % 1000) / 10, cuda::gemm_kernel_name());
-  std::fprintf(f, "  \"stack\": %d,\n", stack);
+  std::fprintf(f, "  \"stack\": %d,\n  \"dtype\": \"%s\",\n", stack, dtype_name(d.dtype));
   // The base: `stack` empty layers (both halves no-op) cost only their residual copies.
   Option empty;
   empty.id = "empty";

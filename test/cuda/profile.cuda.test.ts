@@ -12,6 +12,12 @@ const cuda = loadAddon().cudaInfo();
 const noGpu = cuda.devices === 0;
 
 describe('puzzle profile --device cuda', () => {
+  it('profiles bfloat16 on the GPU only, and says why', () => {
+    expect(scenario({ batch: 1, prompt: 8, generate: 2, device: 'cuda', dtype: 'bfloat16' }).dtype).toBe('bfloat16');
+    expect(() => scenario({ batch: 1, prompt: 8, generate: 2, dtype: 'bfloat16' })).toThrow(/bfloat16 on the CPU.*--device cuda/);
+    expect(() => scenario({ batch: 1, prompt: 8, generate: 2, device: 'cuda', dtype: 'float16' as 'bfloat16' })).toThrow(/float32 or bfloat16, got float16/);
+  });
+
   it.runIf(noGpu)('names the tool and the reason when it cannot run', async () => {
     const s = scenario({ batch: 1, prompt: 8, generate: 2, repeats: 1 });
     const err = await profileSpaceCuda(tinyConfig(), s).then(() => null, (e) => e);
@@ -21,9 +27,10 @@ describe('puzzle profile --device cuda', () => {
   });
 
   it.skipIf(noGpu)('measures every option and the stacks add up', async () => {
-    const s = scenario({ batch: 2, prompt: 16, generate: 4, repeats: 3 });
+    const s = scenario({ batch: 2, prompt: 16, generate: 4, repeats: 3, device: 'cuda', dtype: 'bfloat16' });
     const { table, additivity } = await profileSpaceCuda(tinyConfig(), s, undefined, { children: 2, layers: 2 });
     expect(table.device.kind).toBe('cuda');
+    expect(table.scenario.dtype).toBe('bfloat16');
     expect(table.subblocks.map((x) => x.id)).toContain('attn-kv2');
     for (const r of additivity) expect(Math.abs(r.predictedDecode - r.measuredDecode) / r.measuredDecode).toBeLessThan(0.5);
   });

@@ -32,16 +32,19 @@ export function registerProfileCommand(program: Command): void {
     .option('--children <n>', 'random children measured end to end for the additivity check', int('--children'), 3)
     .option('--additivity-layers <n>', 'layers of the models in the additivity check (default: all, at most 8)', int('--additivity-layers'))
     .option('--device <kind>', 'cpu (this process) or cuda (the GPU, via puzzle_cuda_profile)', 'cpu')
+    .option('--dtype <type>', 'block precision: float32, or bfloat16 (mixed precision; cuda only). Default: bfloat16 on cuda, float32 on cpu')
     .option('--out <file>', 'write the cost table (JSON)')
     .option('--json', 'print one JSON object')
-    .action(async (o: { config: string; batch: number; prompt: number; generate: number; repeats: number; space?: string; children: number; additivityLayers?: number; device: string; out?: string; json?: boolean }) => {
+    .action(async (o: { config: string; batch: number; prompt: number; generate: number; repeats: number; space?: string; children: number; additivityLayers?: number; device: string; dtype?: string; out?: string; json?: boolean }) => {
       if (o.device !== 'cpu' && o.device !== 'cuda') throw new PuzzleError('ERR_PUZZLE_ARG', `--device ${o.device}: expected cpu or cuda`);
+      const dtype = o.dtype ?? (o.device === 'cuda' ? 'bfloat16' : 'float32');
+      if (dtype !== 'float32' && dtype !== 'bfloat16') throw new PuzzleError('ERR_PUZZLE_ARG', `--dtype ${dtype}: expected float32 or bfloat16`);
       const path = o.config.endsWith('.json') ? o.config : `${o.config}/config.json`;
       const c = parseConfig(readJson(path, 'config'), path);
       const space = o.space ? (readJson(o.space, '--space') as unknown as SearchSpaceConfig) : undefined;
-      const s = scenario({ batch: o.batch, prompt: o.prompt, generate: o.generate, repeats: o.repeats });
+      const s = scenario({ batch: o.batch, prompt: o.prompt, generate: o.generate, repeats: o.repeats, device: o.device, dtype });
       const progress = createProgress({ json: o.json });
-      progress.log(`puzzle profile: ${c.layers.length} x hidden ${c.hidden}, ${c.heads} heads; scenario batch ${s.batch}, prompt ${s.prompt}, generate ${s.generate}`);
+      progress.log(`puzzle profile: ${c.layers.length} x hidden ${c.hidden}, ${c.heads} heads; scenario batch ${s.batch}, prompt ${s.prompt}, generate ${s.generate}, ${s.dtype}`);
       let table: CostTable;
       let rows: AdditivityRow[];
       let L: number;

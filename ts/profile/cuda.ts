@@ -3,7 +3,8 @@
  * the native tool puzzle_cuda_profile (built next to the addon wherever nvcc is found), which
  * runs each option as a stack of identical blocks in the scenario: prefill into a fresh KV
  * cache, then every decode step as a replayed CUDA graph, CUDA events, L2 flushed before each
- * repeat, the fastest repeat kept; plus the non-block part and the additivity check.
+ * repeat, the fastest repeat kept; plus the non-block part and the additivity check. The
+ * scenario's dtype picks the blocks' precision (bfloat16: mixed precision, what a GPU serves).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -20,6 +21,7 @@ export const cudaProfilerPath = () => process.env.PUZZLE_CUDA_PROFILER ?? join(d
 interface ToolOutput {
   device: { kind: 'cuda'; model: string; sm: string; sms: number; driver: string; gemm: string };
   stack: number;
+  dtype: 'float32' | 'bfloat16';
   empty: { prefill_ms: number; decode_ms: number };
   subblocks: Array<{ id: string; prefill_ms: number; decode_ms: number }>;
   head: { prefill_ms: number; decode_ms: number };
@@ -49,7 +51,7 @@ export async function profileSpaceCuda(c: ModelConfig, s: ProfileScenario, space
   const out = await runTool([
     '--hidden', String(c.hidden), '--heads', String(c.heads), '--head-dim', String(c.headDim), '--vocab', String(c.vocab), '--eps', String(c.eps),
     '--attention', attnArg.join(','), '--ffn', ffnArg.join(','), '--batch', String(s.batch), '--prompt', String(s.prompt), '--generate', String(s.generate),
-    '--repeats', String(s.repeats), '--children', String(opts.children ?? 2), '--additivity-layers', String(opts.layers ?? Math.min(4, c.layers.length)), '--stack', String(opts.stack ?? 2),
+    '--repeats', String(s.repeats), '--dtype', s.dtype === 'bfloat16' ? 'bf16' : 'f32', '--children', String(opts.children ?? 2), '--additivity-layers', String(opts.layers ?? Math.min(4, c.layers.length)), '--stack', String(opts.stack ?? 2),
   ]);
   let t: ToolOutput;
   try {
@@ -57,6 +59,7 @@ export async function profileSpaceCuda(c: ModelConfig, s: ProfileScenario, space
   } catch (err) {
     throw new PuzzleError('ERR_PUZZLE_NO_GPU', `${cudaProfilerPath()} wrote no valid JSON (${(err as Error).message})`);
   }
+  if (t.dtype !== s.dtype) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `${cudaProfilerPath()} measured ${t.dtype}, asked for ${s.dtype} (an older build? rebuild with npm run build:native)`);
   const sub = new Map(t.subblocks.map((x) => [x.id, x]));
   const m = (id: string) => {
     const x = sub.get(id);

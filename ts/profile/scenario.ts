@@ -5,7 +5,8 @@ import { loadAddon } from '../native/loader.js';
 export interface ProfileScenario {
   name: string;
   device: 'cpu' | 'cuda';
-  dtype: 'float32';
+  /** storage of activations, weights and KV cache: bfloat16 (mixed precision) is what a GPU serves */
+  dtype: 'float32' | 'bfloat16';
   /** sequences served together */
   batch: number;
   /** prompt tokens per sequence (prefill) */
@@ -18,6 +19,9 @@ export interface ProfileScenario {
 
 export function scenario(p: Partial<ProfileScenario> & { batch: number; prompt: number; generate: number }): ProfileScenario {
   const s: ProfileScenario = { name: `b${p.batch}-p${p.prompt}-g${p.generate}`, device: 'cpu', dtype: 'float32', warmup: 1, repeats: 5, ...p };
+  if (s.dtype !== 'float32' && s.dtype !== 'bfloat16') throw new PuzzleError('ERR_PUZZLE_ARG', `scenario.dtype must be float32 or bfloat16, got ${String(s.dtype)}`);
+  if (s.device === 'cpu' && s.dtype !== 'float32')
+    throw new PuzzleError('ERR_PUZZLE_ARG', `scenario.dtype ${s.dtype} on the CPU: the CPU engine serves float32 (its bfloat16 ops are the reference the GPU is checked against, not a fast path); profile bfloat16 with --device cuda`);
   for (const k of ['batch', 'prompt', 'generate', 'repeats'] as const)
     if (!Number.isInteger(s[k]) || s[k] < 1) throw new PuzzleError('ERR_PUZZLE_ARG', `scenario.${k} must be a positive integer, got ${s[k]}`);
   return s;
