@@ -1,5 +1,6 @@
 // Host emulation of the CUDA bits the kernels use: one block at a time, one std::thread per CUDA
-// thread, a real barrier for __syncthreads and the warp shuffles.
+// thread, a real barrier for __syncthreads and the warp shuffles; then the real
+// native/src/cuda/common.cuh on top (stream() and record_error() come from the test driver).
 #pragma once
 #include <barrier>
 #include <cassert>
@@ -45,7 +46,6 @@ struct __nv_bfloat162 { __nv_bfloat16 x, y; };
 inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) { return __nv_bfloat162{__float2bfloat16_rn(a), __float2bfloat16_rn(b)}; }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 template <class T> T __ldg(const T* p) { return *p; }
-inline float fmaf_(float a, float b, float c) { return std::fma(a, b, c); }
 struct dim3 {
   unsigned x, y, z;
   dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
@@ -115,47 +115,6 @@ inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { std::free(p); ++g_emu_frees; return 0; }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t b, cudaStream_t) { std::memset(p, v, b); return 0; }
 
-namespace puzzle::cuda {
-inline cudaStream_t stream() { return nullptr; }
-inline int g_errors = 0;
-inline void record_error(cudaError_t e, const char* where) {
-  if (e) { std::fprintf(stderr, "CUDA error at %s\n", where); ++g_errors; }
-}
-#define PUZZLE_CUDA_CHECK_LAUNCH(where) ::puzzle::cuda::record_error(cudaGetLastError(), where)
-inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
-
-using bf16x = __nv_bfloat16;
-inline const bf16x* dev(const bf16* p) { return reinterpret_cast<const bf16x*>(p); }
-inline bf16x* dev(bf16* p) { return reinterpret_cast<bf16x*>(p); }
-// ---- from native/src/cuda/common.cuh ----
-template <class T>
-__device__ inline T block_sum(T v) {
-  __shared__ T warp_sums[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();  // warp_sums may still be read by a previous call
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  const int nwarps = blockDim.x / 32;
-  v = lane < nwarps ? warp_sums[lane] : T(0);
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
-}
-
-__device__ inline float block_max(float v) {
-  __shared__ float warp_max[32];
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) warp_max[warp] = v;
-  __syncthreads();
-  const int nwarps = blockDim.x / 32;
-  v = lane < nwarps ? warp_max[lane] : -INFINITY;
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-  return v;
-}
-}  // namespace puzzle::cuda
-
 template <class... P, class... A>
 void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, void (*k)(P...), A... args) {
   static_assert(sizeof...(P) == sizeof...(A));
@@ -187,16 +146,6 @@ void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, void (*k)(P...
       }
 }
 
-namespace puzzle::cuda {
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
-                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
-                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
-void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
-                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
-                              int64_t Tmax);
-}
 // ---- nvcuda::wmma m16n16k16 bf16 (from the attention emulator; lane L's element i is tile
 // element i*32+L, deliberately not the hardware layout). Warp exchange through the block barrier.
 namespace nvcuda { namespace wmma {
@@ -249,3 +198,5 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
   for (int i = 0; i < 8; ++i) d.x[i] = res[i];
 }
 }}  // namespace nvcuda::wmma
+
+#include "../../../../../src/cuda/common.cuh"
