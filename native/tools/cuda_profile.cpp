@@ -15,6 +15,10 @@
 //       --attention kv8,kv2,linear,noop --ffn 14336,7168,linear,noop
 //       --batch B --prompt P --generate G [--repeats R] [--children N] [--additivity-layers L]
 //       [--dtype bf16|f32]
+//   puzzle_cuda_profile ... --compare PARENT CHILD [--rounds R]
+// --compare measures two whole models instead (layer lists like "kv8+14336,kv2+noop,linear+7168":
+// attention kvN|linear|noop, '+', FFN width|linear|noop), alternately, R rounds, each model's
+// fastest round, the LM head added to both: the measured speed-up of a child on this GPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -209,6 +213,9 @@ class Stack {
       best_p = std::min<double>(best_p, ev.stop());
     }
     check_cuda("prefill");
+    // the prefill repeats above re-sized the block workspaces the graphs point into: capture anew
+    for (auto& g : graphs_) cudaGraphExecDestroy(g);
+    graphs_.clear();
     capture();
     for (int r = 0; r < s_.repeats; ++r) {
       cudaMemsetAsync(flush, r & 1, flush_bytes, cuda::stream());
@@ -308,6 +315,25 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// "kv8+14336" -> one layer; attention kvN|linear|noop, FFN width|linear|noop.
+Option parse_layer(const std::string& t, const Dims& d) {
+  const size_t plus = t.find('+');
+  if (plus == std::string::npos) die("--compare: a layer is ATTENTION+FFN (e.g. kv8+14336), got " + t);
+  const std::string a = t.substr(0, plus), f = t.substr(plus + 1);
+  Option o;
+  o.id = t;
+  if (a == "linear") o.attn = AttnKind::Linear;
+  else if (a == "noop") o.attn = AttnKind::NoOp;
+  else if (a.rfind("kv", 0) == 0) o.attn = AttnKind::GQA, o.NKV = std::atoll(a.c_str() + 2);
+  else die("--compare: attention must be kvN, linear or noop, got " + a);
+  if (o.attn == AttnKind::GQA && (o.NKV < 1 || d.NH % o.NKV)) die("--compare: " + a + " must divide the heads");
+  if (f == "linear") o.ffn = FfnKind::Linear;
+  else if (f == "noop") o.ffn = FfnKind::NoOp;
+  else o.ffn = FfnKind::SwiGLU, o.F = std::atoll(f.c_str());
+  if (o.ffn == FfnKind::SwiGLU && o.F < 1) die("--compare: FFN must be a width, linear or noop, got " + f);
+  return o;
+}
+
 void emit_cost(FILE* f, const Option& o, const Timing& t, const Timing& base, int k, bool first) {
   std::fprintf(f, "%s\n    {\"id\": \"%s\", \"prefill_ms\": %.6f, \"decode_ms\": %.6f}", first ? "" : ",", o.id.c_str(),
                (t.prefill_ms - base.prefill_ms) / k, (t.decode_ms - base.decode_ms) / k);
@@ -319,7 +345,8 @@ int main(int argc, char** argv) {
   Dims d;
   Scenario s{1, 32, 4, 5};
   std::string attn_list, ffn_list;
-  int children = 2, add_layers = 4, stack = 2;
+  int children = 2, add_layers = 4, stack = 2, rounds = 3;
+  std::string compare_parent, compare_child;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -340,6 +367,8 @@ int main(int argc, char** argv) {
     else if (a == "--children") children = std::atoi(next().c_str());
     else if (a == "--additivity-layers") add_layers = std::atoi(next().c_str());
     else if (a == "--stack") stack = std::atoi(next().c_str());
+    else if (a == "--compare") compare_parent = next(), compare_child = next();
+    else if (a == "--rounds") rounds = std::atoi(next().c_str());
     else if (a == "--dtype") {
       const std::string t = next();
       if (t == "bf16" || t == "bfloat16") d.dtype = DType::BF16;
@@ -348,8 +377,10 @@ int main(int argc, char** argv) {
     }
     else die("unknown argument " + a);
   }
-  if (d.C <= 0 || d.NH <= 0 || d.HS <= 0 || d.V <= 0 || attn_list.empty() || ffn_list.empty())
-    die("--hidden, --heads, --head-dim, --vocab, --attention and --ffn are required");
+  const bool compare = !compare_parent.empty();
+  if (d.C <= 0 || d.NH <= 0 || d.HS <= 0 || d.V <= 0 || (!compare && (attn_list.empty() || ffn_list.empty())))
+    die("--hidden, --heads, --head-dim, --vocab and either --attention and --ffn or --compare are required");
+  if (rounds < 1) die("--rounds must be >= 1");
   if (s.B < 1 || s.P < 1 || s.G < 1 || s.repeats < 1 || stack < 1) die("--batch, --prompt, --generate, --repeats, --stack must be >= 1");
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) die("no GPU answers");
@@ -360,7 +391,7 @@ int main(int argc, char** argv) {
   cudaDriverGetVersion(&driver);
 
   std::vector<Option> attn, ffn;
-  for (auto& t : split(attn_list)) {
+  for (auto& t : compare ? std::vector<std::string>{} : split(attn_list)) {
     Option o;
     if (t == "linear") o.id = "attn-linear", o.attn = AttnKind::Linear;
     else if (t == "noop") o.id = "attn-noop", o.attn = AttnKind::NoOp;
@@ -369,7 +400,7 @@ int main(int argc, char** argv) {
     if (o.attn == AttnKind::GQA && (o.NKV < 1 || d.NH % o.NKV)) die("--attention: " + t + " must divide the heads");
     attn.push_back(o);
   }
-  for (auto& t : split(ffn_list)) {
+  for (auto& t : compare ? std::vector<std::string>{} : split(ffn_list)) {
     Option o;
     if (t == "linear") o.id = "ffn-linear", o.ffn = FfnKind::Linear;
     else if (t == "noop") o.id = "ffn-noop", o.ffn = FfnKind::NoOp;
@@ -392,6 +423,34 @@ int main(int argc, char** argv) {
   GPU->copy_to_device(gsin, sin.data(), sin.size() * 4);
   const size_t flush_bytes = (size_t)prop.l2CacheSize * 4;
   float* flush = (float*)dalloc(flush_bytes);
+
+  if (compare) {
+    std::vector<Option> pl, cl;
+    for (auto& t : split(compare_parent)) pl.push_back(parse_layer(t, d));
+    for (auto& t : split(compare_child)) cl.push_back(parse_layer(t, d));
+    if (pl.empty() || cl.empty()) die("--compare: both models need at least one layer");
+    const Timing head = measure_head(d, s, flush, flush_bytes);
+    Timing bp{1e30, 1e30}, bc{1e30, 1e30};
+    {
+      Stack ps(d, pl, s, gcos, gsin), cs(d, cl, s, gcos, gsin);
+      for (int r = 0; r < rounds; ++r) {  // alternately, so drift hits both alike
+        const Timing a = ps.measure(flush, flush_bytes), b = cs.measure(flush, flush_bytes);
+        bp = {std::min(bp.prefill_ms, a.prefill_ms), std::min(bp.decode_ms, a.decode_ms)};
+        bc = {std::min(bc.prefill_ms, b.prefill_ms), std::min(bc.decode_ms, b.decode_ms)};
+      }
+    }
+    std::printf("{\n  \"device\": {\"kind\": \"cuda\", \"model\": \"%s\", \"sm\": \"%d%d\", \"sms\": %d, \"driver\": \"%d.%d\", \"gemm\": \"%s\"},\n",
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount, driver / 1000, (driver % 1000) / 10, cuda::gemm_kernel_name());
+    std::printf("  \"dtype\": \"%s\",\n  \"rounds\": %d,\n  \"head\": {\"prefill_ms\": %.6f, \"decode_ms\": %.6f},\n", dtype_name(d.dtype),
+                rounds, head.prefill_ms, head.decode_ms);
+    std::printf("  \"parent\": {\"layers\": %zu, \"prefill_ms\": %.6f, \"decode_ms\": %.6f},\n", pl.size(),
+                bp.prefill_ms + head.prefill_ms, bp.decode_ms + head.decode_ms);
+    std::printf("  \"child\": {\"layers\": %zu, \"prefill_ms\": %.6f, \"decode_ms\": %.6f}\n}\n", cl.size(),
+                bc.prefill_ms + head.prefill_ms, bc.decode_ms + head.decode_ms);
+    GPU->free(gcos), GPU->free(gsin), GPU->free(flush);
+    check_cuda("end");
+    return 0;
+  }
 
   auto time_stack = [&](const std::vector<Option>& layers) {
     Stack st(d, layers, s, gcos, gsin);

@@ -11,7 +11,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PuzzleError } from '../core/errors.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from '../library/space.js';
-import type { AttentionSpec, FfnSpec, ModelConfig } from '../model/config.js';
+import type { SpeedComparison, Throughput } from '../distill/speedup.js';
+import type { AttentionSpec, FfnSpec, LayerSpec, ModelConfig } from '../model/config.js';
 import { addonPath } from '../native/loader.js';
 import { cost, type AdditivityRow, type CostTable, type SubblockCost } from './profile.js';
 import type { DeviceFingerprint, ProfileScenario } from './scenario.js';
@@ -42,24 +43,58 @@ function runTool(args: string[]): Promise<string> {
   });
 }
 
-/** The CUDA cost table and its additivity rows (whole stacks of `layers` layers). */
-export async function profileSpaceCuda(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, opts: { children?: number; layers?: number; stack?: number } = {}): Promise<{ table: CostTable; additivity: AdditivityRow[] }> {
-  const sp = space ?? defaultSpace(c);
-  const v = layerVariants(c, 0, sp);
-  const attnArg = v.attention.map((a) => { const x = a.spec as AttentionSpec; return x.kind === 'gqa' ? `kv${x.kvHeads}` : x.kind; });
-  const ffnArg = v.ffn.map((f) => { const x = f.spec as FfnSpec; return x.kind === 'swiglu' ? String(x.width) : x.kind; });
-  const out = await runTool([
-    '--hidden', String(c.hidden), '--heads', String(c.heads), '--head-dim', String(c.headDim), '--vocab', String(c.vocab), '--eps', String(c.eps),
-    '--attention', attnArg.join(','), '--ffn', ffnArg.join(','), '--batch', String(s.batch), '--prompt', String(s.prompt), '--generate', String(s.generate),
-    '--repeats', String(s.repeats), '--dtype', s.dtype === 'bfloat16' ? 'bf16' : 'f32', '--children', String(opts.children ?? 2), '--additivity-layers', String(opts.layers ?? Math.min(4, c.layers.length)), '--stack', String(opts.stack ?? 2),
-  ]);
-  let t: ToolOutput;
+const attnToken = (a: AttentionSpec) => (a.kind === 'gqa' ? `kv${a.kvHeads}` : a.kind);
+const ffnToken = (f: FfnSpec) => (f.kind === 'swiglu' ? String(f.width) : f.kind);
+/** A model's layers as the tool's layer list: "kv8+14336,kv2+noop,linear+7168" */
+export const layerList = (layers: LayerSpec[]) => layers.map((l) => `${attnToken(l.attention)}+${ffnToken(l.ffn)}`).join(',');
+
+function modelArgs(c: ModelConfig, s: ProfileScenario): string[] {
+  return ['--hidden', String(c.hidden), '--heads', String(c.heads), '--head-dim', String(c.headDim), '--vocab', String(c.vocab), '--eps', String(c.eps),
+    '--batch', String(s.batch), '--prompt', String(s.prompt), '--generate', String(s.generate), '--repeats', String(s.repeats), '--dtype', s.dtype === 'bfloat16' ? 'bf16' : 'f32'];
+}
+
+function parseTool<T extends { dtype: string }>(out: string, s: ProfileScenario): T {
+  let t: T;
   try {
-    t = JSON.parse(out) as ToolOutput;
+    t = JSON.parse(out) as T;
   } catch (err) {
     throw new PuzzleError('ERR_PUZZLE_NO_GPU', `${cudaProfilerPath()} wrote no valid JSON (${(err as Error).message})`);
   }
   if (t.dtype !== s.dtype) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `${cudaProfilerPath()} measured ${t.dtype}, asked for ${s.dtype} (an older build? rebuild with npm run build:native)`);
+  return t;
+}
+
+/**
+ * Parent against child on the GPU, end to end (every layer, the LM head added to both), measured
+ * alternately `rounds` times, each model's fastest round: what `compareSpeed` is on the CPU.
+ */
+export async function compareSpeedCuda(parent: ModelConfig, child: ModelConfig, s: ProfileScenario, rounds = 3): Promise<SpeedComparison> {
+  for (const k of ['hidden', 'heads', 'headDim', 'vocab'] as const)
+    if (parent[k] !== child[k]) throw new PuzzleError('ERR_PUZZLE_ARG', `compareSpeedCuda: parent and child differ in ${k} (${parent[k]} against ${child[k]})`);
+  const out = await runTool([...modelArgs(parent, s), '--compare', layerList(parent.layers), layerList(child.layers), '--rounds', String(rounds)]);
+  const t = parseTool<{ dtype: string; parent: { prefill_ms: number; decode_ms: number }; child: { prefill_ms: number; decode_ms: number } }>(out, s);
+  const tp = (x: { prefill_ms: number; decode_ms: number }): Throughput => ({
+    prefill_ms: x.prefill_ms, decode_ms: x.decode_ms, prefill_tok_s: (s.batch * s.prompt) / (x.prefill_ms / 1000), decode_tok_s: (s.batch * s.generate) / (x.decode_ms / 1000),
+  });
+  const P = tp(t.parent), C = tp(t.child);
+  return {
+    scenario: { ...s, device: 'cuda' }, parent: P, child: C,
+    prefill_speedup: P.prefill_ms / C.prefill_ms, decode_speedup: P.decode_ms / C.decode_ms,
+    total_speedup: (P.prefill_ms + P.decode_ms) / (C.prefill_ms + C.decode_ms),
+  };
+}
+
+/** The CUDA cost table and its additivity rows (whole stacks of `layers` layers). */
+export async function profileSpaceCuda(c: ModelConfig, s: ProfileScenario, space?: SearchSpaceConfig, opts: { children?: number; layers?: number; stack?: number } = {}): Promise<{ table: CostTable; additivity: AdditivityRow[] }> {
+  const sp = space ?? defaultSpace(c);
+  const v = layerVariants(c, 0, sp);
+  const attnArg = v.attention.map((a) => attnToken(a.spec as AttentionSpec));
+  const ffnArg = v.ffn.map((f) => ffnToken(f.spec as FfnSpec));
+  const out = await runTool([
+    ...modelArgs(c, s), '--attention', attnArg.join(','), '--ffn', ffnArg.join(','),
+    '--children', String(opts.children ?? 2), '--additivity-layers', String(opts.layers ?? Math.min(4, c.layers.length)), '--stack', String(opts.stack ?? 2),
+  ]);
+  const t = parseTool<ToolOutput>(out, s);
   const sub = new Map(t.subblocks.map((x) => [x.id, x]));
   const m = (id: string) => {
     const x = sub.get(id);

@@ -18,7 +18,13 @@ export interface RunConfig {
   data: string;
   library: { tokens: number; batch: number; seq: number; lr: number; coupled: boolean; space: Record<string, unknown> | null };
   score: { sequences: number; seq: number; task_items: number };
-  profile: { batch: number; prompt: number; generate: number; repeats: number; children: number };
+  profile: {
+    batch: number; prompt: number; generate: number; repeats: number; children: number;
+    /** where costs (and the final parent-against-child speed) are measured: cpu (this process) or cuda */
+    device: 'cpu' | 'cuda';
+    /** block precision: auto (float32 on cpu, bfloat16 on cuda), float32 or bfloat16 (cuda only) */
+    dtype: 'auto' | 'float32' | 'bfloat16';
+  };
   search: {
     /** summed replace-1-block metric to minimise */
     objective: string;
@@ -42,7 +48,7 @@ export const DEMO_CONFIG: RunConfig = {
   data: 'builtin:gutenberg',
   library: { tokens: 100_000, batch: 8, seq: 256, lr: 1e-3, coupled: false, space: null },
   score: { sequences: 16, seq: 256, task_items: 0 },
-  profile: { batch: 8, prompt: 256, generate: 32, repeats: 5, children: 2 },
+  profile: { batch: 8, prompt: 256, generate: 32, repeats: 5, children: 2, device: 'cpu', dtype: 'auto' },
   search: { objective: 'kl_div', decode_speedup: 3, speedup: 0, memory: 0, params: 0 },
   gkd: { steps: 200, batch: 8, seq: 256, lr: 5e-4, cosine: 1, kl: 1, lm: 0 },
   evaluate: { sequences: 32, seq: 256, task_items: 200, speed_rounds: 3 },
@@ -54,7 +60,7 @@ const SCHEMA: Record<string, Kind | Record<string, Kind>> = {
   parent: 'string', data: 'string', seed: 'integer',
   library: { tokens: 'integer', batch: 'integer', seq: 'integer', lr: 'number', coupled: 'boolean', space: 'object|null' },
   score: { sequences: 'integer', seq: 'integer', task_items: 'integer' },
-  profile: { batch: 'integer', prompt: 'integer', generate: 'integer', repeats: 'integer', children: 'integer' },
+  profile: { batch: 'integer', prompt: 'integer', generate: 'integer', repeats: 'integer', children: 'integer', device: 'string', dtype: 'string' },
   search: { objective: 'string', decode_speedup: 'number', speedup: 'number', memory: 'number', params: 'number' },
   gkd: { steps: 'integer', batch: 'integer', seq: 'integer', lr: 'number', cosine: 'number', kl: 'number', lm: 'number' },
   evaluate: { sequences: 'integer', seq: 'integer', task_items: 'integer', speed_rounds: 'integer' },
@@ -99,6 +105,10 @@ export function resolveConfig(partial: unknown, source: string): RunConfig {
     ['profile.batch', c.profile.batch], ['profile.prompt', c.profile.prompt], ['profile.generate', c.profile.generate], ['profile.repeats', c.profile.repeats],
     ['gkd.batch', c.gkd.batch], ['gkd.seq', c.gkd.seq], ['evaluate.sequences', c.evaluate.sequences], ['evaluate.speed_rounds', c.evaluate.speed_rounds]] as const)
     if (v < 1) fail(`${source}: "${k}"`, `must be at least 1, got ${v}`);
+  if (c.profile.device !== 'cpu' && c.profile.device !== 'cuda') fail(`${source}: "profile.device"`, `expected cpu or cuda, got ${JSON.stringify(c.profile.device)}`);
+  if (!['auto', 'float32', 'bfloat16'].includes(c.profile.dtype)) fail(`${source}: "profile.dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.profile.dtype)}`);
+  if (c.profile.device === 'cpu' && c.profile.dtype === 'bfloat16')
+    fail(`${source}: "profile.dtype"`, 'bfloat16 is measured on the GPU only (profile.device: cuda); the CPU engine serves float32');
   if (c.gkd.cosine + c.gkd.kl + c.gkd.lm === 0 && c.gkd.steps > 0) fail(`${source}: "gkd"`, 'cosine, kl and lm weights are all 0: nothing to train (set gkd.steps: 0 to skip GKD)');
   if (!c.search.decode_speedup && !c.search.speedup && !c.search.memory && !c.search.params)
     fail(`${source}: "search"`, 'no budget: set at least one of decode_speedup, speedup, memory, params');

@@ -32,6 +32,7 @@ import { buildSearchInput, readCostTable } from '../library/search-input.js';
 import type { SearchSpaceConfig } from '../library/space.js';
 import { loadModel, openModelFolder, saveModel } from '../model/hf.js';
 import { profileSpace, additivityCheck, type AdditivityRow, type CostTable } from '../profile/profile.js';
+import { compareSpeedCuda, profileSpaceCuda } from '../profile/cuda.js';
 import { scenario as makeScenario } from '../profile/scenario.js';
 import { scoreLibrary } from '../score/replace1.js';
 import { search, type SearchOptions } from '../search/index.js';
@@ -167,7 +168,11 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   const parentCfg = openModelFolder(config.parent).config;
   let data: Awaited<ReturnType<typeof loadSplits>> | null = null;
   const getData = async () => (data ??= await loadSplits(config.data));
-  const scenario = makeScenario({ batch: config.profile.batch, prompt: config.profile.prompt, generate: config.profile.generate, repeats: config.profile.repeats });
+  const onGpu = config.profile.device === 'cuda';
+  const scenario = makeScenario({
+    batch: config.profile.batch, prompt: config.profile.prompt, generate: config.profile.generate, repeats: config.profile.repeats,
+    device: config.profile.device, dtype: config.profile.dtype === 'auto' ? (onGpu ? 'bfloat16' : 'float32') : config.profile.dtype,
+  });
 
   const stage = async (s: StageName, body: () => Promise<Record<string, unknown>>) => {
     const index = STAGES.indexOf(s) + 1;
@@ -234,16 +239,23 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
 
   await stage('profile', async () => {
     const space = (config.library.space ?? undefined) as SearchSpaceConfig | undefined;
-    const table = await profileSpace(parentCfg, scenario, space, (e) => emit({ kind: 'progress', stage: 'profile', label: 'profile', done: e.done, total: e.total, info: e.kind === 'measured' ? e.cost.id : undefined }));
+    let table: CostTable;
     let additivity: AdditivityRow[] = [];
-    if (config.profile.children > 0) additivity = await additivityCheck(parentCfg, table, scenario, space, config.profile.children, Math.min(8, parentCfg.layers.length));
+    if (onGpu) {
+      emit({ kind: 'log', stage: 'profile', line: `measuring on the GPU (${scenario.dtype}, puzzle_cuda_profile)` });
+      ({ table, additivity } = await profileSpaceCuda(parentCfg, scenario, space, { children: config.profile.children, layers: Math.min(4, parentCfg.layers.length) }));
+    } else {
+      table = await profileSpace(parentCfg, scenario, space, (e) => emit({ kind: 'progress', stage: 'profile', label: 'profile', done: e.done, total: e.total, info: e.kind === 'measured' ? e.cost.id : undefined }));
+      if (config.profile.children > 0) additivity = await additivityCheck(parentCfg, table, scenario, space, config.profile.children, Math.min(8, parentCfg.layers.length));
+    }
     writeJsonAtomic(P.costs, { ...table, additivity });
     return { device: table.device, scenario, subblocks: table.subblocks.length, additivity };
   });
 
   await stage('search', async () => {
     const costs = readCostTable(P.costs) as CostTable;
-    const table = buildSearchInput(parentCfg, P.library, costs);
+    // a GPU table was measured by this run on purpose (the CPU fingerprint says nothing about it)
+    const table = buildSearchInput(parentCfg, P.library, costs, { allowOtherDevice: costs.device.kind === 'cuda' });
     const { source: _source, ...body } = table;
     writeJsonAtomic(join(P.library, LIBRARY_FILE), { format: LIBRARY_FORMAT, version: 1, ...body });
     const lib = loadLibrary(P.library);
@@ -323,7 +335,10 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     const childQ = await quality(P.model, config.parent);
     const beforeQ = config.gkd.steps > 0 ? await quality(P.child, config.parent) : null;
     emit({ kind: 'log', stage: 'evaluate', line: `measured speed, parent against child (${config.evaluate.speed_rounds} alternating rounds)` });
-    const speed: SpeedComparison = await compareSpeed(parentCfg, openModelFolder(P.model).config, scenario, config.evaluate.speed_rounds);
+    const childCfg = openModelFolder(P.model).config;
+    const speed: SpeedComparison = onGpu
+      ? await compareSpeedCuda(parentCfg, childCfg, scenario, config.evaluate.speed_rounds)
+      : await compareSpeed(parentCfg, childCfg, scenario, config.evaluate.speed_rounds);
     const retention: Record<string, number> = { top1: childQ.top1 / parentQ.top1 };
     for (const [k, v] of Object.entries(childQ.tasks ?? {})) retention[k] = v.accuracy / parentQ.tasks![k].accuracy;
     const result = { parent: parentQ, child: childQ, child_before_gkd: beforeQ, speed, retention };

@@ -77,8 +77,9 @@ function summaryMarkdown(report: Record<string, unknown>, e: Evaluate | null, so
   const out: string[] = ['# Puzzle run', ''];
   const c = report.config as RunConfig;
   out.push(`- parent: \`${c.parent}\`; data: \`${c.data}\``);
-  const dev = report.device as { model?: string; isa?: string; threads?: number } | null;
-  if (dev) out.push(`- device: ${dev.model} (${dev.isa}, ${dev.threads} threads); scenario: batch ${c.profile.batch}, prompt ${c.profile.prompt}, ${c.profile.generate} generated tokens`);
+  const dev = report.device as { kind?: string; model?: string; isa?: string; threads?: number } | null;
+  const dtype = (report.scenario as { dtype?: string } | null)?.dtype ?? 'float32';
+  if (dev) out.push(`- device: ${dev.model} (${dev.isa}, ${dev.threads} ${dev.kind === 'cuda' ? 'SMs' : 'threads'}), ${dtype}; scenario: batch ${c.profile.batch}, prompt ${c.profile.prompt}, ${c.profile.generate} generated tokens`);
   out.push('');
   if (e) {
     out.push('## Parent against child (measured, test split)', '', '```', ...resultTable(e), '```', '');
