@@ -4,14 +4,17 @@
 // floats), out[B,T,NH,HS] packed, lse[B,NH,T] = natural log-sum-exp of the scaled scores, query
 // head h reads KV head h / (NH/NKV), softmax scale 1/sqrt(HS).
 //
-// Two forward paths for attention_forward:
+// Two paths for attention_forward and attention_backward:
 //  * tensor cores (default for HS 64 and 128): bf16 operands, fp32 accumulation (nvcuda::wmma),
-//    online softmax in fp32; relative error ~3e-3 against the fp32 CPU result. See
-//    attn_fwd_tc_kernel below.
+//    softmax and its gradient in fp32; relative error ~3e-3 (forward) / ~5e-3 (backward, L2)
+//    against an fp64 reference. See attn_fwd_tc_kernel and attn_bwd_tc_kernel below.
 //  * fp32 SIMT (every other head size, the cached prefill, and everything when the environment
 //    variable PUZZLE_CUDA_ATTN=simt, read once): results within fp32 rounding of the CPU backend.
-// The backward and the decode kernels are fp32 SIMT only. attention_kernel_name(HS) reports the
-// forward path.
+// The decode kernels are SIMT (fp32 math) for fp32 caches and, through attention_decode, for bf16
+// caches read directly (half the bytes per step). attention_kernel_name(HS) reports the forward
+// path; the backward makes the same choice (use_tc), so the name describes both.
+// native/dev/cuda-emu/run.sh tests these kernels on the CPU (no GPU needed): an emulator of
+// threads, barriers and wmma, with ASan and TSan.
 //
 // The SIMT math runs on shared-memory tiles (register-tiled like an SGEMM). Head sizes are padded
 // up to a compiled size HSP in {32, 64, 128, 256} (zero columns in shared memory), so any
@@ -20,6 +23,8 @@
 // Kernels (all 256 threads, everything on stream(), no host waits, graph capturable):
 //  * attn_fwd_tc_kernel  tensor-core forward: one block per (batch*head, 128-query tile), loops
 //                        over 64-key tiles (attention_forward only).
+//  * attn_bwd_tc_kernel  tensor-core backward: the structure of attn_bwd_kernel (below) with
+//                        64- or 128-key tiles and 64-query steps, all five products on wmma.
 //  * attn_fwd_kernel     one block per (batch*head, 64-query tile), loops over 64-key tiles;
 //                        also serves cached prefill (queries at positions past.. over a cache).
 //  * attn_bwd_dot_kernel D[b,h,t] = sum(dout * out), the FlashAttention-2 pre-pass.
@@ -104,6 +109,25 @@ __device__ __forceinline__ float4 ldg4(const float* p, int c, int HS, bool vec) 
   if (c + 3 < HS) v.w = p[3];
   return v;
 }
+
+// The same from bf16 storage (one 8-byte load when `vec`), widened to fp32.
+__device__ __forceinline__ float4 ldg4(const bf16x* p, int c, int HS, bool vec) {
+  if (vec) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+  }
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  v.x = __bfloat162float(p[0]);
+  if (c + 1 < HS) v.y = __bfloat162float(p[1]);
+  if (c + 2 < HS) v.z = __bfloat162float(p[2]);
+  if (c + 3 < HS) v.w = __bfloat162float(p[3]);
+  return v;
+}
+__device__ __forceinline__ float ld1(const float* p) { return *p; }
+__device__ __forceinline__ float ld1(const bf16x* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st1(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st1(bf16x* p, float v) { *p = __float2bfloat16_rn(v); }
 
 template <int HSP>
 struct Geo {
@@ -566,6 +590,8 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
 //  P.V    : thread (dcol = tid % HSP, key group jg = tid / HSP) sums its KPT keys for all rows;
 //           the key groups are added in shared memory at the end
 // Partition results are unnormalised (o, m, l) when nsplit > 1, merged by the combine kernel.
+// E is the storage of q, the caches and out (fp32, or bf16: the caches are read as bf16, which
+// halves the bytes a decode step moves); partitions and all math are fp32.
 constexpr int kDecRows = 16;
 constexpr int kDecKeys = 32;
 
@@ -573,10 +599,10 @@ constexpr size_t dec_smem_bytes() {
   return sizeof(float) * ((size_t)kDecRows * kThreads + kDecRows * kDecKeys + 3 * kDecRows);
 }
 
-template <int HSP, int MINB>
+template <int HSP, int MINB, class E>
 __global__ void __launch_bounds__(kThreads, MINB)
-    attn_decode_kernel(float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
-                       const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc, int Tq,
+    attn_decode_kernel(E* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
+                       const E* __restrict__ q, const E* __restrict__ kc, const E* __restrict__ vc, int Tq,
                        int past, int NH, int NKV, int group, int HS, int64_t q_stride, int64_t kv_stride,
                        int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
                        bool vec_kv) {
@@ -607,7 +633,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
     float val = 0.f;
     if (r < nrows && d < HS) {
       const int rr = r0 + r, hh = rr / Tq, t = rr % Tq;
-      val = q[((int64_t)b * Tq + t) * q_stride + (int64_t)(g * group + hh) * HS + d] * scale_log2;
+      val = ld1(q + ((int64_t)b * Tq + t) * q_stride + (int64_t)(g * group + hh) * HS + d) * scale_log2;
     }
     buf[r * HSP + d] = val;
   }
@@ -622,8 +648,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
     l_run[kk] = 0.f;
   }
 
-  const float* kbase = kc + b * kv_bstride + (int64_t)g * HS;
-  const float* vbase = vc + b * kv_bstride + (int64_t)g * HS;
+  const E* kbase = kc + b * kv_bstride + (int64_t)g * HS;
+  const E* vbase = vc + b * kv_bstride + (int64_t)g * HS;
   for (int k0 = kbeg; k0 < kend; k0 += kDecKeys) {
     // global loads for the whole tile first
     const int jk = k0 + u;
@@ -638,7 +664,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
 #pragma unroll
     for (int jj = 0; jj < KPT; ++jj) {
       const int jv = k0 + jg * KPT + jj;
-      vv[jj] = (jv < kend && dcol < HS) ? vbase[jv * kv_stride + dcol] : 0.f;
+      vv[jj] = (jv < kend && dcol < HS) ? ld1(vbase + jv * kv_stride + dcol) : 0.f;
     }
     __syncthreads();  // Qs stored (first tile); the previous tile's P.V is done with Ss, Cs
 
@@ -715,7 +741,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
       for (int x = 0; x < NJG; ++x) tot += buf[(x * kDecRows + r) * HSP + dcol];
       const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
       if (nsplit == 1) {
-        out[(((int64_t)b * Tq + t) * NH + h) * HS + dcol] = tot / Ls[r];
+        st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + dcol, tot / Ls[r]);
       } else {
         const int64_t prow = (((int64_t)b * NH + h) * Tq + t) * nsplit + split;
         part_o[prow * HS + dcol] = tot;
@@ -731,8 +757,9 @@ __global__ void __launch_bounds__(kThreads, MINB)
 // Merges the partitions of one row ((b*NH + h)*Tq + t) per block.
 constexpr int kCombineThreads = 128;
 
+template <class E>
 __global__ void __launch_bounds__(kCombineThreads)
-    attn_decode_combine_kernel(float* __restrict__ out, const float* __restrict__ part_o,
+    attn_decode_combine_kernel(E* __restrict__ out, const float* __restrict__ part_o,
                                const float* __restrict__ part_ml, int nsplit, int Tq, int NH, int HS) {
   extern __shared__ __align__(16) float smem[];
   float* wts = smem;             // [nsplit]
@@ -768,12 +795,12 @@ __global__ void __launch_bounds__(kCombineThreads)
   const float inv = 1.f / sum;
 
   const int64_t b = row / ((int64_t)NH * Tq), h = (row / Tq) % NH, t = row % Tq;
-  float* dst = out + ((b * Tq + t) * NH + h) * HS;
+  E* dst = out + ((b * Tq + t) * NH + h) * HS;
   const float* src = part_o + row * nsplit * HS;
   for (int d = tid; d < HS; d += kCombineThreads) {
     float acc = 0.f;
     for (int s = 0; s < nsplit; ++s) acc = fmaf(wts[s], src[(int64_t)s * HS + d], acc);
-    dst[d] = acc * inv;
+    st1(dst + d, acc * inv);
   }
 }
 
@@ -1021,6 +1048,318 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
 }
 
 // ------------------------------------------------------------------------------------------
+// Tensor-core backward (HS 64 or 128), the counterpart of attn_fwd_tc_kernel: bf16 operands,
+// fp32 accumulation (wmma m16n16k16), FlashAttention-2 structure like attn_bwd_kernel. One block
+// of 8 warps per (batch*kv-head, BK-key tile); K and V are converted to bf16 in shared memory
+// once. The block loops over the query heads of the group and the 64-query tiles at or after its
+// key tile; per step (three block barriers):
+//  1. Q and dO of the step -> bf16 shared tiles; lse*log2e and D of its rows -> shared floats
+//     (TbStepLoad: the loads start before the barrier that frees the tiles).
+//  2. Warp w takes query rows 16*(w/2).. and BK/2 keys, two 16x16 fragments at a time: S = Q K^T,
+//     elementwise P = exp2(S*scale*log2e - lse*log2e) (causal mask, rows < T) written as bf16 to
+//     the shared P tile [64][BK]; then dP = dO V^T into the same fragments and dS = P (dP - D)
+//     scale (P read back as rounded: what dV uses too) written as bf16 to the dS tile.
+//  3. dV += P^T dO and dK += dS^T Q into accumulator fragments that live for the whole block
+//     (warp w: key rows 16*(w/(128/BK)).., HS*BK/128 columns); dQ = dS K for the step into
+//     fragments (warp w: query rows 16*(w/2).., HS/2 columns, two fragments at a time), added to
+//     dq with fp32 atomicAdd (other key tiles add to the same rows), like FlashAttention-2.
+// At the end dK and dV are added (+=) to dk/dv: the block owns those rows. The elementwise work
+// on fragments needs each element's (row, column): a 16x16 table holding 16r + c is loaded into
+// an accumulator fragment, so no assumption on the hardware's fragment layout is made (the same
+// trick as the forward's row table). It is reloaded from shared memory at each use: kept in
+// registers across the loops, it (and the addresses the compiler hoists from it) cost ~30
+// registers, and the dK/dV fragments already hold 64 of the 128 that two blocks per SM allow.
+// The A fragment of a row block is reused across the warp's column fragments (S/dP: 2, dV/dK:
+// HS*BK/2048, dQ: 2), so shared-memory fragment traffic stays ~1.25-1.5 loads per mma.
+// Sizes (shared memory, blocks per SM): HS 128: BK 64, 105.5 KiB (2 on sm_90, 1 on sm_80);
+// HS 64: BK 128 on sm_90 (107.5 KiB, 2), BK 64 on sm_80 (73.5 KiB, 2). A 128-key tile halves the
+// dq atomics and the Q/dO reloads, but for HS 128 its dK/dV fragments alone would take 128
+// registers (one block per SM).
+constexpr int kTbBQ = 64;   // queries per step (4 row blocks of 16, two warps each)
+constexpr int kTbLdQ = 36;  // fp32 row pitch of a warp's dQ staging [16][32]
+
+template <int HS, int BK>
+struct TbGeo {
+  static_assert(HS == 64 || HS == 128, "tensor-core attention backward: HS 64 or 128");
+  static_assert(BK == 64 || BK == 128, "key tile of 64 or 128");
+  static constexpr int LD = HS + 8;     // bf16 row pitch of K, V, Q, dO (conflict-free fragments)
+  static constexpr int LDP = BK + 8;    // bf16 row pitch of P and dS
+  static constexpr int WPK = 128 / BK;  // warps per 16-key row block of dK, dV
+  static constexpr int NFD = HS / 16 / WPK;  // dK (and dV) fragments per warp
+  static constexpr int NFQ = HS / 32;        // dQ fragments per warp
+  static constexpr size_t k_off = 0;                                    // [BK][LD] bf16
+  static constexpr size_t v_off = k_off + (size_t)BK * LD * 2;          // [BK][LD] bf16
+  static constexpr size_t q_off = v_off + (size_t)BK * LD * 2;          // [64][LD] bf16
+  static constexpr size_t do_off = q_off + (size_t)kTbBQ * LD * 2;      // [64][LD] bf16
+  static constexpr size_t p_off = do_off + (size_t)kTbBQ * LD * 2;      // [64][LDP] bf16
+  static constexpr size_t ds_off = p_off + (size_t)kTbBQ * LDP * 2;     // [64][LDP] bf16
+  static constexpr size_t idx_off = ds_off + (size_t)kTbBQ * LDP * 2;   // [16][16] fp32: 16r + c
+  static constexpr size_t dq_off = idx_off + 16 * 16 * 4;              // [8][16][36] fp32: dQ staging
+  static constexpr size_t row_off = dq_off + (size_t)(kThreads / 32) * 16 * kTbLdQ * 4;  // [2][64] fp32
+  static constexpr size_t bytes = row_off + 2 * kTbBQ * 4;
+  static_assert(v_off % 128 == 0 && q_off % 128 == 0 && do_off % 128 == 0 && p_off % 128 == 0 &&
+                    ds_off % 128 == 0 && idx_off % 128 == 0 && dq_off % 128 == 0,
+                "alignment");
+  // Two blocks per SM on sm_90 (228 KiB per SM, 1 KiB reserved per block): __launch_bounds__
+  // sizes the registers for that.
+  static_assert(2 * (bytes + 1024) <= 228 * 1024, "two blocks per SM on sm_90");
+};
+
+// Blocks per SM on sm_80 (164 KiB per SM): two where they fit.
+template <int HS, int BK>
+constexpr int tb_minb80() {
+  return 2 * (TbGeo<HS, BK>::bytes + 1024) <= 164 * 1024 ? 2 : 1;
+}
+
+// The Q and dO rows of a backward step as bf16 tiles [64][HS+8] (rows >= nvalid zero), with the
+// geometry of tc_load_tile, in batches of BATCH float4 per thread and tile so that a batch of
+// both tiles is in flight at once. load() and store() are split: the first batch is issued
+// before the barrier that frees the tiles, so its latency overlaps the wait for the other warps.
+template <int HS>
+struct TbStepLoad {
+  static constexpr int C4 = HS / 4, RSTEP = kThreads / C4, IT = kTbBQ / RSTEP, BATCH = IT < 4 ? IT : 4;
+  static_assert(kThreads % C4 == 0 && kTbBQ % RSTEP == 0 && IT % BATCH == 0, "tile load geometry");
+  float4 qb[BATCH], ob[BATCH];
+
+  __device__ __forceinline__ void load(const float* q, int64_t q_stride, bool vec_q, const float* o,
+                                       int64_t o_stride, bool vec_o, int nvalid, int it0) {
+    const int r = (int)threadIdx.x / C4 + it0 * RSTEP, c = ((int)threadIdx.x % C4) * 4;
+#pragma unroll
+    for (int j = 0; j < BATCH; ++j) {
+      const int rr = r + j * RSTEP;
+      qb[j] = ob[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (rr < nvalid) {
+        qb[j] = ldg4(q + rr * q_stride + c, c, HS, vec_q);
+        ob[j] = ldg4(o + rr * o_stride + c, c, HS, vec_o);
+      }
+    }
+  }
+  __device__ __forceinline__ void store(__nv_bfloat16* Qs, __nv_bfloat16* dOs, int it0) const {
+    const int r = (int)threadIdx.x / C4 + it0 * RSTEP, c = ((int)threadIdx.x % C4) * 4;
+#pragma unroll
+    for (int j = 0; j < BATCH; ++j) {
+      const int at = (r + j * RSTEP) * (HS + 8) + c;
+      __nv_bfloat162* dq2 = reinterpret_cast<__nv_bfloat162*>(Qs + at);
+      __nv_bfloat162* do2 = reinterpret_cast<__nv_bfloat162*>(dOs + at);
+      dq2[0] = __floats2bfloat162_rn(qb[j].x, qb[j].y);
+      dq2[1] = __floats2bfloat162_rn(qb[j].z, qb[j].w);
+      do2[0] = __floats2bfloat162_rn(ob[j].x, ob[j].y);
+      do2[1] = __floats2bfloat162_rn(ob[j].z, ob[j].w);
+    }
+  }
+};
+
+// (row, column) of element i of an accumulator fragment, from the index fragment (16r + c).
+__device__ __forceinline__ int frag_row(int e) { return e >> 4; }
+__device__ __forceinline__ int frag_col(int e) { return e & 15; }
+
+template <int HS, int BK>
+__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, BK>())))
+    attn_bwd_tc_kernel(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv,
+                       const float* __restrict__ dout, const float* __restrict__ q, const float* __restrict__ k,
+                       const float* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ Dsum,
+                       int T, int NH, int NKV, int group, int64_t q_stride, int64_t kv_stride, int64_t o_stride,
+                       float scale, bool vec_q, bool vec_kv, bool vec_o) {
+  using G = TbGeo<HS, BK>;
+  constexpr int BQ = kTbBQ, LD = G::LD, LDP = G::LDP, WPK = G::WPK, NFD = G::NFD, NFQ = G::NFQ;
+  constexpr int SPW = BK / 32;  // S/dP column fragments per warp, done two at a time
+  static_assert(SPW % 2 == 0, "S/dP fragments in pairs");
+  using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+  using FragAc = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+  using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
+  using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
+  using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+  constexpr int NE = FragC::num_elements;
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::k_off);
+  __nv_bfloat16* Vs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::v_off);
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::q_off);
+  __nv_bfloat16* dOs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::do_off);
+  __nv_bfloat16* Ps = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::p_off);
+  __nv_bfloat16* dSs = reinterpret_cast<__nv_bfloat16*>(tc_smem + G::ds_off);
+  float* idx = reinterpret_cast<float*>(tc_smem + G::idx_off);
+  float* lse_s = reinterpret_cast<float*>(tc_smem + G::row_off);  // [64] lse*log2e of the step's rows
+  float* d_s = lse_s + BQ;                                          // [64] D of the step's rows
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  float* wdq = reinterpret_cast<float*>(tc_smem + G::dq_off) + warp * 16 * kTbLdQ;  // this warp's dQ staging
+  const int b = blockIdx.x / NKV, g = blockIdx.x % NKV;
+  const int k0 = blockIdx.y * BK;  // the longest key tiles (small k0) start first
+  const float scale_log2 = scale * kLog2e;
+
+  idx[tid] = (float)tid;  // 256 threads: element (r, c) holds 16r + c
+  {
+    const int64_t off = ((int64_t)b * T + k0) * kv_stride + (int64_t)g * HS;
+    tc_load_tile<BK, HS>(Ks, k + off, kv_stride, T - k0, vec_kv, 1.f);
+    tc_load_tile<BK, HS>(Vs, v + off, kv_stride, T - k0, vec_kv, 1.f);
+  }
+  __syncthreads();
+
+  const int rb = warp / 2;                  // S/dP and dQ: query row block of this warp
+  const int kb = warp / WPK;                // dK/dV: key row block
+  const int nd0 = (warp % WPK) * NFD;       // dK/dV: first column fragment
+  const int nq0 = (warp % 2) * NFQ;         // dQ: first column fragment
+  FragC dk_acc[NFD], dv_acc[NFD];
+#pragma unroll
+  for (int f = 0; f < NFD; ++f) {
+    wmma::fill_fragment(dk_acc[f], 0.f);
+    wmma::fill_fragment(dv_acc[f], 0.f);
+  }
+
+  const int nqt = (T + BQ - 1) / BQ;
+  for (int hh = 0; hh < group; ++hh) {
+    const int h = g * group + hh;
+    const float* lse_h = lse + ((int64_t)b * NH + h) * T;
+    const float* D_h = Dsum + ((int64_t)b * NH + h) * T;
+    for (int qt = k0 / BQ; qt < nqt; ++qt) {
+      const int q0 = qt * BQ;
+      const float* qsrc = q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS;
+      const float* osrc = dout + ((int64_t)b * T + q0) * o_stride + (int64_t)h * HS;
+      TbStepLoad<HS> ld;
+      ld.load(qsrc, q_stride, vec_q, osrc, o_stride, vec_o, T - q0, 0);
+      float lse_v = 0.f, d_v = 0.f;
+      if (tid < BQ && q0 + tid < T) {
+        lse_v = lse_h[q0 + tid] * kLog2e;
+        d_v = D_h[q0 + tid];
+      }
+      __syncthreads();  // the previous step is done with Qs, dOs, Ps, dSs and the row values
+      ld.store(Qs, dOs, 0);
+      if (tid < BQ) {
+        lse_s[tid] = lse_v;
+        d_s[tid] = d_v;
+      }
+#pragma unroll 1
+      for (int it0 = ld.BATCH; it0 < ld.IT; it0 += ld.BATCH) {  // HS 128: the second half
+        ld.load(qsrc, q_stride, vec_q, osrc, o_stride, vec_o, T - q0, it0);
+        ld.store(Qs, dOs, it0);
+      }
+      __syncthreads();
+
+      // S = Q K^T for rows 16rb.., keys 16cb.. -> P (bf16) to shared; then dP = dO V^T on the same
+      // fragments -> dS = P (dP - D) scale (bf16), with P read back (each lane rereads only the
+      // elements it wrote, so no barrier; fewer live registers than holding S and dP together)
+#pragma unroll 1
+      for (int j = 0; j < SPW; j += 2) {
+        const int cb = (warp % 2) * SPW + j;
+        FragC acc[2];
+        wmma::fill_fragment(acc[0], 0.f);
+        wmma::fill_fragment(acc[1], 0.f);
+#pragma unroll 1
+        for (int kk = 0; kk < HS; kk += 16) {
+          FragA qa;
+          wmma::load_matrix_sync(qa, Qs + rb * 16 * LD + kk, LD);
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            FragBc kf;
+            wmma::load_matrix_sync(kf, Ks + (cb + n) * 16 * LD + kk, LD);
+            wmma::mma_sync(acc[n], qa, kf, acc[n]);
+          }
+        }
+        FragC eid;
+        wmma::load_matrix_sync(eid, idx, 16, wmma::mem_row_major);
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int i = 0; i < NE; ++i) {
+            const int e = (int)eid.x[i], r = rb * 16 + frag_row(e), c = (cb + n) * 16 + frag_col(e);
+            const int qi = q0 + r;
+            const float p = (k0 + c <= qi && qi < T) ? exp2f(acc[n].x[i] * scale_log2 - lse_s[r]) : 0.f;
+            Ps[r * LDP + c] = __float2bfloat16(p);
+          }
+        wmma::fill_fragment(acc[0], 0.f);
+        wmma::fill_fragment(acc[1], 0.f);
+#pragma unroll 1
+        for (int kk = 0; kk < HS; kk += 16) {
+          FragA oa;
+          wmma::load_matrix_sync(oa, dOs + rb * 16 * LD + kk, LD);
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            FragBc vf;
+            wmma::load_matrix_sync(vf, Vs + (cb + n) * 16 * LD + kk, LD);
+            wmma::mma_sync(acc[n], oa, vf, acc[n]);
+          }
+        }
+        wmma::load_matrix_sync(eid, idx, 16, wmma::mem_row_major);
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int i = 0; i < NE; ++i) {
+            const int e = (int)eid.x[i], r = rb * 16 + frag_row(e), c = (cb + n) * 16 + frag_col(e);
+            const float p = __bfloat162float(Ps[r * LDP + c]);
+            dSs[r * LDP + c] = __float2bfloat16(p * (acc[n].x[i] - d_s[r]) * scale);
+          }
+      }
+      __syncthreads();
+
+      // dV += P^T dO, dK += dS^T Q: P^T and dS^T are the shared tiles read column-major
+#pragma unroll 1
+      for (int kq = 0; kq < BQ; kq += 16) {
+        FragAc pa, sa;
+        wmma::load_matrix_sync(pa, Ps + kq * LDP + kb * 16, LDP);
+        wmma::load_matrix_sync(sa, dSs + kq * LDP + kb * 16, LDP);
+#pragma unroll
+        for (int f = 0; f < NFD; ++f) {
+          FragBr of, qf;
+          wmma::load_matrix_sync(of, dOs + kq * LD + (nd0 + f) * 16, LD);
+          wmma::mma_sync(dv_acc[f], pa, of, dv_acc[f]);
+          wmma::load_matrix_sync(qf, Qs + kq * LD + (nd0 + f) * 16, LD);
+          wmma::mma_sync(dk_acc[f], sa, qf, dk_acc[f]);
+        }
+      }
+
+      // dQ = dS K for rows 16rb.., two column fragments at a time (registers: the dK, dV
+      // fragments are live), added to dq (other key tiles add to the same rows) through the
+      // warp's staging: a warp's atomics then cover one 128-byte row (4 full sectors) instead of
+      // fragment elements strewn over 8 rows, half the L2 atomic traffic
+      if (dq != nullptr) {
+#pragma unroll 1
+        for (int f0 = 0; f0 < NFQ; f0 += 2) {
+          FragC acc[2];
+          wmma::fill_fragment(acc[0], 0.f);
+          wmma::fill_fragment(acc[1], 0.f);
+#pragma unroll 1
+          for (int kk = 0; kk < BK; kk += 16) {
+            FragA sa;
+            wmma::load_matrix_sync(sa, dSs + rb * 16 * LDP + kk, LDP);
+#pragma unroll
+            for (int f = 0; f < 2; ++f) {
+              FragBr kf;
+              wmma::load_matrix_sync(kf, Ks + kk * LD + (nq0 + f0 + f) * 16, LD);
+              wmma::mma_sync(acc[f], sa, kf, acc[f]);
+            }
+          }
+          wmma::store_matrix_sync(wdq, acc[0], kTbLdQ, wmma::mem_row_major);
+          wmma::store_matrix_sync(wdq + 16, acc[1], kTbLdQ, wmma::mem_row_major);
+          __syncwarp();
+          const int nrows = imin(16, T - (q0 + rb * 16));
+          float* dst = dq + ((int64_t)b * T + q0 + rb * 16) * q_stride + (int64_t)h * HS + (nq0 + f0) * 16 + lane;
+#pragma unroll 2  // 4 spills a register on sm_90
+          for (int r = 0; r < nrows; ++r) atomicAdd(dst + r * q_stride, wdq[r * kTbLdQ + lane]);
+          __syncwarp();  // the staging is rewritten by the next half
+        }
+      }
+    }
+  }
+
+  // this block owns rows [k0, k0+BK) of kv head g: plain read-modify-write accumulation
+  FragC eid;
+  wmma::load_matrix_sync(eid, idx, 16, wmma::mem_row_major);
+  const int64_t base = ((int64_t)b * T + k0 + kb * 16) * kv_stride + (int64_t)g * HS + nd0 * 16;
+#pragma unroll
+  for (int i = 0; i < NE; ++i) {
+    const int e = (int)eid.x[i], r = frag_row(e), c = frag_col(e);
+    if (k0 + kb * 16 + r < T) {
+      const int64_t off = base + r * kv_stride + c;
+#pragma unroll
+      for (int f = 0; f < NFD; ++f) {
+        if (dk != nullptr) dk[off + f * 16] += dk_acc[f].x[i];
+        if (dv != nullptr) dv[off + f * 16] += dv_acc[f].x[i];
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
 // Host side.
 
 struct DeviceInfo {
@@ -1118,6 +1457,11 @@ Scratch& scratch() {
 bool aligned16(const void* p, int64_t stride, int64_t HS) {
   return ((uintptr_t)p % 16 == 0) && stride % 4 == 0 && HS % 4 == 0;
 }
+// Vectors of 4 elements of E at every row start and every 4th column (16 bytes fp32, 8 bf16).
+template <class E>
+bool vec4_rows(const E* p, int64_t stride, int64_t HS) {
+  return ((uintptr_t)p % (4 * sizeof(E)) == 0) && stride % 4 == 0 && HS % 4 == 0;
+}
 
 int padded_head_size(int64_t HS) {
   if (HS <= 0) return 0;
@@ -1156,7 +1500,7 @@ void launch_fwd(const FwdArgs& a, const char* where) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
-// PUZZLE_CUDA_ATTN=simt (read once) forces the fp32 SIMT forward for every head size.
+// PUZZLE_CUDA_ATTN=simt (read once) forces the fp32 SIMT forward and backward for every head size.
 bool attn_simt_forced() {
   static const bool forced = [] {
     const char* e = std::getenv("PUZZLE_CUDA_ATTN");
@@ -1165,7 +1509,8 @@ bool attn_simt_forced() {
   return forced;
 }
 
-bool use_tc_fwd(int64_t HS) { return (HS == 64 || HS == 128) && !attn_simt_forced(); }
+// The tensor-core kernels (forward and backward) serve HS 64 and 128.
+bool use_tc(int64_t HS) { return (HS == 64 || HS == 128) && !attn_simt_forced(); }
 
 template <int HS>
 void launch_fwd_tc(const FwdArgs& a, const char* where) {
@@ -1189,7 +1534,7 @@ void launch_fwd_tc(const FwdArgs& a, const char* where) {
 // allow_tc: the tensor-core kernel may serve this call (attention_forward; the cached prefill
 // keeps the fp32 kernel).
 void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
-  if (allow_tc && use_tc_fwd(a.HS)) {
+  if (allow_tc && use_tc(a.HS)) {
     if (a.HS == 64)
       launch_fwd_tc<64>(a, where);   //  71.5 KiB shared
     else
@@ -1240,7 +1585,39 @@ void launch_bwd(const BwdArgs& a) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
+template <int HS, int BK>
+void launch_bwd_tc(const BwdArgs& a) {
+  const char* where = "attention_backward";
+  constexpr size_t smem = TbGeo<HS, BK>::bytes;
+  auto kernel = attn_bwd_tc_kernel<HS, BK>;
+  static const bool ok = allow_smem(kernel, smem, where);
+  if (!ok) {
+    record_error(cudaErrorInvalidConfiguration, where);
+    return;
+  }
+  const int64_t o_stride = a.NH * a.HS;
+  const bool vec_q = aligned16(a.q, a.q_stride, a.HS);
+  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS);
+  const bool vec_o = aligned16(a.dout, o_stride, a.HS);
+  const dim3 grid((unsigned)(a.B * a.NKV), (unsigned)((a.T + BK - 1) / BK));
+  kernel<<<grid, kThreads, smem, stream()>>>(a.dq, a.dk, a.dv, a.dout, a.q, a.k, a.v, a.lse, a.D, (int)a.T,
+                                             (int)a.NH, (int)a.NKV, (int)(a.NH / a.NKV), a.q_stride, a.kv_stride,
+                                             o_stride, 1.f / std::sqrt((float)a.HS), vec_q, vec_kv, vec_o);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
+}
+
+// Key tile of the tensor-core backward: 128 (half the dq atomics and Q/dO reloads of 64) where
+// two blocks of that size still fit an SM, which is HS 64 on sm_90; else 64.
 void dispatch_bwd(const BwdArgs& a) {
+  if (use_tc(a.HS)) {
+    if (a.HS == 128)
+      launch_bwd_tc<128, 64>(a);  // 105.5 KiB shared
+    else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_info().smem_optin)
+      launch_bwd_tc<64, 128>(a);  // 107.5 KiB: sm_90
+    else
+      launch_bwd_tc<64, 64>(a);   // 73.5 KiB: sm_80
+    return;
+  }
   switch (padded_head_size(a.HS)) {
     case 32: launch_bwd<32, 64, 64, 2, 2>(a); break;  // 76 KiB shared
     case 64: launch_bwd<64, 32, 64, 2, 2>(a); break;  // 71 KiB
@@ -1255,14 +1632,14 @@ void dispatch_bwd(const BwdArgs& a) {
   }
 }
 
-template <int HSP>
-void launch_decode(float* out, float* part_o, float* part_ml, const float* q, const float* kc, const float* vc,
-                   int64_t B, int64_t Tq, int64_t past, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride,
-                   int64_t Tmax, int keys_per_split, int nsplit, int nchunk) {
+template <int HSP, class E>
+void launch_decode(E* out, float* part_o, float* part_ml, const E* q, const E* kc, const E* vc, int64_t B, int64_t Tq,
+                   int64_t past, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t Tmax,
+                   int keys_per_split, int nsplit, int nchunk) {
   const int64_t kv_stride = NKV * HS;
-  const bool vec_kv = aligned16(kc, kv_stride, HS) && aligned16(vc, kv_stride, HS);
+  const bool vec_kv = vec4_rows(kc, kv_stride, HS) && vec4_rows(vc, kv_stride, HS);
   const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
-  attn_decode_kernel<HSP, HSP == 256 ? 1 : 2><<<grid, kThreads, dec_smem_bytes(), stream()>>>(
+  attn_decode_kernel<HSP, HSP == 256 ? 1 : 2, E><<<grid, kThreads, dec_smem_bytes(), stream()>>>(
       out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV, (int)(NH / NKV), (int)HS, q_stride,
       kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk, (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv);
   PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (decode)");
@@ -1273,7 +1650,7 @@ constexpr int64_t kMinTilesPerSplit = 4;   // at least 128 cache rows per partit
 
 }  // namespace
 
-const char* attention_kernel_name(int64_t HS) { return use_tc_fwd(HS) ? "tensor-core" : "simt"; }
+const char* attention_kernel_name(int64_t HS) { return use_tc(HS) ? "tensor-core" : "simt"; }
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
@@ -1308,24 +1685,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   sc.release(D, temporary);
 }
 
-void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
-                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
-                              int64_t Tmax) {
-  const char* where = "attention_cached_forward";
-  if (B <= 0 || Tq <= 0 || NH <= 0) return;
-  const int HSP = padded_head_size(HS);
-  if (NKV <= 0 || NH % NKV != 0 || HSP == 0 || past < 0 || past + Tq > Tmax) {
-    record_error(cudaErrorInvalidValue, where);
-    return;
-  }
-  const int64_t kv_stride = NKV * HS;
-  if (Tq > kDecodeMaxTq) {  // prefill: the tiled kernel with queries offset by `past`
-    dispatch_fwd(FwdArgs{out, nullptr, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, Tq * q_stride, q_stride,
-                         Tmax * kv_stride, kv_stride},
-                 where, false);
-    return;
-  }
+namespace {
 
+// The split-KV decode for Tq <= kDecodeMaxTq queries (arguments checked by the caller).
+template <class E>
+void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, int64_t Tq, int64_t NH, int64_t NKV,
+            int64_t HS, int64_t q_stride, int64_t past, int64_t Tmax, int HSP) {
   // split-KV: enough blocks to fill the GPU a few times over, partitions of >= 4 tiles
   const int64_t group = NH / NKV, R = group * Tq;
   const int64_t nchunk = (R + kDecRows - 1) / kDecRows;
@@ -1362,11 +1727,49 @@ void attention_cached_forward(float* out, const float* q, const float* k_cache, 
   }
   if (nsplit > 1) {
     const size_t smem = sizeof(float) * ((size_t)nsplit + kCombineThreads / 32);
-    attn_decode_combine_kernel<<<(unsigned)(B * NH * Tq), kCombineThreads, smem, stream()>>>(
+    attn_decode_combine_kernel<E><<<(unsigned)(B * NH * Tq), kCombineThreads, smem, stream()>>>(
         out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
     PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (combine)");
     sc.release(part, temporary);
   }
+}
+
+// The arguments of a cached forward, checked; 0 when invalid (recorded), else the padded HS.
+int cached_args_ok(int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tq, int64_t Tmax, const char* where) {
+  const int HSP = padded_head_size(HS);
+  if (NKV <= 0 || NH % NKV != 0 || HSP == 0 || past < 0 || past + Tq > Tmax) {
+    record_error(cudaErrorInvalidValue, where);
+    return 0;
+  }
+  return HSP;
+}
+
+}  // namespace
+
+void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
+                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                              int64_t Tmax) {
+  const char* where = "attention_cached_forward";
+  if (B <= 0 || Tq <= 0 || NH <= 0) return;
+  const int HSP = cached_args_ok(NH, NKV, HS, past, Tq, Tmax, where);
+  if (HSP == 0) return;
+  const int64_t kv_stride = NKV * HS;
+  if (Tq > kDecodeMaxTq) {  // prefill: the tiled kernel with queries offset by `past`
+    dispatch_fwd(FwdArgs{out, nullptr, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, Tq * q_stride, q_stride,
+                         Tmax * kv_stride, kv_stride},
+                 where, false);
+    return;
+  }
+  decode(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax, HSP);
+}
+
+bool attention_decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B, int64_t Tq,
+                      int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past, int64_t Tmax) {
+  if (Tq > kDecodeMaxTq) return false;
+  if (B <= 0 || Tq <= 0 || NH <= 0) return true;
+  const int HSP = cached_args_ok(NH, NKV, HS, past, Tq, Tmax, "attention_cached_forward (bf16)");
+  if (HSP != 0) decode(dev(out), dev(q), dev(k_cache), dev(v_cache), B, Tq, NH, NKV, HS, q_stride, past, Tmax, HSP);
+  return true;
 }
 
 }  // namespace puzzle::cuda

@@ -5,9 +5,10 @@
 //
 // Why a bridge and not bf16 loads inside the flash kernels: those kernels already round their
 // operands to bf16 for the tensor cores, so the numbers are the same; the cost is the copies,
-// which are small next to the T^2 work of training-length attention but not next to a decode
-// step, which reads the whole cache (attention_cached_forward widens only the rows 0..past+Tq
-// that it reads). Loading bf16 directly in attention.cu is the next step for decode speed.
+// which are small next to the T^2 work of training-length attention but would not be next to a
+// decode step, which reads the whole cache: decode steps (up to 16 queries) therefore run the
+// split-KV kernel of attention.cu on the bf16 cache directly (attention_decode); only a cached
+// prefill (more queries, compute-bound) takes the bridge, widening the rows 0..past+Tq it reads.
 //
 // Scratch comes from cudaMallocAsync on stream(), which CUDA graphs capture as memory nodes.
 #include <algorithm>
@@ -112,6 +113,7 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
 void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax) {
+  if (attention_decode(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax)) return;
   const int64_t QW = NH * HS, KW = NKV * HS, rows = past + Tq;  // cache rows the queries can see
   if (B <= 0 || Tq <= 0) return;
   Scratch q32(B * Tq * QW), k32(B * rows * KW), v32(B * rows * KW), o32(B * Tq * QW);

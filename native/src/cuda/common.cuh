@@ -126,6 +126,10 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
 void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                  const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// attention.cu: the split-KV decode reading a bf16 cache directly, for Tq <= 16 queries (returns
+// false, queuing nothing, for more: the caller takes another path).
+bool attention_decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B, int64_t Tq,
+                      int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past, int64_t Tmax);
 // attention_bf16.cu
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
@@ -145,8 +149,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax);
-// The kernel attention_forward uses for head size HS: "tensor-core" (bf16 operands, HS 64 and
-// 128, unless PUZZLE_CUDA_ATTN=simt) or "simt" (fp32); the backward and decode are fp32 SIMT.
+// The kernels attention_forward and attention_backward use for head size HS: "tensor-core" (bf16
+// operands, fp32 accumulation; HS 64 and 128, unless PUZZLE_CUDA_ATTN=simt) or "simt" (fp32).
+// Decode (a few queries over a cache) is the split-KV SIMT kernel in any case.
 const char* attention_kernel_name(int64_t HS);
 
 }  // namespace puzzle::cuda

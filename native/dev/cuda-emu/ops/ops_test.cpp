@@ -17,6 +17,12 @@ int g_errors = 0;
 void record_error(cudaError_t e, const char* where) {
   if (e) std::fprintf(stderr, "CUDA error at %s\n", where), ++g_errors;
 }
+// The bf16 decode kernel lives in attention.cu (tested by native/dev/cuda-emu/run.sh decode16):
+// declining here sends attention_cached_forward(bf16) through the bridge, which is tested here.
+bool attention_decode(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                      int64_t, int64_t, int64_t) {
+  return false;
+}
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {

@@ -1,0 +1,120 @@
+// Emulated bf16 + nvcuda::wmma (m16n16k16) for the CPU emulator. A fragment holds 8 elements per
+// lane; lane L's element i is tile element e = i*32 + L (row e/16, col e%16) -- deliberately not
+// the hardware layout, so code that assumes a layout fails. mma_sync exchanges through a per-warp
+// buffer with warp barriers; load/store touch only the lane's own elements (no implied sync).
+#pragma once
+#include <cstring>
+struct __nv_bfloat16 { uint16_t b; };
+inline __nv_bfloat16 __float2bfloat16(float f) {
+  uint32_t u; std::memcpy(&u, &f, 4);
+  __nv_bfloat16 h;
+  if ((u & 0x7fffffffu) > 0x7f800000u) { h.b = 0x7fc0; return h; }
+  u += 0x7fffu + ((u >> 16) & 1u);
+  h.b = (uint16_t)(u >> 16);
+  return h;
+}
+inline float __bfloat162float(__nv_bfloat16 h) { uint32_t u = (uint32_t)h.b << 16; float f; std::memcpy(&f, &u, 4); return f; }
+struct __nv_bfloat162 { __nv_bfloat16 x, y; };
+inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) { return __nv_bfloat162{__float2bfloat16(a), __float2bfloat16(b)}; }
+inline float __low2float(__nv_bfloat162 v) { return __bfloat162float(v.x); }
+inline float __high2float(__nv_bfloat162 v) { return __bfloat162float(v.y); }
+inline int g_all[32][32];
+inline bool __all_sync(unsigned mask, bool p) {
+  assert(mask == 0xffffffffu);
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  g_all[w][lane] = p;
+  g_warp_bar[w].wait();
+  bool r = true;
+  for (int i = 0; i < 32; ++i) r = r && g_all[w][i];
+  g_warp_bar[w].wait();
+  return r;
+}
+namespace nvcuda { namespace wmma {
+struct row_major {}; struct col_major {};
+struct matrix_a {}; struct matrix_b {}; struct accumulator {};
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "m16n16k16 only");
+  static constexpr int num_elements = 8;
+  T x[8];
+};
+inline int emu_row(int i) { return (i * 32 + (int)(threadIdx.x % 32)) / 16; }
+inline int emu_col(int i) { return (i * 32 + (int)(threadIdx.x % 32)) % 16; }
+inline void emu_check_ptr(const void* p, unsigned ldm, int esize) {
+  const uintptr_t off = (uintptr_t)p - (uintptr_t)emu_dyn_smem;
+  if (off % 32 != 0 || (ldm * esize) % 16 != 0) { std::fprintf(stderr, "wmma alignment: off %zu ldm %u\n", (size_t)off, ldm); std::abort(); }
+}
+template <class Use, class L>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, L>& f, const __nv_bfloat16* p, unsigned ldm) {
+  emu_check_ptr(p, ldm, 2);
+  for (int i = 0; i < 8; ++i) {
+    const int r = emu_row(i), c = emu_col(i);
+    f.x[i] = std::is_same<L, row_major>::value ? p[r * ldm + c] : p[c * ldm + r];
+  }
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t l) {
+  emu_check_ptr(p, ldm, 4);
+  for (int i = 0; i < 8; ++i) {
+    const int r = emu_row(i), c = emu_col(i);
+    f.x[i] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
+  }
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t l) {
+  emu_check_ptr(p, ldm, 4);
+  for (int i = 0; i < 8; ++i) {
+    const int r = emu_row(i), c = emu_col(i);
+    (l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[i];
+  }
+}
+inline void fill_fragment(fragment<accumulator, 16, 16, 16, float>& f, float v) { for (auto& x : f.x) x = v; }
+inline float g_mma[32][3][16][16];
+template <class LA, class LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA>& a,
+                     const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+  const int w = threadIdx.x / 32;
+  for (int i = 0; i < 8; ++i) {
+    const int r = emu_row(i), cc = emu_col(i);
+    g_mma[w][0][r][cc] = __bfloat162float(a.x[i]);
+    g_mma[w][1][r][cc] = __bfloat162float(b.x[i]);
+    g_mma[w][2][r][cc] = c.x[i];
+  }
+  g_warp_bar[w].wait();
+  float res[8];
+  for (int i = 0; i < 8; ++i) {
+    const int r = emu_row(i), cc = emu_col(i);
+    float acc = g_mma[w][2][r][cc];
+    for (int kk = 0; kk < 16; ++kk) acc += g_mma[w][0][r][kk] * g_mma[w][1][kk][cc];
+    res[i] = acc;
+  }
+  g_warp_bar[w].wait();
+  for (int i = 0; i < 8; ++i) d.x[i] = res[i];
+}
+}}  // namespace nvcuda::wmma
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
+#include <utility>
+#include <vector>
+inline thread_local std::vector<std::pair<void*, const void*>> g_cp_pending;
+inline void cp_async16(void* d, const void* s) {
+#ifdef EMU_CP_ASYNC_DEFER
+  g_cp_pending.emplace_back(d, s);
+#else
+  std::memcpy(d, s, 16);
+#endif
+}
+inline void cp_async_commit() {}
+inline void cp_async_wait_all() {
+  for (auto& p : g_cp_pending) std::memcpy(p.first, p.second, 16);
+  g_cp_pending.clear();
+}
+// ---- bf16 storage (the bf16 decode path): the host's puzzle::bf16 is __nv_bfloat16 bit for bit
+#include "puzzle/bf16.h"
+struct alignas(8) uint2 { unsigned x, y; };
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __float2bfloat16(f); }
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+namespace puzzle::cuda {
+using bf16x = __nv_bfloat16;
+inline const bf16x* dev(const bf16* p) { return reinterpret_cast<const bf16x*>(p); }
+inline bf16x* dev(bf16* p) { return reinterpret_cast<bf16x*>(p); }
+}  // namespace puzzle::cuda
