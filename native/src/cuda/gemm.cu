@@ -11,7 +11,7 @@
 //    with m <= 16 (C' = C, or C^T when N is the small side). X chunks are staged in shared memory
 //    and every element of Y is read from global memory exactly once:
 //      - "dot" kernel when Y runs along k (out = inp @ W^T with W [N, K]): one warp per 4 columns,
-//        float4 loads of the weight rows when aligned, warp-shuffle reduction;
+//        16-byte loads of the weight rows when aligned (4 fp32 or 8 bf16), warp-shuffle reduction;
 //      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem.
 //  * otherwise: our tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
 //    m16n16k16): block tile 128x128x32, 8 warps in a 4x2 grid of 32x64 warp tiles, operands
@@ -73,6 +73,17 @@ __device__ __forceinline__ float4 ldg4(const bf16x* p) {  // 4 bf16 = 8 bytes
   const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
   return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
                      __uint_as_float(u.y & 0xffff0000u));
+}
+// 16 bytes: 4 fp32 or 8 bf16 values, widened.
+__device__ __forceinline__ void ldg16(float (&v)[4], const float* p) {
+  const float4 t = __ldg(reinterpret_cast<const float4*>(p));
+  v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+}
+__device__ __forceinline__ void ldg16(float (&v)[8], const bf16x* p) {
+  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+  const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v[2 * i] = __uint_as_float(w[i] << 16), v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
 }
 __device__ __forceinline__ float load_c(const float* p) { return *p; }
 __device__ __forceinline__ float load_c(const bf16x* p) { return __bfloat162float(*p); }
@@ -374,7 +385,7 @@ __global__ void __launch_bounds__(kSmallThreads)
                      int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_rs,
                      int64_t c_cs, bool vec) {
   constexpr int KC = kXsFloats / MR;
-  static_assert(KC % 4 == 0, "chunks must keep float4 alignment");
+  static_assert(KC % 8 == 0, "chunks must keep 16-byte alignment of fp32 and bf16 rows");
   __shared__ __align__(16) float xs[kXsFloats];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t j0 = ((int64_t)blockIdx.x * kSmallWarps + warp) * kDotCols;
@@ -400,28 +411,40 @@ __global__ void __launch_bounds__(kSmallThreads)
     if (!active) continue;
     int kbeg = lane;  // first k of the scalar loop
     if (vec) {
-      const int kc4 = kc & ~3;
-#pragma unroll 2
-      for (int kk = lane * 4; kk < kc4; kk += 128) {
-        float4 w[kDotCols];
+      // 16 bytes of a weight row per lane and load: 4 fp32 or 8 bf16 values
+      constexpr int VW = 16 / sizeof(TIn);
+      constexpr int UNROLL = 8 / VW;  // two fp32 vectors or one bf16 vector in flight per column
+      const int kcv = kc & ~(VW - 1);
+#pragma unroll UNROLL
+      for (int kk = lane * VW; kk < kcv; kk += 32 * VW) {
+        float w[kDotCols][VW];
 #pragma unroll
-        for (int c = 0; c < kDotCols; ++c)
-          w[c] = c < ncols ? ldg4(yrow[c] + k0 + kk) : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int c = 0; c < kDotCols; ++c) {
+          if (c < ncols) {
+            ldg16(w[c], yrow[c] + k0 + kk);
+          } else {
+#pragma unroll
+            for (int e = 0; e < VW; ++e) w[c][e] = 0.f;
+          }
+        }
 #pragma unroll
         for (int i = 0; i < MR; ++i) {
-          const float4 x = *reinterpret_cast<const float4*>(xs + i * KC + kk);
 #pragma unroll
-          for (int c = 0; c < kDotCols; ++c) {
-            float a = acc[i][c];
-            a = fmaf(x.x, w[c].x, a);
-            a = fmaf(x.y, w[c].y, a);
-            a = fmaf(x.z, w[c].z, a);
-            a = fmaf(x.w, w[c].w, a);
-            acc[i][c] = a;
+          for (int h = 0; h < VW; h += 4) {
+            const float4 x = *reinterpret_cast<const float4*>(xs + i * KC + kk + h);
+#pragma unroll
+            for (int c = 0; c < kDotCols; ++c) {
+              float a = acc[i][c];
+              a = fmaf(x.x, w[c][h], a);
+              a = fmaf(x.y, w[c][h + 1], a);
+              a = fmaf(x.z, w[c][h + 2], a);
+              a = fmaf(x.w, w[c][h + 3], a);
+              acc[i][c] = a;
+            }
           }
         }
       }
-      kbeg = kc4 + lane;  // the last kc % 4 values
+      kbeg = kcv + lane;  // the last kc % VW values
     }
 #pragma unroll 4
     for (int kk = kbeg; kk < kc; kk += 32) {
@@ -513,7 +536,8 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
                   const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
   if (dot) {
     const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
-    const bool vec = vec4_aligned(Y, y_stride);
+    // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
+    const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % (int64_t)(16 / sizeof(TIn)) == 0;
     small_dot_kernel<MR, TIn, TOut><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
         m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, vec);
     PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows dot kernel)");

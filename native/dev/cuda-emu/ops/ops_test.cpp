@@ -243,6 +243,13 @@ int main() {
       t_gemm(ta, tb, 1, 300, 70, 1, 1.f, 1.f);
       t_gemm(ta, tb, 200, 5, 40, 0, 1.f, 0.f);
     }
+  // the few-rows dot kernel's 16-byte weight loads (8 bf16 per lane): K past one vector sweep
+  // (256 values), a ragged tail, row strides that allow 16-byte loads and ones that do not
+  t_gemm(false, true, 3, 70, 300, 0, 1.f, 0.f);
+  t_gemm(false, true, 9, 33, 517, 0, 1.f, 1.f);
+  t_gemm(false, true, 2, 40, 264, 0, 1.f, 0.f);
+  t_gemm(false, true, 4, 24, 268, 4, 1.f, 0.f);
+  t_gemm(false, true, 1, 20, 130, 2, 1.f, 0.f);
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);

@@ -23,8 +23,10 @@ KERNELS="elementwise rmsnorm rope swiglu gemm attention_bf16"
 for f in $KERNELS; do python3 "$HERE/prep.py" "$W/native/src/cuda/$f.cu" "$WORK/src/$f.cpp" >/dev/null; done
 FLAGS="-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unknown-pragmas -Wno-unused-function ${EXTRA:-}"
 INC="-I$HERE/shim -I$W/native/include -I$W/native/src"
-for f in $KERNELS; do g++ $FLAGS $INC -c "$WORK/src/$f.cpp" -o "$WORK/obj/g_$f.o" & done
-g++ $FLAGS $INC -c "$HERE/ops_test.cpp" -o "$WORK/obj/test.o" &
-wait
+rm -f "$WORK"/obj/*.o  # a failed compile must not leave an older object to link
+pids=""
+for f in $KERNELS; do g++ $FLAGS $INC -c "$WORK/src/$f.cpp" -o "$WORK/obj/g_$f.o" & pids="$pids $!"; done
+g++ $FLAGS $INC -c "$HERE/ops_test.cpp" -o "$WORK/obj/test.o" & pids="$pids $!"
+for p in $pids; do wait "$p" || { echo "ops/run.sh: a compile failed (above)"; exit 1; }; done
 g++ -fsanitize=address,undefined "$WORK"/obj/*.o "$CORE" -o "$WORK/ops_test" -lpthread
 "$WORK/ops_test"
