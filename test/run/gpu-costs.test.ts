@@ -85,6 +85,13 @@ describe('puzzle run with profile.device: cuda', () => {
       gkd: { steps: 2, batch: 2, seq: 32 },
       evaluate: { sequences: 2, seq: 32, task_items: 0, speed_rounds: 2 },
     }, 'test');
+    // without the tool the profile stage fails with the reason and writes no cost table; the
+    // stages before it are kept, and the run resumes once the tool is there
+    process.env.PUZZLE_CUDA_PROFILER = join(run, 'no-such-tool');
+    await expect(runPipeline(config, run)).rejects.toMatchObject({ code: 'ERR_PUZZLE_NO_GPU', message: expect.stringContaining('no-such-tool') });
+    expect(existsSync(join(run, 'costs.json'))).toBe(false);
+    expect(existsSync(join(run, 'library'))).toBe(true);
+    process.env.PUZZLE_CUDA_PROFILER = FAKE;
     await runPipeline(config, run);
     const costs = JSON.parse(readFileSync(join(run, 'costs.json'), 'utf8'));
     expect(costs.device.kind).toBe('cuda');
