@@ -17,6 +17,7 @@
 
 #include "emu.h"
 #include "emu_wmma.h"
+#include "puzzle/bf16.h"
 
 namespace puzzle::cuda {
 cudaStream_t stream() { return nullptr; }

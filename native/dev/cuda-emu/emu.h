@@ -1,11 +1,14 @@
-// Minimal CUDA emulation for testing kernels on a machine without a GPU (see run.sh): each CUDA
-// thread is an OS thread; __syncthreads is a block barrier, warp shuffles exchange through a
-// per-warp buffer guarded by per-warp barriers. Blocks run one after another. Dynamic shared
-// memory is an exact-size heap block filled with NaN (ASan catches out-of-bounds use, NaN shows
-// reads of never-written shared memory). Because barriers are the only synchronisation between
-// the threads of a block, TSan reports a shared-memory race where a __syncthreads/__syncwarp is
-// missing. Only what native/src/cuda/attention.cu uses is provided (the kernel launch syntax is
-// rewritten to emu_launch by convert.sh; the runtime calls are stubs).
+// Minimal CUDA emulation for testing kernels on a machine without a GPU (see run.sh and
+// ops/run.sh): each CUDA thread is an OS thread; __syncthreads is a block barrier, warp shuffles
+// exchange through a per-warp buffer guarded by per-warp barriers (warps are runs of 32 threads
+// in CUDA's linear thread order, blocks may be 1-, 2- or 3-dimensional). A thread that returns
+// leaves its barriers, as on the GPU. Blocks run one after another. Dynamic shared memory is an
+// exact-size heap block filled with NaN (ASan catches out-of-bounds use, NaN shows reads of
+// never-written shared memory); static __shared__ arrays are function statics. Because barriers
+// are the only synchronisation between the threads of a block, TSan reports a shared-memory race
+// where a __syncthreads/__syncwarp is missing. convert.sh rewrites a .cu file's launches into
+// emu_launch and its include of cuda/common.cuh into this header, emu_wmma.h and then the real
+// common.cuh (stubs/ stands in for the CUDA headers it includes); the runtime calls are stubs.
 #pragma once
 #include <math.h>
 #include <algorithm>
@@ -26,7 +29,15 @@
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+template <class T>
+T __ldg(const T* p) { return *p; }
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+struct alignas(8) uint2 { unsigned x, y; };
 struct alignas(16) float4 { float x, y, z, w; };
 struct alignas(8) float2 { float x, y; };
 inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
@@ -60,6 +71,8 @@ struct EmuBarrier {
       while (gen.load(std::memory_order_acquire) == g) gen.wait(g, std::memory_order_acquire);
     }
   }
+  // not supported with the atomic variant: kernels whose threads return early need the default
+  void drop() { std::abort(); }
 };
 #else
 struct EmuBarrier {
@@ -74,22 +87,32 @@ struct EmuBarrier {
     if (++count == n) { count = 0; ++gen; cv.notify_all(); }
     else cv.wait(l, [&] { return gen != g; });
   }
+  // a thread that has returned: later phases wait for one fewer (and this one may complete one)
+  void drop() {
+    std::lock_guard<std::mutex> l(m);
+    if (--n > 0 && count == n) { count = 0; ++gen; cv.notify_all(); }
+  }
 };
 #endif
 inline EmuBarrier g_block_bar;
 inline EmuBarrier g_warp_bar[32];
-inline float g_shfl[32][32];
+inline double g_shfl[32][32];  // wide enough for float and double shuffles
 inline void* emu_dyn_smem = nullptr;
 inline long g_syncs = 0;
 
+// CUDA's linear thread index within the block (warps are its runs of 32)
+inline int emu_tid() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
 inline void __syncthreads() { g_block_bar.wait(); }
-inline void __syncwarp(unsigned = 0xffffffffu) { g_warp_bar[threadIdx.x / 32].wait(); }
-inline float __shfl_xor_sync(unsigned mask, float v, int o) {
+inline void __syncwarp(unsigned = 0xffffffffu) { g_warp_bar[emu_tid() / 32].wait(); }
+template <class T>
+T __shfl_xor_sync(unsigned mask, T v, int o) {
+  static_assert(sizeof(T) <= sizeof(double), "shuffle of a wider type");
   assert(mask == 0xffffffffu);
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-  g_shfl[w][lane] = v;
+  const int w = emu_tid() / 32, lane = emu_tid() % 32;
+  std::memcpy(&g_shfl[w][lane], &v, sizeof(T));
   g_warp_bar[w].wait();
-  float r = g_shfl[w][lane ^ o];
+  T r;
+  std::memcpy(&r, &g_shfl[w][lane ^ o], sizeof(T));
   g_warp_bar[w].wait();
   return r;
 }
@@ -139,13 +162,7 @@ inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { std::free(p); ++g_emu_frees; return cudaSuccess; }
-
-namespace puzzle::cuda {
-cudaStream_t stream();
-void record_error(cudaError_t e, const char* where);
-#define PUZZLE_CUDA_CHECK_LAUNCH(where) ::puzzle::cuda::record_error(cudaGetLastError(), where)
-inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
-}  // namespace puzzle::cuda
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) { std::memset(p, v, bytes); return cudaSuccess; }
 
 // ---- launches
 inline size_t g_emu_max_smem_used = 0;
@@ -157,7 +174,11 @@ struct EmuLaunch {
   K* k;
   template <class... A>
   void operator()(A... args) {
-    assert(b.y == 1 && b.z == 1 && b.x % 32 == 0);
+    const unsigned nt = b.x * b.y * b.z;
+    if (nt == 0 || nt > 1024 || nt % 32 != 0 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {
+      std::fprintf(stderr, "bad launch: grid %u %u %u, block %u %u %u\n", g.x, g.y, g.z, b.x, b.y, b.z);
+      std::abort();
+    }
     blockDim = b;
     gridDim = g;
     g_emu_max_smem_used = std::max(g_emu_max_smem_used, smem);
@@ -170,15 +191,17 @@ struct EmuLaunch {
           assert(((uintptr_t)sm % 16) == 0);
           for (size_t i = 0; i < smem / 4; ++i) ((float*)sm)[i] = std::numeric_limits<float>::quiet_NaN();
           emu_dyn_smem = sm;
-          g_block_bar.init(b.x);
-          for (unsigned w = 0; w < b.x / 32; ++w) g_warp_bar[w].init(32);
+          g_block_bar.init(nt);
+          for (unsigned w = 0; w < nt / 32; ++w) g_warp_bar[w].init(32);
           std::vector<std::thread> th;
-          th.reserve(b.x);
-          for (unsigned t = 0; t < b.x; ++t)
+          th.reserve(nt);
+          for (unsigned t = 0; t < nt; ++t)
             th.emplace_back([=, this] {
-              threadIdx = {t, 0, 0};
+              threadIdx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
               blockIdx = {bx, by, bz};
               k(args...);
+              g_warp_bar[t / 32].drop();  // returned: no longer part of its warp's or block's barriers
+              g_block_bar.drop();
             });
           for (auto& x : th) x.join();
           std::free(sm);

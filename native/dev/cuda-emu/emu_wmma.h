@@ -21,7 +21,7 @@ inline float __high2float(__nv_bfloat162 v) { return __bfloat162float(v.y); }
 inline int g_all[32][32];
 inline bool __all_sync(unsigned mask, bool p) {
   assert(mask == 0xffffffffu);
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int w = emu_tid() / 32, lane = emu_tid() % 32;
   g_all[w][lane] = p;
   g_warp_bar[w].wait();
   bool r = true;
@@ -39,8 +39,8 @@ struct fragment {
   static constexpr int num_elements = 8;
   T x[8];
 };
-inline int emu_row(int i) { return (i * 32 + (int)(threadIdx.x % 32)) / 16; }
-inline int emu_col(int i) { return (i * 32 + (int)(threadIdx.x % 32)) % 16; }
+inline int emu_row(int i) { return (i * 32 + emu_tid() % 32) / 16; }
+inline int emu_col(int i) { return (i * 32 + emu_tid() % 32) % 16; }
 inline void emu_check_ptr(const void* p, unsigned ldm, int esize) {
   const uintptr_t off = (uintptr_t)p - (uintptr_t)emu_dyn_smem;
   if (off % 32 != 0 || (ldm * esize) % 16 != 0) { std::fprintf(stderr, "wmma alignment: off %zu ldm %u\n", (size_t)off, ldm); std::abort(); }
@@ -72,7 +72,7 @@ inline float g_mma[32][3][16][16];
 template <class LA, class LB>
 inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA>& a,
                      const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
-  const int w = threadIdx.x / 32;
+  const int w = emu_tid() / 32;
   for (int i = 0; i < 8; ++i) {
     const int r = emu_row(i), cc = emu_col(i);
     g_mma[w][0][r][cc] = __bfloat162float(a.x[i]);
@@ -108,13 +108,4 @@ inline void cp_async_wait_all() {
   for (auto& p : g_cp_pending) std::memcpy(p.first, p.second, 16);
   g_cp_pending.clear();
 }
-// ---- bf16 storage (the bf16 decode path): the host's puzzle::bf16 is __nv_bfloat16 bit for bit
-#include "puzzle/bf16.h"
-struct alignas(8) uint2 { unsigned x, y; };
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __float2bfloat16(f); }
-inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
-namespace puzzle::cuda {
-using bf16x = __nv_bfloat16;
-inline const bf16x* dev(const bf16* p) { return reinterpret_cast<const bf16x*>(p); }
-inline bf16x* dev(bf16* p) { return reinterpret_cast<bf16x*>(p); }
-}  // namespace puzzle::cuda

@@ -7,6 +7,8 @@
 # ops against fp64 references. The build runs under AddressSanitizer (out-of-bounds global/shared
 # accesses) or ThreadSanitizer (shared-memory races: a missing __syncthreads shows up as a data
 # race between the threads of a block, since barriers are their only synchronisation).
+# ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
+# on the same emulator against the CPU backend's op tables.
 #
 #   native/dev/cuda-emu/run.sh                  # ASan: tc tcbwd tcbwd@166912 decode16; TSan: tcbwd-small (both sizes)
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
@@ -39,7 +41,7 @@ build_one() {
     *) echo "run.sh: unknown sanitizer $1" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
-  "$cxx" -std=c++20 -O1 -g $flags -I"$here" -I"$root/native/include" "$here/attention_test.cpp" "$build/attention_emu.cpp" \
+  "$cxx" -std=c++20 -O1 -g $flags -I"$here" -I"$here/stubs" -I"$root/native/src" -I"$root/native/include" "$here/attention_test.cpp" "$build/attention_emu.cpp" \
     -o "$build/attention_test_$1" -lpthread
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "emu.h"
+#include "emu_wmma.h"
 #include "cpu/ops_cpu.h"
 #include "cuda/common.cuh"
 #include "puzzle/backend.h"

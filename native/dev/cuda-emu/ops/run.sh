@@ -4,11 +4,10 @@
 # For machines without a GPU: it catches indexing, alignment, vector-packing and missing-barrier
 # bugs before a GPU run does. Not a speed test, and not a substitute for benchmarks/gpu/check.sh.
 #
-# How: prep.py rewrites each kernel launch `k<<<grid, block, smem, stream>>>(args)` into
-# `emu_launch(grid, block, smem, stream, k, args)`; shim/cuda/common.cuh stands in for
-# native/src/cuda/common.cuh and runs every CUDA thread of a block as an OS thread (a real
-# barrier for __syncthreads, shuffles through a shared buffer, nvcuda::wmma with a deliberately
-# non-hardware fragment layout). Built with ASan and UBSan. Needs the CPU engine built first
+# How: the emulator of the attention tests (../emu.h, ../emu_wmma.h, ../convert.sh: every CUDA
+# thread an OS thread, real barriers, shuffles through per-warp buffers, nvcuda::wmma with a
+# deliberately non-hardware fragment layout) runs the converted kernels; the test links the CPU
+# engine for the reference tables. Built with ASan and UBSan. Needs the CPU engine built first
 # (npx cmake-js compile --out build, or cmake -S . -B build-gpu).
 #
 #   native/dev/cuda-emu/ops/run.sh          (about 1 minute on 2 cores)
@@ -20,9 +19,10 @@ CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/nul
 [ -n "$CORE" ] || { echo "build the CPU engine first (libpuzzle_core.a not found)"; exit 2; }
 mkdir -p "$WORK/src" "$WORK/obj"
 KERNELS="elementwise rmsnorm rope swiglu gemm attention_bf16"
-for f in $KERNELS; do python3 "$HERE/prep.py" "$W/native/src/cuda/$f.cu" "$WORK/src/$f.cpp" >/dev/null; done
+EMU=$(cd "$HERE/.." && pwd)
+for f in $KERNELS; do "$EMU/convert.sh" "$W/native/src/cuda/$f.cu" "$WORK/src/$f.cpp"; done
 FLAGS="-std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wno-unknown-pragmas -Wno-unused-function ${EXTRA:-}"
-INC="-I$HERE/shim -I$W/native/include -I$W/native/src"
+INC="-I$EMU -I$EMU/stubs -I$W/native/src -I$W/native/include"
 rm -f "$WORK"/obj/*.o  # a failed compile must not leave an older object to link
 pids=""
 for f in $KERNELS; do g++ $FLAGS $INC -c "$WORK/src/$f.cpp" -o "$WORK/obj/g_$f.o" & pids="$pids $!"; done
