@@ -3,9 +3,8 @@
 // tolerances. The CPU's bf16 ops are the reference the CUDA bf16 kernels are checked against.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Block } from '../../ts/core/block.js';
-import { ropeTables } from '../../ts/model/rope.js';
 import { tensor, zeros, type Tensor } from '../../ts/core/tensor.js';
-import { Golden, arr, expectClose } from '../support/golden.js';
+import { Golden, arr, expectClose, goldenBlock } from '../support/golden.js';
 import { expectError } from '../support/expect-error.js';
 import { TOL } from '../support/tolerances.js';
 
@@ -24,18 +23,9 @@ function relL2(a: ArrayLike<number>, e: ArrayLike<number>): number {
 }
 
 function build(g: Golden, dtype: 'float32' | 'bfloat16') {
-  const attention = g.meta<string>('attention') as 'gqa' | 'linear' | 'noop';
-  const block = new Block({
-    hidden: g.meta('hidden'), heads: g.meta('heads'), headDim: g.meta('head_dim'), attention,
-    kvHeads: attention === 'gqa' ? g.meta('kv_heads') : undefined,
-    ffn: g.meta<string>('ffn') as 'swiglu' | 'linear' | 'noop', ffnWidth: g.meta('ffn_width'), eps: g.meta('eps'), dtype,
-  });
-  for (const name of g.names('param.')) block.param(name.slice(6)).copyFrom(g.f32(name));
-  const { cos, sin } = ropeTables(g.meta('head_dim'), g.meta('T'), g.meta('rope_theta'));
-  const half = g.meta<number>('head_dim') / 2;
-  const rope = { cos: tensor(cos, [g.meta('T'), half]), sin: tensor(sin, [g.meta('T'), half]) };
-  live.push(block, rope.cos, rope.sin);
-  return { block, rope };
+  const r = goldenBlock(g, dtype);
+  live.push(r.block, r.rope.cos, r.rope.sin);
+  return r;
 }
 
 describe('bfloat16 tensors', () => {

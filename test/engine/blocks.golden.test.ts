@@ -1,9 +1,8 @@
 // Whole decoder blocks, every attention x FFN variant, forward and backward against PyTorch.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Block } from '../../ts/core/block.js';
-import { ropeTables } from '../../ts/model/rope.js';
 import { tensor, type Tensor } from '../../ts/core/tensor.js';
-import { Golden, arr, expectClose } from '../support/golden.js';
+import { Golden, arr, expectClose, goldenBlock } from '../support/golden.js';
 import { TOL } from '../support/tolerances.js';
 
 const variants: Array<[string, string]> = [];
@@ -13,18 +12,9 @@ const live: Array<Tensor | Block> = [];
 afterAll(() => live.splice(0).forEach((t) => t.dispose()));
 
 function build(g: Golden): { block: Block; rope: { cos: Tensor; sin: Tensor } } {
-  const attention = g.meta<string>('attention') as 'gqa' | 'linear' | 'noop';
-  const block = new Block({
-    hidden: g.meta('hidden'), heads: g.meta('heads'), headDim: g.meta('head_dim'), attention,
-    kvHeads: attention === 'gqa' ? g.meta('kv_heads') : undefined,
-    ffn: g.meta<string>('ffn') as 'swiglu' | 'linear' | 'noop', ffnWidth: g.meta('ffn_width'), eps: g.meta('eps'),
-  });
-  for (const name of g.names('param.')) block.param(name.slice(6)).copyFrom(g.f32(name));
-  const { cos, sin } = ropeTables(g.meta('head_dim'), g.meta('T'), g.meta('rope_theta'));
-  const half = g.meta<number>('head_dim') / 2;
-  const rope = { cos: tensor(cos, [g.meta('T'), half]), sin: tensor(sin, [g.meta('T'), half]) };
-  live.push(block, rope.cos, rope.sin);
-  return { block, rope };
+  const r = goldenBlock(g);
+  live.push(r.block, r.rope.cos, r.rope.sin);
+  return r;
 }
 
 describe('decoder block (DeciLM semantics)', () => {

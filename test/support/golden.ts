@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { openSafetensors, readFloat32, readInt32, type SafetensorsFile } from '../../ts/model/safetensors.js';
 import { tensor, type Tensor } from '../../ts/core/tensor.js';
+import { Block } from '../../ts/core/block.js';
+import { ropeTables } from '../../ts/model/rope.js';
 import type { Tolerance } from './tolerances.js';
 
 const DIR = fileURLToPath(new URL('../golden/', import.meta.url));
@@ -38,6 +40,23 @@ export class Golden {
   names(prefix = ''): string[] {
     return [...this.file.tensors.keys()].filter((n) => n.startsWith(prefix));
   }
+}
+
+/**
+ * The block of a `block_*` golden file with its parameters loaded, and RoPE tables for its T
+ * positions (the caller disposes all three).
+ */
+export function goldenBlock(g: Golden, dtype: 'float32' | 'bfloat16' = 'float32'): { block: Block; rope: { cos: Tensor; sin: Tensor } } {
+  const attention = g.meta<string>('attention') as 'gqa' | 'linear' | 'noop';
+  const block = new Block({
+    hidden: g.meta('hidden'), heads: g.meta('heads'), headDim: g.meta('head_dim'), attention,
+    kvHeads: attention === 'gqa' ? g.meta('kv_heads') : undefined,
+    ffn: g.meta<string>('ffn') as 'swiglu' | 'linear' | 'noop', ffnWidth: g.meta('ffn_width'), eps: g.meta('eps'), dtype,
+  });
+  for (const name of g.names('param.')) block.param(name.slice(6)).copyFrom(g.f32(name));
+  const { cos, sin } = ropeTables(g.meta('head_dim'), g.meta('T'), g.meta('rope_theta'));
+  const half = g.meta<number>('head_dim') / 2;
+  return { block, rope: { cos: tensor(cos, [g.meta('T'), half]), sin: tensor(sin, [g.meta('T'), half]) } };
 }
 
 /** Element-wise closeness with a message that names the worst element. */

@@ -17,7 +17,7 @@
 
 #include "emu.h"
 #include "emu_wmma.h"
-#include "puzzle/bf16.h"
+#include "cuda/common.cuh"  // the entry points under test, as the kernels declare them
 
 namespace puzzle::cuda {
 cudaStream_t stream() { return nullptr; }
@@ -25,17 +25,6 @@ int g_errors = 0;
 void record_error(cudaError_t e, const char* where) {
   if (e != cudaSuccess) { std::fprintf(stderr, "record_error %d at %s\n", e, where); ++g_errors; }
 }
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
-                       int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
-                        int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
-void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
-                              int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
-                              int64_t Tmax);
-bool attention_decode(puzzle::bf16* out, const puzzle::bf16* q, const puzzle::bf16* k_cache,
-                      const puzzle::bf16* v_cache, int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_t HS,
-                      int64_t q_stride, int64_t past, int64_t Tmax);
 }  // namespace puzzle::cuda
 using namespace puzzle::cuda;
 
