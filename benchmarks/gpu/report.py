@@ -28,6 +28,8 @@ def main():
                 extra = f"{r[key]:.1f} {unit}"
             if t and key in t:
                 textra = f"{t[key]:.1f} {unit}"
+        if "x_copy_bw" in r:
+            floor = f"{r['x_copy_bw']:.2f}x the copy-bandwidth time"
         if "bw_floor_ms" in r:
             floor = f"bw {r['bw_floor_ms']:.4f} ms, compute {r['compute_floor_ms']:.4f} ms -> {r['x_floor']:.2f}x"
         rows.append([r["name"], f"{r['median_ms']:.4f} ({r['p10_ms']:.4f}..{r['p90_ms']:.4f})",

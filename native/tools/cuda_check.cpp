@@ -903,6 +903,46 @@ void run_benchmarks(bool quick, bool only_gemm) {
     emit("op", "rmsnorm fwd 4096x4096", rn, kv("GBps", 2.0 * T * C * 4 / (rn.median * 1e-3) / 1e9));
   }
 
+  // The pieces of a decode step, each against the copy bandwidth (what the decode floor assumes):
+  // the few-rows GEMM through the 8B weights (batch 1 and 64, fp32 and bf16 storage) and the
+  // split-KV attention over the cache (the bytes of the cache rows read). L2 flushed between.
+  {
+    const int64_t C = 4096, F2 = 2 * 14336, NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+    for (int64_t M : {1, 64})
+      for (bool half : {false, true}) {
+        const size_t es = half ? 2 : 4;
+        Dev W((size_t)F2 * C * es), X((size_t)M * C * es), Y((size_t)M * F2 * es);
+        cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
+        cudaMemsetAsync(X.p, 0, X.bytes, cuda::stream());
+        Stat st = time_ms([&] {
+          if (half)
+            GPU->ops_bf16.gemm(false, true, M, F2, C, 1.f, (bf16*)X.p, C, (bf16*)W.p, C, 0.f, (bf16*)Y.p, F2);
+          else
+            GPU->ops.gemm(false, true, M, F2, C, 1.f, X.f(), C, W.f(), C, 0.f, Y.f(), F2);
+        }, 2, reps, flush);
+        const double bytes = (double)W.bytes + X.bytes + Y.bytes;
+        emit("op", "gemv 8B gate|up M" + std::to_string(M) + (half ? " [bf16]" : ""), st,
+             kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " + kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
+      }
+    for (int64_t B : {1, 64})
+      for (bool half : {false, true}) {
+        const int64_t past = B == 1 ? 8192 : 1024, Tm = past + 1, KW = NKV * HS;
+        const size_t es = half ? 2 : 4;
+        Dev kc((size_t)B * Tm * KW * es), vc((size_t)B * Tm * KW * es), q((size_t)B * QKV * es), o((size_t)B * NH * HS * es);
+        for (Dev* d : {&kc, &vc, &q}) cudaMemsetAsync(d->p, 0, d->bytes, cuda::stream());
+        Stat st = time_ms([&] {
+          if (half)
+            GPU->ops_bf16.attention_cached_forward((bf16*)o.p, (bf16*)q.p, (bf16*)kc.p, (bf16*)vc.p, B, 1, NH, NKV, HS, QKV,
+                                                   past, Tm);
+          else
+            GPU->ops.attention_cached_forward(o.f(), q.f(), kc.f(), vc.f(), B, 1, NH, NKV, HS, QKV, past, Tm);
+        }, 2, reps, flush);
+        const double bytes = 2.0 * B * (past + 1) * KW * es;
+        emit("op", "decode attention 8B B" + std::to_string(B) + " past" + std::to_string(past) + (half ? " [bf16]" : ""), st,
+             kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " + kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
+      }
+  }
+
   // Blocks: fp32 storage, then mixed precision (bf16 activations and weights).
   const BlockShape blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};
   for (auto& bc : blocks) {
