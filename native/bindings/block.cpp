@@ -39,6 +39,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::Backward>("backward"),
                                        InstanceMethod<&BlockWrap::ForwardCached>("forwardCached"),
                                        InstanceMethod<&BlockWrap::SavedActivation>("savedActivation"),
+                                       InstanceMethod<&BlockWrap::DropMasterWeights>("dropMasterWeights"),
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
                                        InstanceAccessor<&BlockWrap::NumParams>("numParams"),
                                        InstanceAccessor<&BlockWrap::DTypeName>("dtype"),
@@ -167,16 +168,31 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     return out;
   }
 
+  // The fp32 parameters, unless dropMasterWeights() freed them.
+  const BufferPtr& master(const Napi::CallbackInfo& info, const char* fn) {
+    Block& b = block(info.Env(), fn);
+    if (!b.has_master_weights())
+      throw make_error(info.Env(), "ERR_PUZZLE_STATE",
+                       std::string("Block.") + fn + ": the float32 parameters were dropped (dropMasterWeights: inference only)");
+    return b.param_buffer();
+  }
   Napi::Value Param(const Napi::CallbackInfo& info) {
     const ParamInfo& p = info_of(info, "param");
-    return view(info.Env(), block_->param_buffer(), p);
+    return view(info.Env(), master(info, "param"), p);
   }
   Napi::Value Grad(const Napi::CallbackInfo& info) {
     const ParamInfo& p = info_of(info, "grad");
     return view(info.Env(), block_->grad_buffer(), p);
   }
-  Napi::Value ParamBuffer(const Napi::CallbackInfo& info) {
-    return flat(info.Env(), block(info.Env(), "paramBuffer").param_buffer());
+  Napi::Value ParamBuffer(const Napi::CallbackInfo& info) { return flat(info.Env(), master(info, "paramBuffer")); }
+  // dropMasterWeights(): a bfloat16 block keeps only its bf16 copy of the weights (inference).
+  Napi::Value DropMasterWeights(const Napi::CallbackInfo& info) {
+    Block& b = block(info.Env(), "dropMasterWeights");
+    if (b.dtype() != DType::BF16)
+      throw make_error(info.Env(), "ERR_PUZZLE_DTYPE", "Block.dropMasterWeights: only a bfloat16 block has a copy to serve from");
+    std::lock_guard<std::mutex> lk(b.mutex());
+    b.drop_master_weights();
+    return info.Env().Undefined();
   }
   Napi::Value GradBuffer(const Napi::CallbackInfo& info) {
     return flat(info.Env(), block(info.Env(), "gradBuffer").grad_buffer());
@@ -236,7 +252,8 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           std::lock_guard<std::mutex> lk(blk->mutex());
           BlockInputs in = block_inputs("Block.forward", B, T, cos, sin, gqa ? pos : nullptr, P);
           if (dt == DType::BF16) {
-            blk->weights_changed();  // JS may have written the fp32 parameters through their views
+            // JS may have written the fp32 parameters through their views
+            if (blk->has_master_weights()) blk->weights_changed();
             blk->forward(static_cast<bf16*>(out->ptr()), static_cast<const bf16*>(x->ptr()), in, save);
           } else {
             check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
@@ -289,7 +306,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           std::lock_guard<std::mutex> lk(blk->mutex());
           BlockInputs in = block_inputs("Block.forwardCached", B, T, cos, sin, gqa ? pos : nullptr, P);
           if (dt == DType::BF16) {
-            blk->weights_changed();
+            if (blk->has_master_weights()) blk->weights_changed();
             auto h = [](const TensorRef& t) { return t ? static_cast<bf16*>(t->ptr()) : nullptr; };
             blk->forward_cached(h(out), h(x), in, h(kc), h(vc), past, Tmax);
           } else {

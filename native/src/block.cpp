@@ -74,6 +74,19 @@ Block::Block(const Backend& backend, const BlockConfig& cfg, DType dtype) : be_(
   if (dtype_ == DType::BF16) weights16_ = make_buffer(be_, std::max<size_t>(total_, 1) * sizeof(bf16));
 }
 
+void Block::weights_changed() {
+  if (!params_buf_) throw std::logic_error("Block::weights_changed: the fp32 parameters were dropped (inference only)");
+  weights16_stale_ = true;
+}
+
+void Block::drop_master_weights() {
+  if (dtype_ != DType::BF16) throw std::logic_error("Block::drop_master_weights: only a bfloat16 block keeps a copy to serve from");
+  if (!params_buf_) return;
+  (void)w<bf16>(-1);  // the bf16 copy, made now if stale
+  params_buf_.reset();
+  grads_buf_.reset();
+}
+
 void Block::check_dtype(DType want, const char* fn) const {
   if (want != dtype_)
     throw std::logic_error(std::string("Block::") + fn + ": this block computes in " + dtype_name(dtype_) +
@@ -82,15 +95,14 @@ void Block::check_dtype(DType want, const char* fn) const {
 
 template <class T>
 const T* Block::w(int idx) {
-  if (idx < 0) return nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    return p(idx);
+    return idx < 0 ? nullptr : p(idx);
   } else {
     if (weights16_stale_) {
       be_.ops_bf16.to_bf16(weights16_->as<bf16>(), params_buf_->f32(), (int64_t)total_);
       weights16_stale_ = false;
     }
-    return weights16_->as<bf16>(params_[idx].offset);
+    return idx < 0 ? nullptr : weights16_->as<bf16>(params_[idx].offset);
   }
 }
 
@@ -309,6 +321,7 @@ void Block::backward(bf16* dx, const bf16* dout) {
 template <class T>
 void Block::backward_t(T* dx, const T* dout) {
   if (!saved_) throw std::logic_error("backward needs the activations of a preceding forward with save = true");
+  if (!params_buf_) throw std::logic_error("backward: the fp32 parameters were dropped (inference only)");
   const OpsOf<T>& o = ops_of<T>(be_);
   const int64_t B = saved_in_.B, T_ = saved_in_.T, N = B * T_, C = cfg_.C, HS = cfg_.HS;
   const size_t row_bytes = (size_t)N * C * sizeof(T);

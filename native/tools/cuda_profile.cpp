@@ -136,6 +136,8 @@ class Stack {
       Block& b = *blocks_.back();
       fill_random(b.param_buffer()->f32(), b.num_params(), 0.02f, seed++);
       b.weights_changed();
+      // serving holds bf16 weights only: drop the fp32 masters (two whole models fit at once)
+      if (d.dtype == DType::BF16) b.drop_master_weights();
       const int64_t kv = o.attn == AttnKind::GQA ? s.B * (s.P + s.G) * o.NKV * d.HS : 0;
       kc_.push_back(kv ? dalloc(kv * d.es()) : nullptr);
       vc_.push_back(kv ? dalloc(kv * d.es()) : nullptr);

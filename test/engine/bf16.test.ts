@@ -145,6 +145,25 @@ describe('bfloat16 blocks against the PyTorch goldens', () => {
     expect(relL2(got, full)).toBeLessThan(5e-3);
   });
 
+  it('dropMasterWeights keeps serving the same outputs from the bf16 copy alone, and refuses training', async () => {
+    const g = new Golden('block_gqa2_swiglu');
+    const { block, rope } = build(g, 'bfloat16');
+    const x = tensor(g.f32('x'), g.shape('x'), 'bfloat16');
+    live.push(x);
+    const before = arr(await block.forward(x, g.meta('B'), g.meta('T'), rope, true));
+    block.dropMasterWeights();
+    block.dropMasterWeights(); // a second call changes nothing
+    const after = arr(await block.forward(x, g.meta('B'), g.meta('T'), rope, true));
+    expect(Array.from(after)).toEqual(Array.from(before));
+    await expectError(() => block.param('mlp.up_proj.weight'), 'ERR_PUZZLE_STATE', 'dropMasterWeights');
+    await expectError(() => block.paramBuffer(), 'ERR_PUZZLE_STATE', 'dropped');
+    const dout = tensor(g.f32('dout'), g.shape('dout'), 'bfloat16');
+    live.push(dout);
+    await expectError(block.backward(dout, true), 'ERR_PUZZLE_STATE', 'inference only');
+    const f32 = build(g, 'float32');
+    await expectError(() => f32.block.dropMasterWeights(), 'ERR_PUZZLE_DTYPE', 'bfloat16');
+  });
+
   it('refuses float32 activations, savedActivation and unknown dtypes with typed errors', async () => {
     const g = new Golden('block_gqa2_swiglu');
     const { block, rope } = build(g, 'bfloat16');

@@ -103,6 +103,14 @@ export class Block {
     return sync(() => this.nb.savedActivation(name));
   }
 
+  /**
+   * Inference only, bfloat16 blocks: keeps just the bf16 copy of the weights (a third of the
+   * bytes); the float32 parameters can no longer be read or trained afterwards.
+   */
+  dropMasterWeights(): void {
+    sync(() => this.nb.dropMasterWeights());
+  }
+
   dispose(): void {
     this.nb.dispose();
   }

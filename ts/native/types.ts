@@ -84,6 +84,7 @@ export interface NativeBlock {
   backward(dout: T, wantInputGrad: boolean): Promise<NativeTensor | null>;
   forwardCached(x: T, B: number, Tn: number, cos: Opt, sin: Opt, pos: Opt, kCache: Opt, vCache: Opt, past: number): Promise<NativeTensor>;
   savedActivation(name: 'attn_input' | 'x1' | 'ffn_input' | 'ffn_hidden'): NativeTensor;
+  dropMasterWeights(): void;
   dispose(): void;
 }
 

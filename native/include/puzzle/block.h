@@ -56,7 +56,12 @@ class Block {
   DType dtype() const { return dtype_; }
   // The fp32 parameters were written (loaded, or stepped by the optimiser): a bf16 block
   // refreshes its bf16 copy of them before the next forward.
-  void weights_changed() { weights16_stale_ = true; }
+  void weights_changed();
+  // Inference only (bf16 blocks): makes the bf16 copy of the weights now and frees the fp32
+  // parameters, so the block holds a third of the bytes. Afterwards the parameters cannot be read
+  // or written (param_buffer() is null; weights_changed() and backward() throw).
+  void drop_master_weights();
+  bool has_master_weights() const { return params_buf_ != nullptr; }
   const BlockConfig& config() const { return cfg_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo* find(const std::string& name) const;
