@@ -5,13 +5,24 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../ts/native/loader.js';
 import { cudaProfilerPath, profileSpaceCuda } from '../../ts/profile/cuda.js';
-import { scenario } from '../../ts/profile/scenario.js';
+import { parseGpuDescription, requireSameDevice, scenario } from '../../ts/profile/scenario.js';
 import { tinyConfig } from '../support/tiny-run.js';
 
 const cuda = loadAddon().cudaInfo();
 const noGpu = cuda.devices === 0;
 
 describe('puzzle profile --device cuda', () => {
+  it('a GPU cost table is checked against the GPU here (name, sm, driver, GEMM path)', () => {
+    const here = parseGpuDescription('NVIDIA H200 (sm_90, 139.8 GiB, driver 13.0, cublas)');
+    expect(here).toEqual({ kind: 'cuda', model: 'NVIDIA H200', isa: 'sm_90', driver: '13.0', gemm: 'cublas', threads: 0 });
+    expect(parseGpuDescription('no GPU: the driver reports no devices')).toBeNull();
+    const table = { device: { kind: 'cuda' as const, model: 'NVIDIA H200', isa: 'sm_90', driver: '13.0', gemm: 'cublas', threads: 132 } };
+    expect(() => requireSameDevice(table, 'the cost table', here)).not.toThrow();
+    expect(() => requireSameDevice(table, 'the cost table', { ...here!, gemm: 'puzzle-wmma-bf16' })).toThrow(/measured on .*profile again here/);
+    expect(() => requireSameDevice(table, 'the cost table', null)).toThrow(/measured on the GPU NVIDIA H200 \(sm_90\), and no GPU answers here/);
+    if (noGpu) expect(() => requireSameDevice(table, 'costs.json')).toThrow(/costs.json was measured on the GPU NVIDIA H200.*no GPU answers here/);
+  });
+
   it('profiles bfloat16 on the GPU only, and says why', () => {
     expect(scenario({ batch: 1, prompt: 8, generate: 2, device: 'cuda', dtype: 'bfloat16' }).dtype).toBe('bfloat16');
     expect(() => scenario({ batch: 1, prompt: 8, generate: 2, dtype: 'bfloat16' })).toThrow(/bfloat16 on the CPU.*--device cuda/);

@@ -45,12 +45,35 @@ export function deviceFingerprint(): DeviceFingerprint {
   return { kind: 'cpu', model: e.cpuModel, isa: e.isa, gemm: e.gemmKernel, threads: e.threads };
 }
 
-export function sameDevice(a: DeviceFingerprint, b: DeviceFingerprint): boolean {
-  return a.kind === b.kind && a.model === b.model && a.isa === b.isa && a.threads === b.threads && a.gemm === b.gemm && a.driver === b.driver;
+/**
+ * The GPU this process would measure on, from the CUDA probe's description
+ * ("NAME (sm_90, 139.8 GiB, driver 13.0, cublas)"), or null when none answers. Its `threads`
+ * (multiprocessors) is not in the description: 0, and not compared.
+ */
+export function parseGpuDescription(desc: string): DeviceFingerprint | null {
+  const m = /^(.*) \((sm_\d+), [\d.]+ GiB, driver ([\d.]+), ([^)]+)\)$/.exec(desc);
+  return m ? { kind: 'cuda', model: m[1], isa: m[2], driver: m[3], gemm: m[4], threads: 0 } : null;
 }
 
-/** Refuses a cost table measured elsewhere (costs are per device; never silently reused). */
-export function requireSameDevice(table: { device: DeviceFingerprint }, where: string, here: DeviceFingerprint = deviceFingerprint()): void {
-  if (!sameDevice(table.device, here))
-    throw new PuzzleError('ERR_PUZZLE_DEVICE', `${where} was measured on ${JSON.stringify(table.device)}, this machine is ${JSON.stringify(here)}; profile again here`);
+export function gpuFingerprint(): DeviceFingerprint | null {
+  const c = loadAddon().cudaInfo();
+  return c.devices > 0 ? parseGpuDescription(c.description) : null;
+}
+
+export function sameDevice(a: DeviceFingerprint, b: DeviceFingerprint): boolean {
+  const threads = a.kind === 'cuda' ? !a.threads || !b.threads || a.threads === b.threads : a.threads === b.threads;
+  return a.kind === b.kind && a.model === b.model && a.isa === b.isa && threads && a.gemm === b.gemm && a.driver === b.driver;
+}
+
+/**
+ * Refuses a cost table measured elsewhere (costs are per device; never silently reused): a CPU
+ * table against this CPU, a GPU table against the GPU this process sees.
+ */
+export function requireSameDevice(table: { device: DeviceFingerprint }, where: string, here?: DeviceFingerprint | null): void {
+  const gpu = table.device.kind === 'cuda';
+  const mine = here !== undefined ? here : gpu ? gpuFingerprint() : deviceFingerprint();
+  if (!mine)
+    throw new PuzzleError('ERR_PUZZLE_DEVICE', `${where} was measured on the GPU ${table.device.model} (${table.device.isa}), and no GPU answers here (${loadAddon().cudaInfo().description}); use it where that GPU is, or allow another device explicitly`);
+  if (!sameDevice(table.device, mine))
+    throw new PuzzleError('ERR_PUZZLE_DEVICE', `${where} was measured on ${JSON.stringify(table.device)}, this machine is ${JSON.stringify(mine)}; profile again here`);
 }
