@@ -32,10 +32,17 @@ else
   say "built"
 fi
 
-say "CUDA against CPU, then benchmarks"
-timeout 300 "$BUILD/puzzle_cuda_check" --json "$OUT/ours.json" $QUICK 2>&1 | tee "$OUT/check.log"
+# fp32 and bf16 in two processes: a fault in one (a sticky CUDA error ends a process's use of
+# the device) leaves the other's checks and timings standing
+say "CUDA against CPU, then benchmarks: fp32"
+timeout 240 "$BUILD/puzzle_cuda_check" --part f32 --json "$OUT/ours.json" $QUICK 2>&1 | tee "$OUT/check.log"
 RC=${PIPESTATUS[0]}
-say "puzzle_cuda_check exit $RC"
+say "puzzle_cuda_check --part f32 exit $RC"
+say "CUDA against CPU, then benchmarks: bf16 (mixed precision)"
+timeout 240 "$BUILD/puzzle_cuda_check" --part bf16 --json "$OUT/ours-bf16.json" $QUICK 2>&1 | tee -a "$OUT/check.log"
+RC16=${PIPESTATUS[0]}
+say "puzzle_cuda_check --part bf16 exit $RC16"
+[ "$RC" = 0 ] && RC=$RC16
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
@@ -61,11 +68,11 @@ if [ -x "$BUILD/puzzle_cuda_profile" ]; then
 fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
-[ -f "$OUT/ours.json" ] && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" --torch "$OUT/torch.json" \
-  --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+{ [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
+  --ours "$OUT/ours-bf16.json" --torch "$OUT/torch.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
-[ "$RC" = 0 ] && rm -f "$OUT/cmake.log" "$OUT/build.log"
+rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
 say "done"
 exit $RC

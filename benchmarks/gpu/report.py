@@ -9,13 +9,18 @@ import re
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ours", required=True)
+    ap.add_argument("--ours", required=True, action="append", help="puzzle_cuda_check JSON (repeatable: the parts)")
     ap.add_argument("--torch")
     ap.add_argument("--md")
     ap.add_argument("--commit", default="")
     ap.add_argument("--smi", default="")
     a = ap.parse_args()
-    ours = json.load(open(a.ours))
+    parts = [json.load(open(p)) for p in a.ours if os.path.exists(p)]
+    if not parts:
+        raise SystemExit("report.py: none of the --ours files exists")
+    ours = dict(parts[0])
+    ours["results"] = [r for p in parts for r in p["results"]]
+    ours["checks"] = [c for p in parts for c in p.get("checks", [])]
     torch = json.load(open(a.torch)) if a.torch and os.path.exists(a.torch) else {"results": []}
     tmap = {r["name"]: r for r in torch["results"]}
     rows = []

@@ -3,7 +3,9 @@
 // graphs against their bandwidth and compute floors). Run by benchmarks/gpu/check.sh; needs no
 // Node. Exit status 0 only when every check passes.
 //
-//   puzzle_cuda_check [--json FILE] [--no-bench] [--quick]
+//   puzzle_cuda_check [--json FILE] [--no-bench] [--quick] [--part f32|bf16|all]
+// --part runs only the fp32 or only the bf16 (mixed precision) checks and benchmarks: check.sh
+// runs them as two processes, so a fault in one leaves the other's results standing.
 //
 // Errors are relative L2 norms ||gpu - cpu|| / ||cpu||, against tolerances written per kind of
 // arithmetic (TOL below). The fp32 ops: the GPU runs matrix products on the tensor cores with
@@ -51,6 +53,7 @@ struct Tol {
 
 const Backend& CPU = cpu_backend();
 const Backend* GPU = nullptr;
+bool g_f32 = true, g_bf16 = true;  // which parts run (--part)
 
 std::mt19937_64 rng(1234);
 std::vector<float> randn(size_t n, float scale = 1.f, float shift = 0.f) {
@@ -621,6 +624,8 @@ void check_block_bf16(BlockConfig cfg, int64_t B, int64_t T) {
 }
 
 void run_checks(bool quick) {
+  BlockConfig c;
+  if (!g_f32) goto bf16_part;
   std::printf("\n== CUDA against CPU (relative L2 error) ==\n");
   check_embedding();
   check_rmsnorm(67, 1000);
@@ -651,7 +656,6 @@ void run_checks(bool quick) {
   check_swiglu_elementwise();
   check_losses();
   check_optimiser();
-  BlockConfig c;
   c.C = 256, c.NH = 8, c.HS = 32, c.NKV = 2, c.F = 704;
   check_block(c, 2, 40);
   c.NKV = 1, c.ffn = FfnKind::NoOp;
@@ -664,6 +668,8 @@ void run_checks(bool quick) {
   c.C = 1024, c.NH = 8, c.HS = 128, c.NKV = 8, c.F = 2816;
   check_block(c, 1, 128);
 
+bf16_part:
+  if (!g_bf16) return;
   std::printf("\n== CUDA bf16 against CPU bf16 ==\n");
   check_bf16_ops();
   c = BlockConfig{};
@@ -850,6 +856,7 @@ void run_benchmarks(bool quick, bool only_gemm) {
                {"gemm 70B gate|up 4096x57344x8192", 4096, 57344, 8192}};
   double peak = 0;
   for (auto& g : gemms) {
+    if (!g_f32) break;
     Dev A((size_t)g.M * g.K * 4), Bm((size_t)g.N * g.K * 4), Cm((size_t)g.M * g.N * 4);
     auto ha = randn(std::min<size_t>((size_t)g.M * g.K, 1 << 22));
     for (size_t off = 0; off < (size_t)g.M * g.K; off += ha.size())  // random data, not zeros
@@ -863,6 +870,7 @@ void run_benchmarks(bool quick, bool only_gemm) {
     emit("gemm", g.name, st, kv("TFLOPs", tf));
   }
   for (auto& g : gemms) {  // the same with bf16 storage (mixed precision)
+    if (!g_bf16) break;
     Dev A((size_t)g.M * g.K * 2), Bm((size_t)g.N * g.K * 2), Cm((size_t)g.M * g.N * 2);
     auto ha = round16(randn(std::min<size_t>(std::max<size_t>((size_t)g.M, (size_t)g.N) * g.K, 1 << 22)));
     for (Dev* d : {&A, &Bm})
@@ -878,7 +886,7 @@ void run_benchmarks(bool quick, bool only_gemm) {
   if (only_gemm) return;
 
   // Per-op times on Llama-3.1-8B shapes (4096 tokens).
-  {
+  if (g_f32) {
     const int64_t T = 4096, NH = 32, NKV = 8, HS = 128, C = 4096, QKV = (NH + 2 * NKV) * HS;
     Dev qkv((size_t)T * QKV * 4), out((size_t)T * NH * HS * 4), lse((size_t)NH * T * 4), dout((size_t)T * NH * HS * 4),
         dqkv((size_t)T * QKV * 4);
@@ -910,6 +918,7 @@ void run_benchmarks(bool quick, bool only_gemm) {
     const int64_t C = 4096, F2 = 2 * 14336, NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
     for (int64_t M : {1, 64})
       for (bool half : {false, true}) {
+        if (half ? !g_bf16 : !g_f32) continue;
         const size_t es = half ? 2 : 4;
         Dev W((size_t)F2 * C * es), X((size_t)M * C * es), Y((size_t)M * F2 * es);
         cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
@@ -926,6 +935,7 @@ void run_benchmarks(bool quick, bool only_gemm) {
       }
     for (int64_t B : {1, 64})
       for (bool half : {false, true}) {
+        if (half ? !g_bf16 : !g_f32) continue;
         const int64_t past = B == 1 ? 8192 : 1024, Tm = past + 1, KW = NKV * HS;
         const size_t es = half ? 2 : 4;
         Dev kc((size_t)B * Tm * KW * es), vc((size_t)B * Tm * KW * es), q((size_t)B * QKV * es), o((size_t)B * NH * HS * es);
@@ -946,8 +956,8 @@ void run_benchmarks(bool quick, bool only_gemm) {
   // Blocks: fp32 storage, then mixed precision (bf16 activations and weights).
   const BlockShape blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};
   for (auto& bc : blocks) {
-    bench_block<float>(bc, quick, reps, bw, peak, flush);
-    bench_block<bf16>(bc, quick, reps, bw, peak, flush);
+    if (g_f32) bench_block<float>(bc, quick, reps, bw, peak, flush);
+    if (g_bf16) bench_block<bf16>(bc, quick, reps, bw, peak, flush);
   }
 }
 
@@ -965,8 +975,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--only-gemm")) only_gemm = true;
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "f32")) g_bf16 = false, ++i;
+    else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "bf16")) g_f32 = false, ++i;
+    else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "all")) ++i;
     else {
-      std::fprintf(stderr, "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick]\n");
+      std::fprintf(stderr, "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick] [--part f32|bf16|all]\n");
       return 2;
     }
   }
