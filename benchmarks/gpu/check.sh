@@ -57,13 +57,26 @@ fi
 
 # puzzle profile --device cuda on real model shapes (what the TS command runs; no Node needed):
 # every option of the default search space of Llama-3.1-8B and -70B, one block kind at a time.
+# profile NAME TIMEOUT ARGS...: bf16 (what a GPU serves); should that fail, fp32 so the run still
+# has a cost table to show
+profile() {
+  name=$1 limit=$2
+  shift 2
+  say "profile: $name shapes, bf16 (batch 1, prompt 512, 16 generated)"
+  if ! timeout "$limit" "$BUILD/puzzle_cuda_profile" "$@" --dtype bf16 > "$OUT/profile-$name.json" 2>"$OUT/profile-$name.err"; then
+    tail -3 "$OUT/profile-$name.err"
+    say "profile: $name bf16 failed; fp32 instead"
+    timeout "$limit" "$BUILD/puzzle_cuda_profile" "$@" --dtype f32 > "$OUT/profile-$name.json" 2>"$OUT/profile-$name.err" || tail -3 "$OUT/profile-$name.err"
+  fi
+}
 if [ -x "$BUILD/puzzle_cuda_profile" ]; then
-  say "profile: Llama-3.1-8B shapes, bf16 (batch 1, prompt 512, 16 generated)"
-  timeout 150 "$BUILD/puzzle_cuda_profile" --hidden 4096 --heads 32 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
-    --ffn 14336,10752,7168,3584,1536,linear,noop --batch 1 --prompt 512 --generate 16 --repeats 5 --children 3 --additivity-layers 4 --dtype bf16 > "$OUT/profile-8b.json" 2>"$OUT/profile-8b.err" || tail -3 "$OUT/profile-8b.err"
-  say "profile: Llama-3.1-70B shapes, bf16 (batch 1, prompt 512, 16 generated)"
-  timeout 200 "$BUILD/puzzle_cuda_profile" --hidden 8192 --heads 64 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
-    --ffn 28672,21504,14336,7168,2816,linear,noop --batch 1 --prompt 512 --generate 16 --repeats 5 --children 3 --additivity-layers 4 --dtype bf16 > "$OUT/profile-70b.json" 2>"$OUT/profile-70b.err" || tail -3 "$OUT/profile-70b.err"
+  COMMON="--batch 1 --prompt 512 --generate 16 --repeats 5 --children 3 --additivity-layers 4"
+  # shellcheck disable=SC2086
+  profile 8b 150 --hidden 4096 --heads 32 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
+    --ffn 14336,10752,7168,3584,1536,linear,noop $COMMON
+  # shellcheck disable=SC2086
+  profile 70b 200 --hidden 8192 --heads 64 --head-dim 128 --vocab 128256 --attention kv8,kv4,kv2,kv1,linear,noop \
+    --ffn 28672,21504,14336,7168,2816,linear,noop $COMMON
   python3 benchmarks/gpu/profile_table.py "$OUT/profile-8b.json" "$OUT/profile-70b.json" | tee "$OUT/profile.md"
 fi
 

@@ -10,7 +10,8 @@ for path in sys.argv[1:]:
         print(f"\n{path}: no result ({e})")
         continue
     d = t["device"]
-    print(f"\n### {path.split('/')[-1]}: {d['model']} (sm_{d['sm']}, driver {d['driver']}, GEMM {d['gemm']})\n")
+    print(f"\n### {path.split('/')[-1]}: {d['model']} (sm_{d['sm']}, driver {d['driver']}, GEMM {d['gemm']}), "
+          f"{t.get('dtype', 'float32')}\n")
     print("| option | prefill ms | decode ms (all steps) |\n|---|---|---|")
     print(f"| empty layer | {t['empty']['prefill_ms']:.4f} | {t['empty']['decode_ms']:.4f} |")
     for s in t["subblocks"]:
