@@ -254,7 +254,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
 
   await stage('search', async () => {
     const costs = readCostTable(P.costs) as CostTable;
-    // a GPU table was measured by this run on purpose (the CPU fingerprint says nothing about it)
+    // a GPU table this run measured itself is taken as is (a resumed run may be on a box without that GPU)
     const table = buildSearchInput(parentCfg, P.library, costs, { allowOtherDevice: costs.device.kind === 'cuda' });
     const { source: _source, ...body } = table;
     writeJsonAtomic(join(P.library, LIBRARY_FILE), { format: LIBRARY_FORMAT, version: 1, ...body });
