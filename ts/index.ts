@@ -39,7 +39,8 @@ export * as search from './search/index.js';
 
 export { profileSpace, additivityCheck, predict, type CostTable, type SubblockCost } from './profile/profile.js';
 export { measureModel } from './profile/measure.js';
-export { scenario, deviceFingerprint, requireSameDevice, type ProfileScenario } from './profile/scenario.js';
+export { scenario, deviceFingerprint, gpuFingerprint, requireSameDevice, type ProfileScenario } from './profile/scenario.js';
+export { profileSpaceCuda, compareSpeedCuda, layerList } from './profile/cuda.js';
 export { buildSearchInput, readCostTable } from './library/search-input.js';
 
 export { assembleChild, childConfig, readArchitecture, type Architecture } from './distill/assemble.js';
