@@ -252,6 +252,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           std::lock_guard<std::mutex> lk(blk->mutex());
           BlockInputs in = block_inputs("Block.forward", B, T, cos, sin, gqa ? pos : nullptr, P);
           if (dt == DType::BF16) {
+            check_finite(static_cast<const bf16*>(x->ptr()), B * T * cfg.C, "Block.forward: x");
             // JS may have written the fp32 parameters through their views
             if (blk->has_master_weights()) blk->weights_changed();
             blk->forward(static_cast<bf16*>(out->ptr()), static_cast<const bf16*>(x->ptr()), in, save);

@@ -88,6 +88,19 @@ void check_finite(const float* x, int64_t n, const std::string& where) {
     fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(bad_at.load()));
 }
 
+void check_finite(const bf16* x, int64_t n, const std::string& where) {
+  std::atomic<int64_t> bad_at{-1};
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      if ((x[i].bits & 0x7f80u) == 0x7f80u) {  // exponent all ones: an infinity or a NaN
+        bad_at = i;
+        break;
+      }
+  });
+  if (bad_at.load() >= 0)
+    fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(bad_at.load()));
+}
+
 // ---------------------------------------------------------------- async
 namespace {
 class Task : public Napi::AsyncWorker {

@@ -89,6 +89,7 @@ class Args {
 
 // Throws ERR_PUZZLE_NAN when x holds a NaN or an infinity (runs on the worker thread).
 void check_finite(const float* x, int64_t n, const std::string& where);
+void check_finite(const bf16* x, int64_t n, const std::string& where);
 
 // Runs `work` on a libuv worker thread; resolves with `result(env)` (undefined when empty).
 // `keep` holds every buffer the work touches, so a dispose() meanwhile frees nothing early.

@@ -171,6 +171,11 @@ describe('bfloat16 blocks against the PyTorch goldens', () => {
     live.push(x);
     await expectError(block.forward(x, g.meta('B'), g.meta('T'), rope, true), 'ERR_PUZZLE_DTYPE', "'x'", 'bfloat16', 'float32');
     await expectError(() => block.savedActivation('x1'), 'ERR_PUZZLE_DTYPE', 'bfloat16');
+    const bad = g.f32('x').slice();
+    bad[5] = Infinity;
+    const xb = tensor(bad, g.shape('x'), 'bfloat16');
+    live.push(xb);
+    await expectError(block.forward(xb, g.meta('B'), g.meta('T'), rope, true), 'ERR_PUZZLE_NAN', 'Block.forward: x', 'flat index 5');
     await expectError(() => new Block({ hidden: 8, attention: 'linear', ffn: 'noop', dtype: 'float16' as 'bfloat16' }), 'ERR_PUZZLE_ARG', 'config.dtype', 'float16');
   });
 });
