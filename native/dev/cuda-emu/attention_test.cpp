@@ -124,6 +124,34 @@ static void test_forward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t 
   for (auto x : out) if (!std::isfinite(x)) { std::printf("  FAIL non-finite out\n"); ++failures; break; }
 }
 
+// The tensor-core forward on bf16 storage (q, k, v read as bf16, out written as bf16): against the
+// fp64 reference on the same (bf16) values, with the tensor-core tolerances.
+static void test_forward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad) {
+  Dims d{B, T, NH, NKV, HS, 0, 0};
+  const int64_t QKV = (NH + 2 * NKV) * HS + pad;
+  d.qs = d.kvs = QKV;
+  std::vector<float> qkv(B * T * QKV);
+  fill(qkv);
+  std::vector<puzzle::bf16> h(qkv.size());
+  for (size_t i = 0; i < qkv.size(); ++i) h[i] = puzzle::f32_to_bf16(qkv[i]), qkv[i] = puzzle::bf16_to_f32(h[i]);
+  for (int64_t r = 0; r < B * T; ++r)
+    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) h[r * QKV + c] = puzzle::f32_to_bf16(NaN);
+  std::vector<puzzle::bf16> out(B * T * NH * HS, puzzle::f32_to_bf16(NaN));
+  std::vector<float> lse(B * NH * T, NaN);
+  const puzzle::bf16 *q = h.data(), *k = q + NH * HS, *v = k + NKV * HS;
+  const bool took = attention_forward_tc(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+  std::vector<double> ro, rl;
+  ref_forward(d, qkv.data(), qkv.data() + NH * HS, qkv.data() + (NH + NKV) * HS, ro, rl, nullptr);
+  std::vector<float> got(out.size());
+  for (size_t i = 0; i < out.size(); ++i) got[i] = puzzle::bf16_to_f32(out[i]);
+  char ctx[200];
+  std::snprintf(ctx, sizeof ctx, "fwd bf16 B%ld T%ld NH%ld NKV%ld HS%ld pad%ld", B, T, NH, NKV, HS, pad);
+  std::printf("%s\n", ctx);
+  if (!took) std::printf("  FAIL declined\n"), ++failures;
+  check("out", got, ro, 2e-2, ctx, 1e-2, 1.0);
+  check("lse", lse, rl, 2e-2, ctx, 1e-2, 1.0);
+}
+
 // ---------------- backward test
 static void test_backward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask) {
   Dims d{B, T, NH, NKV, HS, 0, 0};
@@ -387,6 +415,17 @@ int main(int argc, char** argv) {
     test_cached(3, 1, 2, 1, 16, 31, 32, 0, 2);
     test_cached(1, 2, 2, 1, 128, 4000, 4100, 0, 132);
     test_cached(1, 1, 4, 1, 64, 8100, 8200, 0, 132);   // 64 partitions: combine over 2 warps
+  }
+  if (which == "tc16") {  // the tensor-core forward on bf16 q, k, v and out
+    test_forward16(1, 1, 2, 1, 64, 0);
+    test_forward16(2, 70, 4, 2, 64, 0);
+    test_forward16(1, 130, 4, 1, 64, 1);    // q/kv stride not a multiple of 4: scalar loads
+    test_forward16(1, 200, 2, 2, 128, 0);
+    test_forward16(1, 129, 4, 2, 128, 3);
+    std::vector<puzzle::bf16> o(1), x(1);
+    std::vector<float> l(1);
+    if (attention_forward_tc(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 1, 1, 1, 32, 96, 96))
+      std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "decode16") {  // bf16 caches read directly (vector and scalar loads, multi-query, splits)
     test_decode16(1, 1, 4, 2, 32, 0, 8, 0);

@@ -841,14 +841,14 @@ struct TcGeo {
 // tile [ROWS][HS+8]; rows >= nvalid are zero. A thread keeps one column group (kThreads is a
 // multiple of HS/4) and walks rows kThreads/(HS/4) apart; loads go out in batches of 4 float4
 // (not unrolled further: the output fragments hold most registers).
-template <int ROWS, int HS>
-__device__ __forceinline__ void tc_load_tile(__nv_bfloat16* dst, const float* src, int64_t stride, int nvalid,
-                                             bool vec, float mul) {
+template <int ROWS, int HS, class S>
+__device__ __forceinline__ void tc_load_tile(__nv_bfloat16* dst, const S* src, int64_t stride, int nvalid, bool vec,
+                                             float mul) {
   constexpr int C4 = HS / 4, RSTEP = kThreads / C4, IT = ROWS / RSTEP, BATCH = IT < 4 ? IT : 4;
   static_assert(kThreads % C4 == 0 && ROWS % RSTEP == 0 && IT % BATCH == 0, "tile load geometry");
   const int r0 = (int)threadIdx.x / C4, c = ((int)threadIdx.x % C4) * 4;
   const int64_t rstep = (int64_t)RSTEP * stride;
-  const float* p = src + r0 * stride + c;
+  const S* p = src + r0 * stride + c;
   __nv_bfloat16* d = dst + r0 * (HS + 8) + c;
 #pragma unroll 1
   for (int it0 = 0; it0 < IT; it0 += BATCH) {
@@ -871,10 +871,11 @@ __device__ __forceinline__ void tc_load_tile(__nv_bfloat16* dst, const float* sr
 }
 
 // Two blocks per SM (128 registers) where the shared memory allows it: not HS 128 on sm_80.
-template <int HS>
+// E: storage of q, k, v and out (fp32, or bf16 read and written directly by the bf16 table).
+template <int HS, class E>
 __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 2))
-    attn_fwd_tc_kernel(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q,
-                       const float* __restrict__ k, const float* __restrict__ v, int Tq, int past, int NH, int group,
+    attn_fwd_tc_kernel(E* __restrict__ out, float* __restrict__ lse, const E* __restrict__ q,
+                       const E* __restrict__ k, const E* __restrict__ v, int Tq, int past, int NH, int group,
                        int64_t q_bstride, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride, int64_t o_stride,
                        float scale_log2, bool vec_q, bool vec_kv) {
   using G = TcGeo<HS>;
@@ -897,8 +898,8 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
   const int bh = blockIdx.x, b = bh / NH, h = bh % NH, g = h / group;
   const int q0 = ((int)gridDim.y - 1 - (int)blockIdx.y) * kTcBQ;  // the longest tiles start first
   const int nk = past + Tq;
-  const float* kb = k + b * kv_bstride + (int64_t)g * HS;
-  const float* vb = v + b * kv_bstride + (int64_t)g * HS;
+  const E* kb = k + b * kv_bstride + (int64_t)g * HS;
+  const E* vb = v + b * kv_bstride + (int64_t)g * HS;
 
   rid[tid] = (float)(tid / 16);  // 256 threads: one 16x16 table
   tc_load_tile<kTcBQ, HS>(Qs, q + b * q_bstride + q0 * q_stride + (int64_t)h * HS, q_stride, Tq - q0, vec_q,
@@ -1041,7 +1042,7 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
 #pragma unroll 4
     for (int idx = lane; idx < 16 * kTcBK; idx += 32) {
       const int rr = idx / kTcBK, c = idx % kTcBK, i = wrow0 + rr;
-      if (i < Tq) out[((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS + f0 * 16 + c] = Ss[rr * kTcLdS + c];
+      if (i < Tq) st1(out + ((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS + f0 * 16 + c, Ss[rr * kTcLdS + c]);
     }
     __syncwarp();  // the scratch is rewritten by the next chunk
   }
@@ -1472,14 +1473,16 @@ int padded_head_size(int64_t HS) {
   return 0;
 }
 
-struct FwdArgs {
-  float* out;
+template <class E>
+struct FwdArgsT {
+  E* out;
   float* lse;
-  const float* q;
-  const float* k;
-  const float* v;
+  const E* q;
+  const E* k;
+  const E* v;
   int64_t B, Tq, past, NH, NKV, HS, q_bstride, q_stride, kv_bstride, kv_stride;
 };
+using FwdArgs = FwdArgsT<float>;
 
 template <int HSP, int BQ, int BK, int MINB90, int MINB80>
 void launch_fwd(const FwdArgs& a, const char* where) {
@@ -1512,18 +1515,18 @@ bool attn_simt_forced() {
 // The tensor-core kernels (forward and backward) serve HS 64 and 128.
 bool use_tc(int64_t HS) { return (HS == 64 || HS == 128) && !attn_simt_forced(); }
 
-template <int HS>
-void launch_fwd_tc(const FwdArgs& a, const char* where) {
+template <int HS, class E>
+void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
   constexpr size_t smem = TcGeo<HS>::bytes;
-  auto kernel = attn_fwd_tc_kernel<HS>;
+  auto kernel = attn_fwd_tc_kernel<HS, E>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
     record_error(cudaErrorInvalidConfiguration, where);
     return;
   }
   const float scale_log2 = (1.f / std::sqrt((float)a.HS)) * kLog2e;
-  const bool vec_q = aligned16(a.q, a.q_stride, a.HS) && a.q_bstride % 4 == 0;
-  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS) && a.kv_bstride % 4 == 0;
+  const bool vec_q = vec4_rows(a.q, a.q_stride, a.HS) && a.q_bstride % 4 == 0;
+  const bool vec_kv = vec4_rows(a.k, a.kv_stride, a.HS) && vec4_rows(a.v, a.kv_stride, a.HS) && a.kv_bstride % 4 == 0;
   const dim3 grid((unsigned)(a.B * a.NH), (unsigned)((a.Tq + kTcBQ - 1) / kTcBQ));
   kernel<<<grid, kThreads, smem, stream()>>>(a.out, a.lse, a.q, a.k, a.v, (int)a.Tq, (int)a.past, (int)a.NH,
                                              (int)(a.NH / a.NKV), a.q_bstride, a.q_stride, a.kv_bstride, a.kv_stride,
@@ -1536,9 +1539,9 @@ void launch_fwd_tc(const FwdArgs& a, const char* where) {
 void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
   if (allow_tc && use_tc(a.HS)) {
     if (a.HS == 64)
-      launch_fwd_tc<64>(a, where);   //  71.5 KiB shared
+      launch_fwd_tc<64, float>(a, where);   //  71.5 KiB shared
     else
-      launch_fwd_tc<128>(a, where);  // 103.5 KiB
+      launch_fwd_tc<128, float>(a, where);  // 103.5 KiB
     return;
   }
   switch (padded_head_size(a.HS)) {
@@ -1661,6 +1664,23 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   }
   dispatch_fwd(FwdArgs{out, lse, q, k, v, B, T, 0, NH, NKV, HS, T * q_stride, q_stride, T * kv_stride, kv_stride},
                "attention_forward", true);
+}
+
+bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (!use_tc(HS)) return false;
+  if (B <= 0 || T <= 0 || NH <= 0) return true;
+  if (NKV <= 0 || NH % NKV != 0) {
+    record_error(cudaErrorInvalidValue, "attention_forward (bf16)");
+    return true;
+  }
+  const FwdArgsT<bf16x> a{dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, HS, T * q_stride, q_stride,
+                          T * kv_stride, kv_stride};
+  if (HS == 64)
+    launch_fwd_tc<64>(a, "attention_forward (bf16)");
+  else
+    launch_fwd_tc<128>(a, "attention_forward (bf16)");
+  return true;
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,

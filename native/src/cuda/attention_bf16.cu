@@ -7,8 +7,10 @@
 // operands to bf16 for the tensor cores, so the numbers are the same; the cost is the copies,
 // which are small next to the T^2 work of training-length attention but would not be next to a
 // decode step, which reads the whole cache: decode steps (up to 16 queries) therefore run the
-// split-KV kernel of attention.cu on the bf16 cache directly (attention_decode); only a cached
-// prefill (more queries, compute-bound) takes the bridge, widening the rows 0..past+Tq it reads.
+// split-KV kernel of attention.cu on the bf16 cache directly (attention_decode), and the
+// tensor-core forward (HS 64/128) reads and writes bf16 itself (attention_forward_tc). The
+// backward (its dq is summed with fp32 atomics), other head sizes and a cached prefill take the
+// bridge.
 //
 // Scratch comes from cudaMallocAsync on stream(), which CUDA graphs capture as memory nodes.
 #include <algorithm>
@@ -80,6 +82,7 @@ void narrow(bf16x* out, const float* in, int64_t rows, int64_t cols, int64_t str
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (attention_forward_tc(out, lse, q, k, v, B, T, NH, NKV, HS, q_stride, kv_stride)) return;
   const int64_t N = B * T, QW = NH * HS, KW = NKV * HS;
   if (N <= 0) return;
   Scratch q32(N * QW), k32(N * KW), v32(N * KW), o32(N * QW);

@@ -126,6 +126,10 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
 void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                  const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// attention.cu: the tensor-core forward reading and writing bf16 directly (HS 64/128 unless
+// PUZZLE_CUDA_ATTN=simt; returns false, queuing nothing, otherwise).
+bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 // attention.cu: the split-KV decode reading a bf16 cache directly, for Tq <= 16 queries (returns
 // false, queuing nothing, for more: the caller takes another path).
 bool attention_decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B, int64_t Tq,

@@ -19,10 +19,15 @@ int g_errors = 0;
 void record_error(cudaError_t e, const char* where) {
   if (e) std::fprintf(stderr, "CUDA error at %s\n", where), ++g_errors;
 }
-// The bf16 decode kernel lives in attention.cu (tested by native/dev/cuda-emu/run.sh decode16):
-// declining here sends attention_cached_forward(bf16) through the bridge, which is tested here.
+// The bf16 tensor-core forward and decode kernels live in attention.cu (tested by
+// native/dev/cuda-emu/run.sh tc16 and decode16): declining here sends the bf16 attention calls
+// through the bridge, which is what this test checks.
 bool attention_decode(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t,
                       int64_t, int64_t, int64_t) {
+  return false;
+}
+bool attention_forward_tc(bf16*, float*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, int64_t) {
   return false;
 }
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
