@@ -911,6 +911,27 @@ void run_benchmarks(bool quick, bool only_gemm) {
     emit("op", "rmsnorm fwd 4096x4096", rn, kv("GBps", 2.0 * T * C * 4 / (rn.median * 1e-3) / 1e9));
   }
 
+  if (g_bf16) {  // the same attention on bf16 storage: tensor-core kernels reading and writing bf16
+    const int64_t T = 4096, NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+    const auto h = round16(randn((size_t)T * QKV, 0.5f));
+    Dev16 qkv(h), out((size_t)T * NH * HS), dqkv((size_t)T * QKV);
+    Dev16 dout(std::vector<bf16>(h.begin(), h.begin() + T * NH * HS));
+    Dev lse((size_t)NH * T * 4);
+    cudaMemsetAsync(dqkv.p(), 0, (size_t)T * QKV * 2, cuda::stream());
+    const bf16 *q = qkv.p(), *k = q + NH * HS, *v = k + NKV * HS;
+    const double flops_f = 4.0 * T * T * HS * NH / 2;
+    Stat f = time_ms([&] { GPU->ops_bf16.attention_forward(out.p(), lse.f(), q, k, v, 1, T, NH, NKV, HS, QKV, QKV); },
+                     2, reps);
+    emit("op", std::string("attention fwd 8B T4096 [") + cuda::attention_kernel_name(HS) + "] [bf16]", f,
+         kv("TFLOPs", flops_f / (f.median * 1e-3) / 1e12));
+    Stat b = time_ms([&] {
+      GPU->ops_bf16.attention_backward(dqkv.p(), dqkv.p() + NH * HS, dqkv.p() + (NH + NKV) * HS, dout.p(), q, k, v,
+                                       out.p(), lse.f(), 1, T, NH, NKV, HS, QKV, QKV);
+    }, 2, reps);
+    emit("op", std::string("attention bwd 8B T4096 [") + cuda::attention_kernel_name(HS) + "] [bf16]", b,
+         kv("TFLOPs", 2.5 * flops_f / (b.median * 1e-3) / 1e12));
+  }
+
   // The pieces of a decode step, each against the copy bandwidth (what the decode floor assumes):
   // the few-rows GEMM through the 8B weights (batch 1 and 64, fp32 and bf16 storage) and the
   // split-KV attention over the cache (the bytes of the cache rows read). L2 flushed between.

@@ -152,32 +152,12 @@ static void test_forward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
   check("lse", lse, rl, 2e-2, ctx, 1e-2, 1.0);
 }
 
-// ---------------- backward test
-static void test_backward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask) {
-  Dims d{B, T, NH, NKV, HS, 0, 0};
-  const int64_t QKV = (NH + 2 * NKV) * HS + pad;
-  d.qs = d.kvs = QKV;
-  std::vector<float> qkv(B * T * QKV);
-  fill(qkv);
-  for (int64_t r = 0; r < B * T; ++r)
-    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) qkv[r * QKV + c] = NaN;
-  const float *q = qkv.data(), *k = q + NH * HS, *v = k + NKV * HS;
-  std::vector<float> out(B * T * NH * HS, NaN), lse(B * NH * T, NaN);
-  attention_forward(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
-  std::vector<float> dout(B * T * NH * HS);
-  fill(dout);
-  std::vector<float> dqkv(B * T * QKV);
-  fill(dqkv, 0.5f);
-  const float sentinel = 12345.f;
-  for (int64_t r = 0; r < B * T; ++r)
-    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) dqkv[r * QKV + c] = sentinel;
-  std::vector<float> init = dqkv;
-  float* dq = (mask & 1) ? dqkv.data() : nullptr;
-  float* dk = (mask & 2) ? dqkv.data() + NH * HS : nullptr;
-  float* dv = (mask & 4) ? dqkv.data() + (NH + NKV) * HS : nullptr;
-  attention_backward(dq, dk, dv, dout.data(), q, k, v, out.data(), lse.data(), B, T, NH, NKV, HS, QKV, QKV);
-
-  // reference gradients
+// ---------------- backward tests
+// The reference gradients of a fused [B*T, QKV] q|k|v layout, added to init (the same layout):
+// dq, dk, dv as mask bits 1, 2, 4 ask.
+static std::vector<double> ref_backward(const Dims& d, const float* q, const float* k, const float* v,
+                                        const std::vector<float>& dout, const std::vector<float>& init, int mask) {
+  const int64_t B = d.B, T = d.T, NH = d.NH, NKV = d.NKV, HS = d.HS, QKV = d.qs;
   std::vector<double> ro, rl, P;
   ref_forward(d, q, k, v, ro, rl, &P);
   const int64_t group = NH / NKV;
@@ -203,43 +183,125 @@ static void test_backward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t
         }
       }
     }
-  char ctx[200];
-  std::snprintf(ctx, sizeof ctx, "bwd B%ld T%ld NH%ld NKV%ld HS%ld pad%ld mask%d", B, T, NH, NKV, HS, pad, mask);
-  std::printf("%s\n", ctx);
-  // split the comparison per slice
+  return ref;
+}
+
+// Compares a fused gradient slice by slice, each relative to the gradient itself (init
+// subtracted), and checks the pad columns still hold sentinel. tc: the tensor-core tolerances.
+static void check_grads(const Dims& d, const std::vector<float>& got, const std::vector<double>& ref,
+                        const std::vector<float>& init, float sentinel, bool tc, const char* ctx) {
+  const int64_t NH = d.NH, NKV = d.NKV, HS = d.HS, QKV = d.qs, rows = d.B * d.T;
+  const char* names[4] = {"dq", "dk", "dv", "pad"};
   for (int part = 0; part < 4; ++part) {
     int64_t c0 = part == 0 ? 0 : part == 1 ? NH * HS : part == 2 ? (NH + NKV) * HS : (NH + 2 * NKV) * HS;
     int64_t c1 = part == 0 ? NH * HS : part == 1 ? (NH + NKV) * HS : part == 2 ? (NH + 2 * NKV) * HS : QKV;
     if (c1 == c0) continue;
-    std::vector<float> g;
-    std::vector<double> r;
-    for (int64_t row = 0; row < B * T; ++row)
-      for (int64_t c = c0; c < c1; ++c) { g.push_back(dqkv[row * QKV + c]); r.push_back(ref[row * QKV + c]); }
-    // compare the accumulated part relative to the gradient magnitude (subtract init)
-    for (size_t i = 0; i < g.size(); ++i) {}
-    const char* names[4] = {"dq", "dk", "dv", "pad"};
     if (part == 3) {
       bool ok = true;
-      for (auto x : g) ok = ok && x == sentinel;
+      for (int64_t row = 0; row < rows; ++row)
+        for (int64_t c = c0; c < c1; ++c) ok = ok && got[row * QKV + c] == sentinel;
       std::printf("  %-4s pad untouched\n", ok ? "ok" : "FAIL");
       if (!ok) ++failures;
-    } else {
-      // subtract the initial values so tolerance is relative to the gradient itself
-      std::vector<float> gd(g.size());
-      std::vector<double> rd(r.size());
-      size_t n = 0;
-      for (int64_t row = 0; row < B * T; ++row)
-        for (int64_t c = c0; c < c1; ++c, ++n) {
-          gd[n] = (float)((double)g[n] - init[row * QKV + c]);
-          rd[n] = r[n] - init[row * QKV + c];
-        }
-      // the tensor-core backward also gets the tensor-core forward's out and lse
-      if (tc_active(HS))
-        check(names[part], gd, rd, 2e-2, ctx, 1e-2, 1.0);
-      else
-        check(names[part], gd, rd, 5e-5, ctx);
+      continue;
     }
+    std::vector<float> gd;
+    std::vector<double> rd;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t c = c0; c < c1; ++c) {
+        gd.push_back((float)((double)got[row * QKV + c] - init[row * QKV + c]));
+        rd.push_back(ref[row * QKV + c] - init[row * QKV + c]);
+      }
+    if (tc)
+      check(names[part], gd, rd, 2e-2, ctx, 1e-2, 1.0);
+    else
+      check(names[part], gd, rd, 5e-5, ctx);
   }
+}
+
+static void test_backward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask) {
+  Dims d{B, T, NH, NKV, HS, 0, 0};
+  const int64_t QKV = (NH + 2 * NKV) * HS + pad;
+  d.qs = d.kvs = QKV;
+  std::vector<float> qkv(B * T * QKV);
+  fill(qkv);
+  for (int64_t r = 0; r < B * T; ++r)
+    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) qkv[r * QKV + c] = NaN;
+  const float *q = qkv.data(), *k = q + NH * HS, *v = k + NKV * HS;
+  std::vector<float> out(B * T * NH * HS, NaN), lse(B * NH * T, NaN);
+  attention_forward(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+  std::vector<float> dout(B * T * NH * HS);
+  fill(dout);
+  std::vector<float> dqkv(B * T * QKV);
+  fill(dqkv, 0.5f);
+  const float sentinel = 12345.f;
+  for (int64_t r = 0; r < B * T; ++r)
+    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) dqkv[r * QKV + c] = sentinel;
+  std::vector<float> init = dqkv;
+  float* dq = (mask & 1) ? dqkv.data() : nullptr;
+  float* dk = (mask & 2) ? dqkv.data() + NH * HS : nullptr;
+  float* dv = (mask & 4) ? dqkv.data() + (NH + NKV) * HS : nullptr;
+  attention_backward(dq, dk, dv, dout.data(), q, k, v, out.data(), lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  const std::vector<double> ref = ref_backward(d, q, k, v, dout, init, mask);
+  char ctx[200];
+  std::snprintf(ctx, sizeof ctx, "bwd B%ld T%ld NH%ld NKV%ld HS%ld pad%ld mask%d", B, T, NH, NKV, HS, pad, mask);
+  std::printf("%s\n", ctx);
+  // the tensor-core backward also gets the tensor-core forward's out and lse
+  check_grads(d, dqkv, ref, init, sentinel, tc_active(HS), ctx);
+}
+
+// The tensor-core backward on bf16 storage: q, k, v, out, dout read as bf16; dk, dv added to
+// their bf16 slices in place, dq summed in a packed fp32 buffer (as attention_bf16.cu does) and
+// added to its bf16 slice here. Against the fp64 reference on the same (bf16) values, with out
+// and lse from the bf16 tensor-core forward.
+static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask) {
+  using puzzle::bf16;
+  using puzzle::bf16_to_f32;
+  using puzzle::f32_to_bf16;
+  Dims d{B, T, NH, NKV, HS, 0, 0};
+  const int64_t QKV = (NH + 2 * NKV) * HS + pad, QS = NH * HS;
+  d.qs = d.kvs = QKV;
+  auto rounded = [](std::vector<float>& x) {  // x rounded to bf16, and its bf16 copy
+    std::vector<bf16> h(x.size());
+    for (size_t i = 0; i < x.size(); ++i) h[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(h[i]);
+    return h;
+  };
+  std::vector<float> qkv(B * T * QKV);
+  fill(qkv);
+  std::vector<bf16> h = rounded(qkv);
+  for (int64_t r = 0; r < B * T; ++r)
+    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) h[r * QKV + c] = f32_to_bf16(NaN);
+  const bf16 *q = h.data(), *k = q + NH * HS, *v = k + NKV * HS;
+  std::vector<bf16> out(B * T * QS, f32_to_bf16(NaN));
+  std::vector<float> lse(B * NH * T, NaN);
+  attention_forward_tc(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+  std::vector<float> dout(B * T * QS);
+  fill(dout);
+  std::vector<bf16> dout16 = rounded(dout);
+  std::vector<float> dqkv(B * T * QKV);
+  fill(dqkv, 0.25f);
+  const float sentinel = 12288.f;  // exact in bf16 (3 * 2^12)
+  for (int64_t r = 0; r < B * T; ++r)
+    for (int64_t c = (NH + 2 * NKV) * HS; c < QKV; ++c) dqkv[r * QKV + c] = sentinel;
+  std::vector<bf16> g16 = rounded(dqkv);
+  const std::vector<float> init = dqkv;
+  std::vector<float> dq32((mask & 1) ? B * T * QS : 0, 0.f);
+  bf16* dk = (mask & 2) ? g16.data() + NH * HS : nullptr;
+  bf16* dv = (mask & 4) ? g16.data() + (NH + NKV) * HS : nullptr;
+  const bool took = attention_backward_tc((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v,
+                                          out.data(), lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  for (int64_t r = 0; r < B * T && (mask & 1); ++r)  // the caller's one rounding of dq into its slice
+    for (int64_t c = 0; c < QS; ++c)
+      g16[r * QKV + c] = f32_to_bf16(bf16_to_f32(g16[r * QKV + c]) + dq32[r * QS + c]);
+  std::vector<float> got(g16.size());
+  for (size_t i = 0; i < g16.size(); ++i) got[i] = bf16_to_f32(g16[i]);
+  const std::vector<double> ref =
+      ref_backward(d, qkv.data(), qkv.data() + NH * HS, qkv.data() + (NH + NKV) * HS, dout, init, mask);
+  char ctx[200];
+  std::snprintf(ctx, sizeof ctx, "bwd bf16 B%ld T%ld NH%ld NKV%ld HS%ld pad%ld mask%d", B, T, NH, NKV, HS, pad,
+                mask);
+  std::printf("%s\n", ctx);
+  if (!took) std::printf("  FAIL declined\n"), ++failures;
+  check_grads(d, got, ref, init, sentinel, true, ctx);
 }
 
 // ---------------- cached test
@@ -425,6 +487,21 @@ int main(int argc, char** argv) {
     std::vector<puzzle::bf16> o(1), x(1);
     std::vector<float> l(1);
     if (attention_forward_tc(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 1, 1, 1, 32, 96, 96))
+      std::printf("  FAIL HS 32 must be declined\n"), ++failures;
+  }
+  if (which == "tcbwd16") {  // the tensor-core backward on bf16 storage (dq via fp32, dk/dv in place)
+    test_backward16(1, 1, 2, 1, 64, 0, 7);
+    test_backward16(1, 63, 4, 2, 64, 0, 7);
+    test_backward16(1, 63, 2, 1, 128, 1, 7);   // q/kv stride not a multiple of 4: scalar loads
+    test_backward16(2, 130, 4, 4, 128, 0, 7);  // NKV = NH
+    test_backward16(1, 300, 4, 2, 128, 0, 7);  // partial last tiles
+    test_backward16(1, 130, 4, 1, 64, 3, 7);   // group 4, misaligned
+    test_backward16(1, 130, 4, 2, 128, 0, 1);  // dq only
+    test_backward16(1, 130, 4, 2, 64, 0, 6);   // dk, dv only
+    std::vector<float> g(1), l(1);
+    std::vector<puzzle::bf16> x(1);
+    if (attention_backward_tc(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(),
+                              l.data(), 1, 1, 1, 1, 32, 96, 96))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "decode16") {  // bf16 caches read directly (vector and scalar loads, multi-query, splits)

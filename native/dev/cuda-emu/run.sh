@@ -10,14 +10,14 @@
 # ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
 # on the same emulator against the CPU backend's op tables.
 #
-#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 tcbwd tcbwd@166912 decode16; TSan: tcbwd-small (both sizes)
+#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 tcbwd tcbwd@166912 tcbwd16 decode16; TSan: tcbwd-small (both sizes)
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
 #   native/dev/cuda-emu/run.sh tsan SET...
 #   PUZZLE_CUDA_ATTN=simt native/dev/cuda-emu/run.sh asan all bwd80@166912   # the fp32 kernels
 #
 # Test sets: tc (tensor-core forward), tc16 (the same on bf16 storage), tcbwd / tcbwd-small
-# (tensor-core backward), decode16 (the
-# split-KV decode on bf16 caches), fwd, bwd,
+# (tensor-core backward), tcbwd16 (the same on bf16 storage), decode16 (the split-KV decode on
+# bf16 caches), fwd, bwd,
 # cached, all (= fwd bwd cached), bwd80, project, capture. @166912 makes the host code size tiles
 # for an sm_80 part (opt-in shared memory of an A100) instead of sm_90 (232448, the default); a
 # second @ sets the SM count (default 8; capture's allocation counts assume 132: capture@232448@132).
@@ -68,7 +68,7 @@ END
 }
 
 if [ $# -eq 0 ]; then
-  run_sets asan tc tc16 tcbwd tcbwd@166912 decode16
+  run_sets asan tc tc16 tcbwd tcbwd@166912 tcbwd16 decode16
   run_sets tsan tcbwd-small tcbwd-small@166912
 else
   san=$1

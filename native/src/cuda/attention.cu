@@ -353,18 +353,20 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
 
 // ------------------------------------------------------------------------------------------
 // Backward pre-pass: D[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d]; one warp per (b,t,h).
+// E: storage of dout and out (fp32, or bf16 read directly by the bf16 table).
+template <class E>
 __global__ void __launch_bounds__(kThreads)
-    attn_bwd_dot_kernel(float* __restrict__ D, const float* __restrict__ dout, const float* __restrict__ out,
+    attn_bwd_dot_kernel(float* __restrict__ D, const E* __restrict__ dout, const E* __restrict__ out,
                         int64_t rows, int T, int NH, int HS, int64_t o_stride) {
   const int64_t row = (int64_t)blockIdx.x * (kThreads / 32) + threadIdx.x / 32;  // (b*T + t)*NH + h
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // uniform over the warp; no barrier follows
   const int64_t bt = row / NH;
   const int h = (int)(row % NH);
-  const float* a = dout + bt * o_stride + (int64_t)h * HS;
-  const float* o = out + bt * o_stride + (int64_t)h * HS;
+  const E* a = dout + bt * o_stride + (int64_t)h * HS;
+  const E* o = out + bt * o_stride + (int64_t)h * HS;
   float s = 0.f;
-  for (int d = lane; d < HS; d += 32) s = fmaf(a[d], o[d], s);
+  for (int d = lane; d < HS; d += 32) s = fmaf(ld1(a + d), ld1(o + d), s);
   s = warp_sum(s);
   if (lane == 0) {
     const int64_t b = bt / T, t = bt % T;
@@ -1122,8 +1124,9 @@ struct TbStepLoad {
   static_assert(kThreads % C4 == 0 && kTbBQ % RSTEP == 0 && IT % BATCH == 0, "tile load geometry");
   float4 qb[BATCH], ob[BATCH];
 
-  __device__ __forceinline__ void load(const float* q, int64_t q_stride, bool vec_q, const float* o,
-                                       int64_t o_stride, bool vec_o, int nvalid, int it0) {
+  template <class E>
+  __device__ __forceinline__ void load(const E* q, int64_t q_stride, bool vec_q, const E* o, int64_t o_stride,
+                                       bool vec_o, int nvalid, int it0) {
     const int r = (int)threadIdx.x / C4 + it0 * RSTEP, c = ((int)threadIdx.x % C4) * 4;
 #pragma unroll
     for (int j = 0; j < BATCH; ++j) {
@@ -1154,12 +1157,14 @@ struct TbStepLoad {
 __device__ __forceinline__ int frag_row(int e) { return e >> 4; }
 __device__ __forceinline__ int frag_col(int e) { return e & 15; }
 
-template <int HS, int BK>
+// E: storage of dout, q, k, v, dk and dv (fp32, or bf16 read and written directly by the bf16
+// table); dq is fp32 either way (row stride dq_stride): the key tiles add into it with atomics.
+template <int HS, int BK, class E>
 __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, BK>())))
-    attn_bwd_tc_kernel(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv,
-                       const float* __restrict__ dout, const float* __restrict__ q, const float* __restrict__ k,
-                       const float* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ Dsum,
-                       int T, int NH, int NKV, int group, int64_t q_stride, int64_t kv_stride, int64_t o_stride,
+    attn_bwd_tc_kernel(float* __restrict__ dq, E* __restrict__ dk, E* __restrict__ dv, const E* __restrict__ dout,
+                       const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v,
+                       const float* __restrict__ lse, const float* __restrict__ Dsum, int T, int NH, int NKV,
+                       int group, int64_t q_stride, int64_t dq_stride, int64_t kv_stride, int64_t o_stride,
                        float scale, bool vec_q, bool vec_kv, bool vec_o) {
   using G = TbGeo<HS, BK>;
   constexpr int BQ = kTbBQ, LD = G::LD, LDP = G::LDP, WPK = G::WPK, NFD = G::NFD, NFQ = G::NFQ;
@@ -1214,8 +1219,8 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
     const float* D_h = Dsum + ((int64_t)b * NH + h) * T;
     for (int qt = k0 / BQ; qt < nqt; ++qt) {
       const int q0 = qt * BQ;
-      const float* qsrc = q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS;
-      const float* osrc = dout + ((int64_t)b * T + q0) * o_stride + (int64_t)h * HS;
+      const E* qsrc = q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS;
+      const E* osrc = dout + ((int64_t)b * T + q0) * o_stride + (int64_t)h * HS;
       TbStepLoad<HS> ld;
       ld.load(qsrc, q_stride, vec_q, osrc, o_stride, vec_o, T - q0, 0);
       float lse_v = 0.f, d_v = 0.f;
@@ -1333,16 +1338,17 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
           wmma::store_matrix_sync(wdq + 16, acc[1], kTbLdQ, wmma::mem_row_major);
           __syncwarp();
           const int nrows = imin(16, T - (q0 + rb * 16));
-          float* dst = dq + ((int64_t)b * T + q0 + rb * 16) * q_stride + (int64_t)h * HS + (nq0 + f0) * 16 + lane;
+          float* dst = dq + ((int64_t)b * T + q0 + rb * 16) * dq_stride + (int64_t)h * HS + (nq0 + f0) * 16 + lane;
 #pragma unroll 2  // 4 spills a register on sm_90
-          for (int r = 0; r < nrows; ++r) atomicAdd(dst + r * q_stride, wdq[r * kTbLdQ + lane]);
+          for (int r = 0; r < nrows; ++r) atomicAdd(dst + r * dq_stride, wdq[r * kTbLdQ + lane]);
           __syncwarp();  // the staging is rewritten by the next half
         }
       }
     }
   }
 
-  // this block owns rows [k0, k0+BK) of kv head g: plain read-modify-write accumulation
+  // this block owns rows [k0, k0+BK) of kv head g: plain read-modify-write accumulation (bf16:
+  // the sum in fp32, rounded once)
   FragC eid;
   wmma::load_matrix_sync(eid, idx, 16, wmma::mem_row_major);
   const int64_t base = ((int64_t)b * T + k0 + kb * 16) * kv_stride + (int64_t)g * HS + nd0 * 16;
@@ -1353,8 +1359,8 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
       const int64_t off = base + r * kv_stride + c;
 #pragma unroll
       for (int f = 0; f < NFD; ++f) {
-        if (dk != nullptr) dk[off + f * 16] += dk_acc[f].x[i];
-        if (dv != nullptr) dv[off + f * 16] += dv_acc[f].x[i];
+        if (dk != nullptr) st1(dk + off + f * 16, ld1(dk + off + f * 16) + dk_acc[f].x[i]);
+        if (dv != nullptr) st1(dv + off + f * 16, ld1(dv + off + f * 16) + dv_acc[f].x[i]);
       }
     }
   }
@@ -1553,18 +1559,22 @@ void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
   }
 }
 
-struct BwdArgs {
+// dq is fp32 for either storage E (the tensor-core kernel adds key tiles into it with atomics),
+// row stride dq_stride (the fp32 table's dq shares q's stride).
+template <class E>
+struct BwdArgsT {
   float* dq;
-  float* dk;
-  float* dv;
-  const float* dout;
-  const float* q;
-  const float* k;
-  const float* v;
+  E* dk;
+  E* dv;
+  const E* dout;
+  const E* q;
+  const E* k;
+  const E* v;
   const float* lse;
   const float* D;
-  int64_t B, T, NH, NKV, HS, q_stride, kv_stride;
+  int64_t B, T, NH, NKV, HS, q_stride, dq_stride, kv_stride;
 };
+using BwdArgs = BwdArgsT<float>;
 
 template <int HSP, int BQ, int BK, int MINB90, int MINB80>
 void launch_bwd(const BwdArgs& a) {
@@ -1588,37 +1598,42 @@ void launch_bwd(const BwdArgs& a) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
-template <int HS, int BK>
-void launch_bwd_tc(const BwdArgs& a) {
-  const char* where = "attention_backward";
+template <int HS, int BK, class E>
+void launch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
   constexpr size_t smem = TbGeo<HS, BK>::bytes;
-  auto kernel = attn_bwd_tc_kernel<HS, BK>;
+  auto kernel = attn_bwd_tc_kernel<HS, BK, E>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
     record_error(cudaErrorInvalidConfiguration, where);
     return;
   }
   const int64_t o_stride = a.NH * a.HS;
-  const bool vec_q = aligned16(a.q, a.q_stride, a.HS);
-  const bool vec_kv = aligned16(a.k, a.kv_stride, a.HS) && aligned16(a.v, a.kv_stride, a.HS);
-  const bool vec_o = aligned16(a.dout, o_stride, a.HS);
+  const bool vec_q = vec4_rows(a.q, a.q_stride, a.HS);
+  const bool vec_kv = vec4_rows(a.k, a.kv_stride, a.HS) && vec4_rows(a.v, a.kv_stride, a.HS);
+  const bool vec_o = vec4_rows(a.dout, o_stride, a.HS);
   const dim3 grid((unsigned)(a.B * a.NKV), (unsigned)((a.T + BK - 1) / BK));
   kernel<<<grid, kThreads, smem, stream()>>>(a.dq, a.dk, a.dv, a.dout, a.q, a.k, a.v, a.lse, a.D, (int)a.T,
-                                             (int)a.NH, (int)a.NKV, (int)(a.NH / a.NKV), a.q_stride, a.kv_stride,
-                                             o_stride, 1.f / std::sqrt((float)a.HS), vec_q, vec_kv, vec_o);
+                                             (int)a.NH, (int)a.NKV, (int)(a.NH / a.NKV), a.q_stride, a.dq_stride,
+                                             a.kv_stride, o_stride, 1.f / std::sqrt((float)a.HS), vec_q, vec_kv,
+                                             vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
 // Key tile of the tensor-core backward: 128 (half the dq atomics and Q/dO reloads of 64) where
 // two blocks of that size still fit an SM, which is HS 64 on sm_90; else 64.
+template <class E>
+void dispatch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
+  if (a.HS == 128)
+    launch_bwd_tc<128, 64>(a, where);  // 105.5 KiB shared
+  else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_info().smem_optin)
+    launch_bwd_tc<64, 128>(a, where);  // 107.5 KiB: sm_90
+  else
+    launch_bwd_tc<64, 64>(a, where);   // 73.5 KiB: sm_80
+}
+
 void dispatch_bwd(const BwdArgs& a) {
   if (use_tc(a.HS)) {
-    if (a.HS == 128)
-      launch_bwd_tc<128, 64>(a);  // 105.5 KiB shared
-    else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_info().smem_optin)
-      launch_bwd_tc<64, 128>(a);  // 107.5 KiB: sm_90
-    else
-      launch_bwd_tc<64, 64>(a);   // 73.5 KiB: sm_80
+    dispatch_bwd_tc(a, "attention_backward");
     return;
   }
   switch (padded_head_size(a.HS)) {
@@ -1698,11 +1713,38 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const int64_t rows = B * T * NH;
   float* D = sc.acquire((size_t)rows * sizeof(float), &temporary);
   if (D == nullptr) return;
-  attn_bwd_dot_kernel<<<blocks_for(rows, kThreads / 32), kThreads, 0, stream()>>>(D, dout, out, rows, (int)T,
+  attn_bwd_dot_kernel<float><<<blocks_for(rows, kThreads / 32), kThreads, 0, stream()>>>(D, dout, out, rows, (int)T,
                                                                                    (int)NH, (int)HS, NH * HS);
   PUZZLE_CUDA_CHECK_LAUNCH("attention_backward (D)");
-  dispatch_bwd(BwdArgs{dq, dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV, HS, q_stride, kv_stride});
+  dispatch_bwd(BwdArgs{dq, dk, dv, dout, q, k, v, lse, D, B, T, NH, NKV, HS, q_stride, q_stride, kv_stride});
   sc.release(D, temporary);
+}
+
+bool attention_backward_tc(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                           const bf16* v, const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                           int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  const char* where = "attention_backward (bf16)";
+  if (!use_tc(HS)) return false;
+  if (B <= 0 || T <= 0 || NH <= 0) return true;
+  if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
+  if (NKV <= 0 || NH % NKV != 0) {
+    record_error(cudaErrorInvalidValue, where);
+    return true;
+  }
+  Scratch& sc = scratch();
+  std::lock_guard<std::mutex> guard(sc.lock());
+  bool temporary = false;
+  const int64_t rows = B * T * NH;
+  float* D = sc.acquire((size_t)rows * sizeof(float), &temporary);
+  if (D == nullptr) return true;
+  attn_bwd_dot_kernel<bf16x><<<blocks_for(rows, kThreads / 32), kThreads, 0, stream()>>>(D, dev(dout), dev(out), rows,
+                                                                                   (int)T, (int)NH, (int)HS, NH * HS);
+  PUZZLE_CUDA_CHECK_LAUNCH("attention_backward (bf16, D)");
+  dispatch_bwd_tc(BwdArgsT<bf16x>{dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
+                                  HS, q_stride, NH * HS, kv_stride},
+                  where);
+  sc.release(D, temporary);
+  return true;
 }
 
 namespace {

@@ -1,16 +1,15 @@
-// Attention with bf16 storage (OpsBf16), built on the fp32 flash kernels of attention.cu: the
-// bf16 column slices of q, k, v (and dout, out) are widened into packed fp32 scratch taken from
-// the stream-ordered pool, the fp32 kernels run on it, and results are rounded back into their
-// bf16 slices (the gradients added to what is there, in fp32, as the contract's += asks).
+// Attention with bf16 storage (OpsBf16). The kernels of attention.cu that matter for speed read
+// and write bf16 themselves: the tensor-core forward and backward (HS 64/128:
+// attention_forward_tc, attention_backward_tc) and the split-KV decode over a bf16 cache (up to
+// 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
+// it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //
-// Why a bridge and not bf16 loads inside the flash kernels: those kernels already round their
-// operands to bf16 for the tensor cores, so the numbers are the same; the cost is the copies,
-// which are small next to the T^2 work of training-length attention but would not be next to a
-// decode step, which reads the whole cache: decode steps (up to 16 queries) therefore run the
-// split-KV kernel of attention.cu on the bf16 cache directly (attention_decode), and the
-// tensor-core forward (HS 64/128) reads and writes bf16 itself (attention_forward_tc). The
-// backward (its dq is summed with fp32 atomics), other head sizes and a cached prefill take the
-// bridge.
+// Everything else (other head sizes, PUZZLE_CUDA_ATTN=simt, a cached prefill of more than 16
+// queries) takes a bridge to the fp32 kernels: the bf16 column slices of q, k, v (and dout, out)
+// are widened into packed fp32 scratch taken from the stream-ordered pool, the fp32 kernels run on
+// it, and results are rounded back into their bf16 slices (gradients added to what is there, in
+// fp32, as the contract's += asks). The numbers are those of the direct paths (the tensor-core
+// kernels round their operands to bf16 anyway); the cost is the copies.
 //
 // Scratch comes from cudaMallocAsync on stream(), which CUDA graphs capture as memory nodes.
 #include <algorithm>
@@ -97,20 +96,28 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
                         const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
                         int64_t q_stride, int64_t kv_stride) {
   const int64_t N = B * T, QW = NH * HS, KW = NKV * HS;
-  if (N <= 0) return;
-  Scratch q32(N * QW), k32(N * KW), v32(N * KW), o32(N * QW), d32(N * QW), dq32(N * QW), dk32(N * KW), dv32(N * KW);
-  widen(q32.p, dev(q), N, QW, q_stride);
-  widen(k32.p, dev(k), N, KW, kv_stride);
-  widen(v32.p, dev(v), N, KW, kv_stride);
-  widen(o32.p, dev(out), N, QW, QW);
-  widen(d32.p, dev(dout), N, QW, QW);
-  record_error(cudaMemsetAsync(dq32.p, 0, (size_t)N * QW * sizeof(float), stream()), "attention (bf16) zero");
-  record_error(cudaMemsetAsync(dk32.p, 0, (size_t)N * KW * sizeof(float), stream()), "attention (bf16) zero");
-  record_error(cudaMemsetAsync(dv32.p, 0, (size_t)N * KW * sizeof(float), stream()), "attention (bf16) zero");
-  attention_backward(dq32.p, dk32.p, dv32.p, d32.p, q32.p, k32.p, v32.p, o32.p, lse, B, T, NH, NKV, HS, QW, KW);
-  narrow(dev(dq), dq32.p, N, QW, q_stride, true);
-  narrow(dev(dk), dk32.p, N, KW, kv_stride, true);
-  narrow(dev(dv), dv32.p, N, KW, kv_stride, true);
+  if (N <= 0 || (dq == nullptr && dk == nullptr && dv == nullptr)) return;
+  // dQ is summed over key tiles in fp32 either way, then rounded into its slice once
+  Scratch dq32(dq != nullptr ? N * QW : 0);
+  if (dq != nullptr)
+    record_error(cudaMemsetAsync(dq32.p, 0, (size_t)N * QW * sizeof(float), stream()), "attention (bf16) zero");
+  if (!attention_backward_tc(dq32.p, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, q_stride, kv_stride)) {
+    Scratch q32(N * QW), k32(N * KW), v32(N * KW), o32(N * QW), d32(N * QW), dk32(dk != nullptr ? N * KW : 0),
+        dv32(dv != nullptr ? N * KW : 0);
+    widen(q32.p, dev(q), N, QW, q_stride);
+    widen(k32.p, dev(k), N, KW, kv_stride);
+    widen(v32.p, dev(v), N, KW, kv_stride);
+    widen(o32.p, dev(out), N, QW, QW);
+    widen(d32.p, dev(dout), N, QW, QW);
+    if (dk != nullptr)
+      record_error(cudaMemsetAsync(dk32.p, 0, (size_t)N * KW * sizeof(float), stream()), "attention (bf16) zero");
+    if (dv != nullptr)
+      record_error(cudaMemsetAsync(dv32.p, 0, (size_t)N * KW * sizeof(float), stream()), "attention (bf16) zero");
+    attention_backward(dq32.p, dk32.p, dv32.p, d32.p, q32.p, k32.p, v32.p, o32.p, lse, B, T, NH, NKV, HS, QW, KW);
+    if (dk != nullptr) narrow(dev(dk), dk32.p, N, KW, kv_stride, true);
+    if (dv != nullptr) narrow(dev(dv), dv32.p, N, KW, kv_stride, true);
+  }
+  if (dq != nullptr) narrow(dev(dq), dq32.p, N, QW, q_stride, true);
 }
 
 void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,

@@ -130,6 +130,13 @@ void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
 // PUZZLE_CUDA_ATTN=simt; returns false, queuing nothing, otherwise).
 bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+// attention.cu: the tensor-core backward reading bf16 directly (same condition; false, nothing
+// queued, otherwise): dk, dv added (+=) to their bf16 slices, each sum rounded once; dQ added to
+// dq32, fp32 packed [B*T, NH*HS] (key tiles sum into it with atomics: the caller rounds it into
+// its bf16 slice once, after).
+bool attention_backward_tc(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                           const bf16* v, const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH,
+                           int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 // attention.cu: the split-KV decode reading a bf16 cache directly, for Tq <= 16 queries (returns
 // false, queuing nothing, for more: the caller takes another path).
 bool attention_decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B, int64_t Tq,

@@ -15,7 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(cd "$HERE/../../../.." && pwd)
 WORK=${EMU_WORK:-/tmp/puzzle-cuda-emu-ops}
-CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/null | head -1)
+CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/null | head -1 || true)
 [ -n "$CORE" ] || { echo "build the CPU engine first (libpuzzle_core.a not found)"; exit 2; }
 mkdir -p "$WORK/src" "$WORK/obj"
 KERNELS="elementwise rmsnorm rope swiglu gemm attention_bf16"
