@@ -43,6 +43,15 @@ timeout 240 "$BUILD/puzzle_cuda_check" --part bf16 --json "$OUT/ours-bf16.json" 
 RC16=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 exit $RC16"
 [ "$RC" = 0 ] && RC=$RC16
+# the candidate attention forward (attention_mma.cu: mma.sync, scores in registers, cp.async
+# stages): the bf16 checks and timings again with it selected, rows marked [attn=mma], so one
+# run says whether it should become the default
+say "bf16 again with PUZZLE_CUDA_ATTN=mma (quick)"
+PUZZLE_CUDA_ATTN=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --tag attn=mma \
+  --json "$OUT/ours-bf16-mma.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|attention fwd|block fwd"
+RCM=${PIPESTATUS[0]}
+say "puzzle_cuda_check --part bf16 (attn=mma) exit $RCM"
+[ "$RC" = 0 ] && RC=$RCM
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
@@ -82,10 +91,11 @@ fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --torch "$OUT/torch.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --torch "$OUT/torch.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
+rm -f "$OUT/ours-bf16-mma.json"  # its rows are in gpu-check.md and its log in check.log
 say "done"
 exit $RC

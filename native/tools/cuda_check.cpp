@@ -3,9 +3,11 @@
 // graphs against their bandwidth and compute floors). Run by benchmarks/gpu/check.sh; needs no
 // Node. Exit status 0 only when every check passes.
 //
-//   puzzle_cuda_check [--json FILE] [--no-bench] [--quick] [--part f32|bf16|all]
+//   puzzle_cuda_check [--json FILE] [--no-bench] [--quick] [--part f32|bf16|all] [--tag TAG]
 // --part runs only the fp32 or only the bf16 (mixed precision) checks and benchmarks: check.sh
-// runs them as two processes, so a fault in one leaves the other's results standing.
+// runs them as two processes, so a fault in one leaves the other's results standing. --tag
+// appends " [TAG]" to every check and result name (check.sh: a second bf16 run with
+// PUZZLE_CUDA_ATTN=mma, rows marked [attn=mma]).
 //
 // Errors are relative L2 norms ||gpu - cpu|| / ||cpu||, against tolerances written per kind of
 // arithmetic (TOL below). The fp32 ops: the GPU runs matrix products on the tensor cores with
@@ -33,6 +35,9 @@
 namespace puzzle::cuda {
 const char* gemm_kernel_name();
 const char* attention_kernel_name(int64_t HS);  // forward and backward: "tensor-core" or "simt"
+// attention_mma.cu, called directly: the candidate bf16 forward (PUZZLE_CUDA_ATTN=mma selects it)
+bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 cudaStream_t stream();
 }  // namespace puzzle::cuda
 
@@ -54,6 +59,7 @@ struct Tol {
 const Backend& CPU = cpu_backend();
 const Backend* GPU = nullptr;
 bool g_f32 = true, g_bf16 = true;  // which parts run (--part)
+std::string g_tag;                 // " [TAG]" after every name (--tag)
 
 std::mt19937_64 rng(1234);
 std::vector<float> randn(size_t n, float scale = 1.f, float shift = 0.f) {
@@ -144,7 +150,8 @@ struct Result {
 };
 std::vector<Result> results;
 
-void check(const std::string& name, double err, double tol) {
+void check(const std::string& name0, double err, double tol) {
+  const std::string name = name0 + g_tag;
   std::string cuda_err = cuda::take_error();
   bool pass = err <= tol && cuda_err.empty();
   results.push_back({name, err, tol, pass});
@@ -530,6 +537,24 @@ void check_bf16_ops() {
         std::strcmp(cuda::attention_kernel_name(HS), "tensor-core") == 0 ? TOL.attention_tc : TOL.attention;
     check("bf16 attention forward", gout.get(), widen16(out), std::max(tol_attn, TOL.bf16));
     check("bf16 attention lse", glse.get(), lse, tol_attn);
+    // the mma.sync forward (attention_mma.cu), on this shape and on HS 128 with rows that are
+    // not 16-byte aligned (element copies instead of cp.async)
+    for (int64_t hs : {64, 128}) {
+      const int64_t pad = hs == 64 ? 0 : 3, W = (NH + 2 * NKV) * hs + pad, TT = hs == 64 ? T : 300;
+      auto x = round16(randn(B * TT * W));
+      std::vector<bf16> mo(B * TT * NH * hs);
+      std::vector<float> ml(B * NH * TT);
+      c.attention_forward(mo.data(), ml.data(), x.data(), x.data() + NH * hs, x.data() + (NH + NKV) * hs, B, TT, NH, NKV,
+                          hs, W, W);
+      Dev16 gx(x), gmo(B * TT * NH * hs);
+      Dev gml(B * NH * TT * 4);
+      const bool took = cuda::attention_forward_mma((bf16*)gmo.p(), gml.f(), (bf16*)gx.p(), (bf16*)gx.p() + NH * hs,
+                                                    (bf16*)gx.p() + (NH + NKV) * hs, B, TT, NH, NKV, hs, W, W);
+      const std::string sh = " HS" + std::to_string(hs) + " T" + std::to_string(TT) + (pad ? " unaligned" : "");
+      check("bf16 attention forward [mma]" + sh, took ? gmo.get() : std::vector<float>(), widen16(mo),
+            std::max(TOL.attention_tc, TOL.bf16));
+      check("bf16 attention lse [mma]" + sh, took ? gml.get() : std::vector<float>(), ml, TOL.attention_tc);
+    }
     auto dout = round16(randn(N * NH * HS)), d0 = round16(randn(N * QKV, 0.1f));
     std::vector<bf16> dq = d0;
     c.attention_backward(dq.data(), dq.data() + NH * HS, dq.data() + (NH + NKV) * HS, dout.data(), q, k, v, out.data(),
@@ -710,7 +735,8 @@ Stat time_ms(const std::function<void()>& fn, int warmup, int repeats, const std
 
 FILE* json = nullptr;
 bool first_json = true;
-void emit(const char* group, const std::string& name, const Stat& st, const std::string& extra_json) {
+void emit(const char* group, const std::string& name0, const Stat& st, const std::string& extra_json) {
+  const std::string name = name0 + g_tag;
   std::printf("  %-46s %9.4f ms  [%0.4f..%0.4f]  %s\n", name.c_str(), st.median, st.lo, st.hi, extra_json.c_str());
   std::fflush(stdout);
   if (!json) return;
@@ -924,6 +950,9 @@ void run_benchmarks(bool quick, bool only_gemm) {
                      2, reps);
     emit("op", std::string("attention fwd 8B T4096 [") + cuda::attention_kernel_name(HS) + "] [bf16]", f,
          kv("TFLOPs", flops_f / (f.median * 1e-3) / 1e12));
+    Stat fm = time_ms([&] { cuda::attention_forward_mma(out.p(), lse.f(), q, k, v, 1, T, NH, NKV, HS, QKV, QKV); }, 2,
+                      reps);
+    emit("op", "attention fwd 8B T4096 [mma] [bf16]", fm, kv("TFLOPs", flops_f / (fm.median * 1e-3) / 1e12));
     Stat b = time_ms([&] {
       GPU->ops_bf16.attention_backward(dqkv.p(), dqkv.p() + NH * HS, dqkv.p() + (NH + NKV) * HS, dout.p(), q, k, v,
                                        out.p(), lse.f(), 1, T, NH, NKV, HS, QKV, QKV);
@@ -999,8 +1028,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "f32")) g_bf16 = false, ++i;
     else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "bf16")) g_f32 = false, ++i;
     else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "all")) ++i;
+    else if (!std::strcmp(argv[i], "--tag") && i + 1 < argc) g_tag = std::string(" [") + argv[++i] + "]";
     else {
-      std::fprintf(stderr, "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick] [--part f32|bf16|all]\n");
+      std::fprintf(stderr,
+                   "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick] [--part f32|bf16|all] "
+                   "[--tag TAG]\n");
       return 2;
     }
   }

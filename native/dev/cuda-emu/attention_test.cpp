@@ -126,7 +126,7 @@ static void test_forward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t 
 
 // The tensor-core forward on bf16 storage (q, k, v read as bf16, out written as bf16): against the
 // fp64 reference on the same (bf16) values, with the tensor-core tolerances.
-static void test_forward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad) {
+static void test_forward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, bool mma = false) {
   Dims d{B, T, NH, NKV, HS, 0, 0};
   const int64_t QKV = (NH + 2 * NKV) * HS + pad;
   d.qs = d.kvs = QKV;
@@ -139,13 +139,15 @@ static void test_forward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_
   std::vector<puzzle::bf16> out(B * T * NH * HS, puzzle::f32_to_bf16(NaN));
   std::vector<float> lse(B * NH * T, NaN);
   const puzzle::bf16 *q = h.data(), *k = q + NH * HS, *v = k + NKV * HS;
-  const bool took = attention_forward_tc(out.data(), lse.data(), q, k, v, B, T, NH, NKV, HS, QKV, QKV);
+  const bool took = (mma ? attention_forward_mma : attention_forward_tc)(out.data(), lse.data(), q, k, v, B, T, NH, NKV,
+                                                                        HS, QKV, QKV);
   std::vector<double> ro, rl;
   ref_forward(d, qkv.data(), qkv.data() + NH * HS, qkv.data() + (NH + NKV) * HS, ro, rl, nullptr);
   std::vector<float> got(out.size());
   for (size_t i = 0; i < out.size(); ++i) got[i] = puzzle::bf16_to_f32(out[i]);
   char ctx[200];
-  std::snprintf(ctx, sizeof ctx, "fwd bf16 B%ld T%ld NH%ld NKV%ld HS%ld pad%ld", B, T, NH, NKV, HS, pad);
+  std::snprintf(ctx, sizeof ctx, "fwd bf16%s B%ld T%ld NH%ld NKV%ld HS%ld pad%ld", mma ? " mma" : "", B, T, NH, NKV,
+                HS, pad);
   std::printf("%s\n", ctx);
   if (!took) std::printf("  FAIL declined\n"), ++failures;
   check("out", got, ro, 2e-2, ctx, 1e-2, 1.0);
@@ -487,6 +489,21 @@ int main(int argc, char** argv) {
     std::vector<puzzle::bf16> o(1), x(1);
     std::vector<float> l(1);
     if (attention_forward_tc(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 1, 1, 1, 32, 96, 96))
+      std::printf("  FAIL HS 32 must be declined\n"), ++failures;
+  }
+  if (which == "mma16" || which == "mma16-small") {  // attention_mma.cu: mma.sync, ldmatrix, cp.async stages
+    test_forward16(1, 1, 2, 1, 64, 0, true);
+    test_forward16(1, 130, 4, 2, 128, 0, true);   // 2 query tiles, 3 key tiles: both stages reused
+    if (which == "mma16") {
+      test_forward16(2, 70, 4, 2, 64, 0, true);
+      test_forward16(1, 130, 4, 1, 64, 1, true);  // rows not 16-byte aligned: element copies
+      test_forward16(1, 300, 2, 2, 128, 0, true); // partial last tiles, 5 key tiles
+      test_forward16(1, 256, 4, 2, 128, 0, true); // exact tiles, group 2
+      test_forward16(1, 129, 4, 4, 128, 3, true);
+    }
+    std::vector<puzzle::bf16> o(1), x(1);
+    std::vector<float> l(1);
+    if (attention_forward_mma(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 1, 1, 1, 32, 96, 96))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "tcbwd16") {  // the tensor-core backward on bf16 storage (dq via fp32, dk/dv in place)

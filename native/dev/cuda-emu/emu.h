@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#define PUZZLE_CUDA_EMU 1  // cuda/mma.cuh leaves its primitives to emu_mma.h
 #define __global__
 #define __device__
 #define __host__

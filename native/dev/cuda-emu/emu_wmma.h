@@ -93,19 +93,5 @@ inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment
 }}  // namespace nvcuda::wmma
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
-#include <utility>
-#include <vector>
-inline thread_local std::vector<std::pair<void*, const void*>> g_cp_pending;
-inline void cp_async16(void* d, const void* s) {
-#ifdef EMU_CP_ASYNC_DEFER
-  g_cp_pending.emplace_back(d, s);
-#else
-  std::memcpy(d, s, 16);
-#endif
-}
-inline void cp_async_commit() {}
-inline void cp_async_wait_all() {
-  for (auto& p : g_cp_pending) std::memcpy(p.first, p.second, 16);
-  g_cp_pending.clear();
-}
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __float2bfloat16(f); }
+#include "emu_mma.h"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# CPU emulator tests of the CUDA attention kernels (native/src/cuda/attention.cu), for machines
+# CPU emulator tests of the CUDA attention kernels (native/src/cuda/attention.cu, attention_mma.cu), for machines
 # without a GPU. convert.sh rewrites attention.cu into C++ where every CUDA thread is an OS thread
 # (emu.h: __syncthreads = block barrier, shuffles through per-warp buffers, NaN-filled shared
 # memory of exact size; emu_wmma.h: bf16 and nvcuda::wmma m16n16k16 with a deliberately
@@ -10,18 +10,20 @@
 # ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
 # on the same emulator against the CPU backend's op tables.
 #
-#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 tcbwd tcbwd@166912 tcbwd16 decode16; TSan: tcbwd-small (both sizes)
+#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 decode16; TSan: tcbwd-small (both sizes) mma16-small
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
 #   native/dev/cuda-emu/run.sh tsan SET...
 #   PUZZLE_CUDA_ATTN=simt native/dev/cuda-emu/run.sh asan all bwd80@166912   # the fp32 kernels
 #
-# Test sets: tc (tensor-core forward), tc16 (the same on bf16 storage), tcbwd / tcbwd-small
+# Test sets: tc (tensor-core forward), tc16 (the same on bf16 storage), mma16 / mma16-small (the
+# mma.sync forward of attention_mma.cu on bf16), tcbwd / tcbwd-small
 # (tensor-core backward), tcbwd16 (the same on bf16 storage), decode16 (the split-KV decode on
 # bf16 caches), fwd, bwd,
 # cached, all (= fwd bwd cached), bwd80, project, capture. @166912 makes the host code size tiles
 # for an sm_80 part (opt-in shared memory of an A100) instead of sm_90 (232448, the default); a
 # second @ sets the SM count (default 8; capture's allocation counts assume 132: capture@232448@132).
-# Environment: EMU_SRC (the .cu to test, default attention.cu; e.g. a mutated copy), EMU_BUILD
+# Environment: EMU_SRC (the .cu to test, default attention.cu; e.g. a mutated copy), EMU_SRC_MMA
+# (the same for attention_mma.cu), EMU_BUILD
 # (build folder, default ${TMPDIR:-/tmp}/puzzle-cuda-emu), CXX (default g++; C++20).
 # Slow by design (256 OS threads per block, sanitizers): a few minutes on 2 cores. Exit status is
 # nonzero if any set fails. Nothing here is part of the build or the npm tests.
@@ -33,6 +35,7 @@ build=${EMU_BUILD:-${TMPDIR:-/tmp}/puzzle-cuda-emu}
 cxx=${CXX:-g++}
 mkdir -p "$build"
 "$here/convert.sh" "$src" "$build/attention_emu.cpp"
+"$here/convert.sh" "${EMU_SRC_MMA:-$root/native/src/cuda/attention_mma.cu}" "$build/attention_mma_emu.cpp"
 
 # build SANITIZER: $build/attention_test_SANITIZER
 build_one() {
@@ -42,7 +45,7 @@ build_one() {
     *) echo "run.sh: unknown sanitizer $1" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
-  "$cxx" -std=c++20 -O1 -g $flags -I"$here" -I"$here/stubs" -I"$root/native/src" -I"$root/native/include" "$here/attention_test.cpp" "$build/attention_emu.cpp" \
+  "$cxx" -std=c++20 -O1 -g $flags -I"$here" -I"$here/stubs" -I"$root/native/src" -I"$root/native/include" "$here/attention_test.cpp" "$build/attention_emu.cpp" "$build/attention_mma_emu.cpp" \
     -o "$build/attention_test_$1" -lpthread
 }
 
@@ -68,8 +71,8 @@ END
 }
 
 if [ $# -eq 0 ]; then
-  run_sets asan tc tc16 tcbwd tcbwd@166912 tcbwd16 decode16
-  run_sets tsan tcbwd-small tcbwd-small@166912
+  run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 decode16
+  run_sets tsan tcbwd-small tcbwd-small@166912 mma16-small
 else
   san=$1
   shift

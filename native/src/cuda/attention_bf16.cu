@@ -1,6 +1,7 @@
 // Attention with bf16 storage (OpsBf16). The kernels of attention.cu that matter for speed read
 // and write bf16 themselves: the tensor-core forward and backward (HS 64/128:
-// attention_forward_tc, attention_backward_tc) and the split-KV decode over a bf16 cache (up to
+// attention_forward_tc, or attention_forward_mma of attention_mma.cu with PUZZLE_CUDA_ATTN=mma;
+// attention_backward_tc) and the split-KV decode over a bf16 cache (up to
 // 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
 // it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //
@@ -81,6 +82,8 @@ void narrow(bf16x* out, const float* in, int64_t rows, int64_t cols, int64_t str
 
 void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (attention_mma_selected() && attention_forward_mma(out, lse, q, k, v, B, T, NH, NKV, HS, q_stride, kv_stride))
+    return;
   if (attention_forward_tc(out, lse, q, k, v, B, T, NH, NKV, HS, q_stride, kv_stride)) return;
   const int64_t N = B * T, QW = NH * HS, KW = NKV * HS;
   if (N <= 0) return;

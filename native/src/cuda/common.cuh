@@ -130,6 +130,12 @@ void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
 // PUZZLE_CUDA_ATTN=simt; returns false, queuing nothing, otherwise).
 bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+// attention_mma.cu: the same forward on mma.sync with register-resident scores and cp.async
+// double buffering (HS 64/128; false, nothing queued, otherwise). attention_forward (bf16)
+// takes it when attention_mma_selected() (PUZZLE_CUDA_ATTN=mma).
+bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
+                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+bool attention_mma_selected();
 // attention.cu: the tensor-core backward reading bf16 directly (same condition; false, nothing
 // queued, otherwise): dk, dv added (+=) to their bf16 slices, each sum rounded once; dQ added to
 // dq32, fp32 packed [B*T, NH*HS] (key tiles sum into it with atomics: the caller rounds it into

@@ -19,8 +19,8 @@ int g_errors = 0;
 void record_error(cudaError_t e, const char* where) {
   if (e) std::fprintf(stderr, "CUDA error at %s\n", where), ++g_errors;
 }
-// The bf16 tensor-core forward, backward and decode kernels live in attention.cu (tested by
-// native/dev/cuda-emu/run.sh tc16, tcbwd16 and decode16): declining here sends the bf16 attention calls
+// The bf16 tensor-core forward, backward and decode kernels live in attention.cu and attention_mma.cu (tested by
+// native/dev/cuda-emu/run.sh tc16, mma16, tcbwd16 and decode16): declining here sends the bf16 attention calls
 // through the bridge, which is what this test checks.
 bool attention_decode(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t,
                       int64_t, int64_t, int64_t) {
@@ -34,6 +34,11 @@ bool attention_backward_tc(float*, bf16*, bf16*, const bf16*, const bf16*, const
                            const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
+bool attention_forward_mma(bf16*, float*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t) {
+  return false;
+}
+bool attention_mma_selected() { return true; }  // and still declined: the bridge
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
