@@ -141,6 +141,15 @@ def main():
     emit("op", "rmsnorm fwd 4096x4096", st, GBps=2 * T * C * 4 / st["median_ms"] / 1e6, note=0.0)
     del q, k, v, o, g, x
 
+    # the products of an 8B decode step, L2 flushed between repeats (as puzzle_cuda_check's rows)
+    for name, N, K in [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate|up", 28672, 4096), ("down", 4096, 14336)]:
+        W = torch.randn(N, K, device="cuda", dtype=dt)
+        for M in (1, 64):
+            X = torch.randn(M, K, device="cuda", dtype=dt)
+            st = timed(lambda: F.linear(X, W), 2, reps, flush)
+            emit("op", f"gemv 8B {name} M{M}", st, GBps=2 * (N * K + M * K + M * N) / st["median_ms"] / 1e6)
+        del W, X
+
     for name, C, NH, NKV, HS, Fw in [("llama-3.1-8b", 4096, 32, 8, 128, 14336), ("llama-3.1-70b", 8192, 64, 8, 128, 28672)]:
         layer = Layer(C, NH, NKV, HS, Fw, dt)
         nparams = sum(p.numel() for p in layer.parameters())

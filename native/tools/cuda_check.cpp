@@ -965,24 +965,33 @@ void run_benchmarks(bool quick, bool only_gemm) {
   // the few-rows GEMM through the 8B weights (batch 1 and 64, fp32 and bf16 storage) and the
   // split-KV attention over the cache (the bytes of the cache rows read). L2 flushed between.
   {
-    const int64_t C = 4096, F2 = 2 * 14336, NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+    const int64_t NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+    // every product of an 8B decode step (out = in @ W^T, W [N, K]): few output columns per
+    // weight byte (o, down) is where a few-rows kernel runs short of loads in flight
+    struct Gv {
+      const char* name;
+      int64_t N, K;
+    } gemvs[] = {{"qkv", QKV, 4096}, {"o", 4096, 4096}, {"gate|up", 2 * 14336, 4096}, {"down", 4096, 14336}};
     for (int64_t M : {1, 64})
-      for (bool half : {false, true}) {
-        if (half ? !g_bf16 : !g_f32) continue;
-        const size_t es = half ? 2 : 4;
-        Dev W((size_t)F2 * C * es), X((size_t)M * C * es), Y((size_t)M * F2 * es);
-        cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
-        cudaMemsetAsync(X.p, 0, X.bytes, cuda::stream());
-        Stat st = time_ms([&] {
-          if (half)
-            GPU->ops_bf16.gemm(false, true, M, F2, C, 1.f, (bf16*)X.p, C, (bf16*)W.p, C, 0.f, (bf16*)Y.p, F2);
-          else
-            GPU->ops.gemm(false, true, M, F2, C, 1.f, X.f(), C, W.f(), C, 0.f, Y.f(), F2);
-        }, 2, reps, flush);
-        const double bytes = (double)W.bytes + X.bytes + Y.bytes;
-        emit("op", "gemv 8B gate|up M" + std::to_string(M) + (half ? " [bf16]" : ""), st,
-             kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " + kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
-      }
+      for (bool half : {false, true})
+        for (const Gv& gv : gemvs) {
+          if (half ? !g_bf16 : !g_f32) continue;
+          const int64_t N = gv.N, K = gv.K;
+          const size_t es = half ? 2 : 4;
+          Dev W((size_t)N * K * es), X((size_t)M * K * es), Y((size_t)M * N * es);
+          cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
+          cudaMemsetAsync(X.p, 0, X.bytes, cuda::stream());
+          Stat st = time_ms([&] {
+            if (half)
+              GPU->ops_bf16.gemm(false, true, M, N, K, 1.f, (bf16*)X.p, K, (bf16*)W.p, K, 0.f, (bf16*)Y.p, N);
+            else
+              GPU->ops.gemm(false, true, M, N, K, 1.f, X.f(), K, W.f(), K, 0.f, Y.f(), N);
+          }, 2, reps, flush);
+          const double bytes = (double)W.bytes + X.bytes + Y.bytes;
+          emit("op", std::string("gemv 8B ") + gv.name + " M" + std::to_string(M) + (half ? " [bf16]" : ""), st,
+               kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " +
+                   kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
+        }
     for (int64_t B : {1, 64})
       for (bool half : {false, true}) {
         if (half ? !g_bf16 : !g_f32) continue;

@@ -12,7 +12,9 @@
 //    and every element of Y is read from global memory exactly once:
 //      - "dot" kernel when Y runs along k (out = inp @ W^T with W [N, K]): one warp per 4 columns,
 //        16-byte loads of the weight rows when aligned (4 fp32 or 8 bf16), warp-shuffle reduction;
-//      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem.
+//      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem;
+//      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
+//        one block per 4 columns, all its threads along k (o and down projections of a decode).
 //  * otherwise: our tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
 //    m16n16k16): block tile 128x128x32, 8 warps in a 4x2 grid of 32x64 warp tiles, operands
 //    converted to bf16 when stored to shared memory, double-buffered smem with the next k-tile
@@ -484,6 +486,74 @@ __global__ void __launch_bounds__(kSmallThreads)
     }
 }
 
+// The dot case for a single row (m == 1: a batch-1 decode step) when the dot kernel above would
+// leave the GPU short of work: it gives each warp its own 4 columns, so n/32 blocks, under one
+// per SM for the o and down projections (n = 4096) and too few 16-byte loads in flight to reach
+// memory bandwidth. Here one block owns 4 columns and all its threads stride along k (16-byte
+// loads of X and of the 4 weight rows, two steps in flight), then reduce across the block:
+// n/4 blocks, up to 8 per SM.
+template <class TIn, class TOut>
+__global__ void __launch_bounds__(kSmallThreads)
+    small_dot1_kernel(int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_cs,
+                      const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_cs, bool vec) {
+  __shared__ float red[kSmallWarps][kDotCols];
+  const int64_t j0 = (int64_t)blockIdx.x * kDotCols;
+  const int ncols = (int)min64(kDotCols, n - j0);
+  const TIn* yrow[kDotCols];
+#pragma unroll
+  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + min64(j0 + c, n - 1) * y_cs;  // clamped, read as 0
+  float acc[kDotCols];
+#pragma unroll
+  for (int c = 0; c < kDotCols; ++c) acc[c] = 0.f;
+  int64_t kbeg = threadIdx.x;
+  if (vec) {  // X contiguous, X and every weight row 16-byte aligned
+    constexpr int VW = 16 / sizeof(TIn);
+    const int64_t kv = K & ~(int64_t)(VW - 1);
+#pragma unroll 2
+    for (int64_t kk = (int64_t)threadIdx.x * VW; kk < kv; kk += (int64_t)kSmallThreads * VW) {
+      float x[VW], w[kDotCols][VW];
+      ldg16(x, X + kk);
+#pragma unroll
+      for (int c = 0; c < kDotCols; ++c) {
+        if (c < ncols) {
+          ldg16(w[c], yrow[c] + kk);
+        } else {
+#pragma unroll
+          for (int e = 0; e < VW; ++e) w[c][e] = 0.f;
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < kDotCols; ++c)
+#pragma unroll
+        for (int e = 0; e < VW; ++e) acc[c] = fmaf(x[e], w[c][e], acc[c]);
+    }
+    kbeg = kv + threadIdx.x;
+  }
+  for (int64_t kk = kbeg; kk < K; kk += kSmallThreads) {
+    const float x = ldg1(X + kk * x_cs);
+#pragma unroll
+    for (int c = 0; c < kDotCols; ++c) acc[c] = fmaf(x, c < ncols ? ldg1(yrow[c] + kk) : 0.f, acc[c]);
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int c = 0; c < kDotCols; ++c) {
+    float v = acc[c];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][c] = v;
+  }
+  __syncthreads();
+  if ((int)threadIdx.x < ncols) {
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kSmallWarps; ++w) sum += red[w][threadIdx.x];
+    TOut* p = C + (j0 + threadIdx.x) * c_cs;
+    float v = alpha * sum;
+    if (beta != 0.f) v += beta * load_c(p);
+    store_c(p, v);
+  }
+}
+
 template <int MR, class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
     small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
@@ -531,6 +601,17 @@ __global__ void __launch_bounds__(kSmallThreads)
   }
 }
 
+// Streaming multiprocessors of the current device (read once; 1 if the query fails).
+int sm_count() {
+  static const int sms = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      return 1;
+    return std::max(v, 1);
+  }();
+  return sms;
+}
+
 template <int MR, class TIn, class TOut>
 void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
                   const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
@@ -538,6 +619,13 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
     const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % (int64_t)(16 / sizeof(TIn)) == 0;
+    if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)sm_count()) {
+      const bool vec1 = vec && x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0;
+      small_dot1_kernel<TIn, TOut><<<(unsigned)((n + kDotCols - 1) / kDotCols), kSmallThreads, 0, stream()>>>(
+          n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);
+      PUZZLE_CUDA_CHECK_LAUNCH("gemm (one-row dot kernel)");
+      return;
+    }
     small_dot_kernel<MR, TIn, TOut><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
         m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, vec);
     PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows dot kernel)");

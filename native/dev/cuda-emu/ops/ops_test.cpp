@@ -266,6 +266,12 @@ int main() {
   t_gemm(false, true, 2, 40, 264, 0, 1.f, 0.f);
   t_gemm(false, true, 4, 24, 268, 4, 1.f, 0.f);
   t_gemm(false, true, 1, 20, 130, 2, 1.f, 0.f);
+  // one row (decode): the one-row dot kernel below 2 blocks of the dot kernel per SM (8 SMs
+  // here: n <= 480), vector loads with a ragged tail (K 1001, row stride 1008) and beta; the dot
+  // kernel above that
+  t_gemm(false, true, 1, 70, 1001, 7, 1.f, 1.f);
+  t_gemm(false, true, 1, 480, 264, 0, 0.5f, 0.f);
+  t_gemm(false, true, 1, 600, 64, 0, 1.f, 0.f);
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);
