@@ -43,12 +43,12 @@ timeout 240 "$BUILD/puzzle_cuda_check" --part bf16 --json "$OUT/ours-bf16.json" 
 RC16=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 exit $RC16"
 [ "$RC" = 0 ] && RC=$RC16
-# the candidate attention forward (attention_mma.cu: mma.sync, scores in registers, cp.async
+# the candidate attention kernels (attention_mma.cu: mma.sync, scores in registers, cp.async
 # stages): the bf16 checks and timings again with it selected, rows marked [attn=mma], so one
 # run says whether it should become the default
 say "bf16 again with PUZZLE_CUDA_ATTN=mma (quick)"
 PUZZLE_CUDA_ATTN=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --tag attn=mma \
-  --json "$OUT/ours-bf16-mma.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|attention fwd|block fwd"
+  --json "$OUT/ours-bf16-mma.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|attention (fwd|bwd)|block fwd"
 RCM=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (attn=mma) exit $RCM"
 [ "$RC" = 0 ] && RC=$RCM

@@ -35,9 +35,15 @@
 namespace puzzle::cuda {
 const char* gemm_kernel_name();
 const char* attention_kernel_name(int64_t HS);  // forward and backward: "tensor-core" or "simt"
-// attention_mma.cu, called directly: the candidate bf16 forward (PUZZLE_CUDA_ATTN=mma selects it)
+// attention_mma.cu, called directly: the candidate bf16 forward and backward (PUZZLE_CUDA_ATTN=mma
+// selects them), and attention.cu's backward pre-pass
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
+                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
+                            int64_t HS);
 cudaStream_t stream();
 }  // namespace puzzle::cuda
 
@@ -554,6 +560,27 @@ void check_bf16_ops() {
       check("bf16 attention forward [mma]" + sh, took ? gmo.get() : std::vector<float>(), widen16(mo),
             std::max(TOL.attention_tc, TOL.bf16));
       check("bf16 attention lse [mma]" + sh, took ? gml.get() : std::vector<float>(), ml, TOL.attention_tc);
+      // its backward, on the CPU's out and lse, into a pre-filled fused gradient: dK, dV added in
+      // place on the device, dQ summed in fp32 there and added to its slice here (as
+      // attention_bf16.cu does on the device)
+      auto mdo = round16(randn(B * TT * NH * hs)), mg0 = round16(randn(B * TT * W, 0.1f));
+      std::vector<bf16> mg = mg0;
+      c.attention_backward(mg.data(), mg.data() + NH * hs, mg.data() + (NH + NKV) * hs, mdo.data(), x.data(),
+                           x.data() + NH * hs, x.data() + (NH + NKV) * hs, mo.data(), ml.data(), B, TT, NH, NKV, hs, W, W);
+      Dev16 gmg(mg0), gmdo(mdo), gcmo(mo);
+      Dev gcml(ml), gD(B * NH * TT * 4), gdq32(B * TT * NH * hs * 4);
+      cudaMemsetAsync(gdq32.p, 0, gdq32.bytes, cuda::stream());
+      cuda::attention_backward_dot(gD.f(), gmdo.p(), gcmo.p(), B, TT, NH, hs);
+      const bool btook = cuda::attention_backward_mma(gdq32.f(), gmg.p() + NH * hs, gmg.p() + (NH + NKV) * hs, gmdo.p(),
+                                                      gx.p(), gx.p() + NH * hs, gx.p() + (NH + NKV) * hs, gcml.f(),
+                                                      gD.f(), B, TT, NH, NKV, hs, W, W);
+      std::vector<float> got = gmg.get();
+      const std::vector<float> dq32 = gdq32.get();
+      for (int64_t r = 0; r < B * TT; ++r)
+        for (int64_t cc = 0; cc < NH * hs; ++cc)
+          got[r * W + cc] = bf16_to_f32(f32_to_bf16(got[r * W + cc] + dq32[r * NH * hs + cc]));
+      check("bf16 attention backward dq|dk|dv [mma]" + sh, btook ? got : std::vector<float>(), widen16(mg),
+            std::max(TOL.attention_tc, TOL.bf16));
     }
     auto dout = round16(randn(N * NH * HS)), d0 = round16(randn(N * QKV, 0.1f));
     std::vector<bf16> dq = d0;
@@ -953,6 +980,14 @@ void run_benchmarks(bool quick, bool only_gemm) {
     Stat fm = time_ms([&] { cuda::attention_forward_mma(out.p(), lse.f(), q, k, v, 1, T, NH, NKV, HS, QKV, QKV); }, 2,
                       reps);
     emit("op", "attention fwd 8B T4096 [mma] [bf16]", fm, kv("TFLOPs", flops_f / (fm.median * 1e-3) / 1e12));
+    Dev D((size_t)NH * T * 4), dq32((size_t)T * NH * HS * 4);
+    cudaMemsetAsync(dq32.p, 0, dq32.bytes, cuda::stream());
+    Stat bm = time_ms([&] {  // what attention_bf16.cu runs for it, less the rounding of dQ into its slice
+      cuda::attention_backward_dot(D.f(), dout.p(), out.p(), 1, T, NH, HS);
+      cuda::attention_backward_mma(dq32.f(), dqkv.p() + NH * HS, dqkv.p() + (NH + NKV) * HS, dout.p(), q, k, v,
+                                   lse.f(), D.f(), 1, T, NH, NKV, HS, QKV, QKV);
+    }, 2, reps);
+    emit("op", "attention bwd 8B T4096 [mma] [bf16]", bm, kv("TFLOPs", 2.5 * flops_f / (bm.median * 1e-3) / 1e12));
     Stat b = time_ms([&] {
       GPU->ops_bf16.attention_backward(dqkv.p(), dqkv.p() + NH * HS, dqkv.p() + (NH + NKV) * HS, dout.p(), q, k, v,
                                        out.p(), lse.f(), 1, T, NH, NKV, HS, QKV, QKV);

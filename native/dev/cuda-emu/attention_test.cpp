@@ -255,7 +255,8 @@ static void test_backward(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t
 // their bf16 slices in place, dq summed in a packed fp32 buffer (as attention_bf16.cu does) and
 // added to its bf16 slice here. Against the fp64 reference on the same (bf16) values, with out
 // and lse from the bf16 tensor-core forward.
-static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask) {
+static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t pad, int mask,
+                            bool mma = false) {
   using puzzle::bf16;
   using puzzle::bf16_to_f32;
   using puzzle::f32_to_bf16;
@@ -289,8 +290,16 @@ static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64
   std::vector<float> dq32((mask & 1) ? B * T * QS : 0, 0.f);
   bf16* dk = (mask & 2) ? g16.data() + NH * HS : nullptr;
   bf16* dv = (mask & 4) ? g16.data() + (NH + NKV) * HS : nullptr;
-  const bool took = attention_backward_tc((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v,
-                                          out.data(), lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  bool took;
+  if (mma) {  // attention_mma.cu, after the pre-pass D = rowsum(dout * out) of attention.cu
+    std::vector<float> D(B * NH * T, NaN);
+    attention_backward_dot(D.data(), dout16.data(), out.data(), B, T, NH, HS);
+    took = attention_backward_mma((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v, lse.data(),
+                                  D.data(), B, T, NH, NKV, HS, QKV, QKV);
+  } else {
+    took = attention_backward_tc((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v, out.data(),
+                                 lse.data(), B, T, NH, NKV, HS, QKV, QKV);
+  }
   for (int64_t r = 0; r < B * T && (mask & 1); ++r)  // the caller's one rounding of dq into its slice
     for (int64_t c = 0; c < QS; ++c)
       g16[r * QKV + c] = f32_to_bf16(bf16_to_f32(g16[r * QKV + c]) + dq32[r * QS + c]);
@@ -299,8 +308,8 @@ static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64
   const std::vector<double> ref =
       ref_backward(d, qkv.data(), qkv.data() + NH * HS, qkv.data() + (NH + NKV) * HS, dout, init, mask);
   char ctx[200];
-  std::snprintf(ctx, sizeof ctx, "bwd bf16 B%ld T%ld NH%ld NKV%ld HS%ld pad%ld mask%d", B, T, NH, NKV, HS, pad,
-                mask);
+  std::snprintf(ctx, sizeof ctx, "bwd bf16%s B%ld T%ld NH%ld NKV%ld HS%ld pad%ld mask%d", mma ? " mma" : "", B, T, NH,
+                NKV, HS, pad, mask);
   std::printf("%s\n", ctx);
   if (!took) std::printf("  FAIL declined\n"), ++failures;
   check_grads(d, got, ref, init, sentinel, true, ctx);
@@ -504,6 +513,23 @@ int main(int argc, char** argv) {
     std::vector<puzzle::bf16> o(1), x(1);
     std::vector<float> l(1);
     if (attention_forward_mma(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 1, 1, 1, 32, 96, 96))
+      std::printf("  FAIL HS 32 must be declined\n"), ++failures;
+  }
+  if (which == "mmabwd16" || which == "mmabwd16-small") {  // the mma.sync backward of attention_mma.cu
+    test_backward16(1, 1, 2, 1, 64, 0, 7, true);
+    test_backward16(1, 200, 4, 2, 128, 0, 7, true);  // 2 key blocks, 4 query steps per head: stages reused
+    if (which == "mmabwd16") {
+      test_backward16(1, 63, 2, 1, 128, 1, 7, true);   // rows not 16-byte aligned: element copies
+      test_backward16(2, 130, 4, 4, 64, 0, 7, true);   // NKV = NH
+      test_backward16(1, 300, 4, 1, 64, 3, 7, true);   // group 4, misaligned, partial tiles
+      test_backward16(1, 256, 2, 2, 128, 0, 7, true);  // exact tiles
+      test_backward16(1, 130, 4, 2, 128, 0, 1, true);  // dq only
+      test_backward16(1, 130, 4, 2, 64, 0, 6, true);   // dk, dv only
+    }
+    std::vector<float> g(1), l(1);
+    std::vector<puzzle::bf16> x(1);
+    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),
+                               1, 1, 1, 1, 32, 96, 96))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "tcbwd16") {  // the tensor-core backward on bf16 storage (dq via fp32, dk/dv in place)

@@ -10,13 +10,13 @@
 # ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
 # on the same emulator against the CPU backend's op tables.
 #
-#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 decode16; TSan: tcbwd-small (both sizes) mma16-small
+#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 decode16; TSan: tcbwd-small (both sizes) mma16-small mmabwd16-small
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
 #   native/dev/cuda-emu/run.sh tsan SET...
 #   PUZZLE_CUDA_ATTN=simt native/dev/cuda-emu/run.sh asan all bwd80@166912   # the fp32 kernels
 #
-# Test sets: tc (tensor-core forward), tc16 (the same on bf16 storage), mma16 / mma16-small (the
-# mma.sync forward of attention_mma.cu on bf16), tcbwd / tcbwd-small
+# Test sets: tc (tensor-core forward), tc16 (the same on bf16 storage), mma16 / mma16-small and
+# mmabwd16 / mmabwd16-small (the mma.sync forward and backward of attention_mma.cu), tcbwd / tcbwd-small
 # (tensor-core backward), tcbwd16 (the same on bf16 storage), decode16 (the split-KV decode on
 # bf16 caches), fwd, bwd,
 # cached, all (= fwd bwd cached), bwd80, project, capture. @166912 makes the host code size tiles
@@ -71,8 +71,8 @@ END
 }
 
 if [ $# -eq 0 ]; then
-  run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 decode16
-  run_sets tsan tcbwd-small tcbwd-small@166912 mma16-small
+  run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 decode16
+  run_sets tsan tcbwd-small tcbwd-small@166912 mma16-small mmabwd16-small
 else
   san=$1
   shift

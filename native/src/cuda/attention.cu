@@ -1747,6 +1747,15 @@ bool attention_backward_tc(float* dq32, bf16* dk, bf16* dv, const bf16* dout, co
   return true;
 }
 
+void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
+                            int64_t HS) {
+  const int64_t rows = B * T * NH;
+  if (rows <= 0) return;
+  attn_bwd_dot_kernel<bf16x><<<blocks_for(rows, kThreads / 32), kThreads, 0, stream()>>>(D, dev(dout), dev(out), rows,
+                                                                                   (int)T, (int)NH, (int)HS, NH * HS);
+  PUZZLE_CUDA_CHECK_LAUNCH("attention_backward (bf16, D)");
+}
+
 namespace {
 
 // The split-KV decode for Tq <= kDecodeMaxTq queries (arguments checked by the caller).

@@ -1,7 +1,7 @@
 // Attention with bf16 storage (OpsBf16). The kernels of attention.cu that matter for speed read
 // and write bf16 themselves: the tensor-core forward and backward (HS 64/128:
-// attention_forward_tc, or attention_forward_mma of attention_mma.cu with PUZZLE_CUDA_ATTN=mma;
-// attention_backward_tc) and the split-KV decode over a bf16 cache (up to
+// attention_forward_tc and attention_backward_tc, or with PUZZLE_CUDA_ATTN=mma those of
+// attention_mma.cu) and the split-KV decode over a bf16 cache (up to
 // 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
 // it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //
@@ -104,7 +104,14 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
   Scratch dq32(dq != nullptr ? N * QW : 0);
   if (dq != nullptr)
     record_error(cudaMemsetAsync(dq32.p, 0, (size_t)N * QW * sizeof(float), stream()), "attention (bf16) zero");
-  if (!attention_backward_tc(dq32.p, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, q_stride, kv_stride)) {
+  bool done = false;
+  if (attention_mma_selected() && (HS == 64 || HS == 128)) {
+    Scratch D(N * NH);  // rowsum(dout * out) [B, NH, T]
+    attention_backward_dot(D.p, dout, out, B, T, NH, HS);
+    done = attention_backward_mma(dq32.p, dk, dv, dout, q, k, v, lse, D.p, B, T, NH, NKV, HS, q_stride, kv_stride);
+  }
+  if (!done &&
+      !attention_backward_tc(dq32.p, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, q_stride, kv_stride)) {
     Scratch q32(N * QW), k32(N * KW), v32(N * KW), o32(N * QW), d32(N * QW), dk32(dk != nullptr ? N * KW : 0),
         dv32(dv != nullptr ? N * KW : 0);
     widen(q32.p, dev(q), N, QW, q_stride);

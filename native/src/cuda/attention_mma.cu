@@ -1,20 +1,21 @@
-// Causal prefill attention forward on bf16 storage in the FlashAttention-2 register layout:
-// mma.sync m16n8k16 with ldmatrix (cuda/mma.cuh) instead of nvcuda::wmma, so the scores never
-// leave registers (softmax on the accumulators, P reused in place as the A operand of P V), and
-// K/V tiles double-buffered with cp.async (tile kt+1 lands while tile kt is multiplied).
-// attn_fwd_tc_kernel (attention.cu) sends every score tile through shared memory and back, and
-// waits for each K/V tile; this kernel is its replacement candidate for the bf16 table.
+// Causal prefill attention on bf16 storage in the FlashAttention-2 register layout: mma.sync
+// m16n8k16 with ldmatrix (cuda/mma.cuh) instead of nvcuda::wmma, so score tiles never leave
+// registers (softmax on the accumulators, P reused in place as the A operand of the next
+// product), and tiles double-buffered with cp.async (the next one lands while the current one is
+// multiplied). The wmma kernels of attention.cu (attn_fwd_tc_kernel, attn_bwd_tc_kernel) send
+// every score tile through shared memory and back and wait for each tile; these are their
+// replacement candidates for the bf16 table: forward below, backward further down.
 //
-// Geometry: one block of 8 warps per (batch*head, 128-query tile); warp w owns query rows
-// 16w..16w+15 and keeps its Q fragments in registers for the whole kernel; 64-key tiles. Thread
-// (g, t) = (lane/4, lane%4) holds rows g and g+8 of every 16x8 accumulator (mma.cuh), so a row's
-// max and sum are reduced over the 4 lanes of a group (shuffles xor 1, 2), and its running sum
-// stays per lane until the end. Shared memory: Q [128][HS+8] (the output staging at the end), two
-// stages of K and V [64][HS+8]; the +8 pitch makes every ldmatrix conflict-free.
+// Forward geometry: one block of 8 warps per (batch*head, 128-query tile); warp w owns query
+// rows 16w..16w+15 and keeps their Q fragments in registers for the whole kernel; 64-key tiles.
+// Thread (g, t) = (lane/4, lane%4) holds rows g and g+8 of every 16x8 accumulator (mma.cuh), so
+// a row's max and sum are reduced over the 4 lanes of a group (shuffles xor 1, 2), and its running
+// sum stays per lane until the end. Shared memory: Q [128][HS+8] (the output staging at the end),
+// two stages of K and V [64][HS+8]; the +8 pitch makes every ldmatrix conflict-free.
 //
-// Selected with PUZZLE_CUDA_ATTN=mma (attention_bf16.cu) until a GPU run has timed it against
-// the wmma kernel (benchmarks/gpu/check.sh prints both); the CPU emulator
-// (native/dev/cuda-emu/run.sh, set mma16) checks it against an fp64 reference.
+// Selected with PUZZLE_CUDA_ATTN=mma (attention_bf16.cu) until a GPU run has timed them against
+// the wmma kernels (benchmarks/gpu/check.sh prints both); the CPU emulator
+// (native/dev/cuda-emu/run.sh, sets mma16 and mmabwd16) checks them against fp64 references.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -230,20 +231,25 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
 
 bool aligned_rows16(const void* p, int64_t stride) { return (uintptr_t)p % 16 == 0 && stride % 8 == 0; }
 
+// Raises a kernel's dynamic shared memory limit; the caller keeps the result in a static (once
+// per kernel).
+template <class Kernel>
+cudaError_t allow_smem_once(Kernel* kernel, size_t smem) {
+  int dev = 0, optin = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  if (e == cudaSuccess && (size_t)optin < smem) e = cudaErrorInvalidConfiguration;
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  return e;
+}
+
 template <int HS>
 void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, const bf16x* v, int64_t B, int64_t T,
                     int64_t NH, int64_t NKV, int64_t q_stride, int64_t kv_stride) {
   const char* where = "attention_forward (bf16, mma)";
   constexpr size_t smem = MmaGeo<HS>::bytes;
   auto kernel = attn_fwd_mma_kernel<HS>;
-  static const cudaError_t attr = [&] {  // once per kernel: the opt-in above 48 KiB
-    int dev = 0, optin = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e == cudaSuccess && (size_t)optin < smem) e = cudaErrorInvalidConfiguration;
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    return e;
-  }();
+  static const cudaError_t attr = allow_smem_once(kernel, smem);
   if (attr != cudaSuccess) {
     record_error(attr, where);
     return;
@@ -255,6 +261,262 @@ void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, cons
   const dim3 grid((unsigned)(B * NH), (unsigned)((T + kMmaBQ - 1) / kMmaBQ));
   kernel<<<grid, kMmaThreads, smem, stream()>>>(out, lse, q, k, v, (int)T, (int)NH, (int)(NH / NKV), q_stride,
                                                 kv_stride, scale_log2, vec_q, vec_kv, vec_o);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
+}
+
+// ------------------------------------------------------------------------------------------
+// Backward (FlashAttention-2 structure, the counterpart of the forward above). One block of 8
+// warps per (batch*kv-head, 128-key tile); warp w owns keys 16w..16w+15 and keeps their dK, dV
+// in registers for the whole block. The block walks the (query head of the group, 64-query tile)
+// steps at or after its key tile, each step's Q, dO (and lse, D) prefetched with cp.async into the
+// other of two stages while the current one is used. Per step, warp w computes transposed tiles
+// so that everything stays in registers in the layout the next product wants:
+//   S^T = K_w Q^T, P^T = exp2(S^T * scale*log2e - lse*log2e) (causal mask, rows < T), rounded to
+//   bf16 and reused in place as the A operand of dV_w += P^T dO; dP^T = V_w dO^T;
+//   dS^T = P^T (dP^T - D) * scale, rounded, the A operand of dK_w += dS^T Q.
+// dQ needs dS with queries as rows: dS^T goes through shared memory ([64][128+8], transposed on
+// the way in), then warp w computes dQ for 16 query rows x HS/2 columns (dS K) and adds it to
+// dq32 with fp32 atomics (the other key tiles add to the same rows). At the end dK, dV are added
+// (+=) to their bf16 slices: the block owns those rows.
+constexpr int kMmaBwdBK = 128;  // keys per block (16 per warp)
+constexpr int kMmaBwdBQ = 64;   // queries per step
+
+template <int HS>
+struct MmaBwdGeo {
+  static_assert(HS == 64 || HS == 128, "mma attention backward: HS 64 or 128");
+  static constexpr int LD = HS + 8;              // bf16 pitch of K, V, Q, dO
+  static constexpr int LDS = kMmaBwdBK + 8;      // bf16 pitch of dS [query][key]
+  static constexpr size_t kv_tile = (size_t)kMmaBwdBK * LD * 2;
+  static constexpr size_t q_tile = (size_t)kMmaBwdBQ * LD * 2;
+  static constexpr size_t k_off = 0, v_off = kv_tile;
+  static constexpr size_t st_off = 2 * kv_tile;                        // stage s: Q, dO at st_off + s*stage
+  static constexpr size_t stage = 2 * q_tile;
+  static constexpr size_t ds_off = st_off + 2 * stage;                 // [64][LDS] bf16
+  static constexpr size_t row_off = ds_off + (size_t)kMmaBwdBQ * LDS * 2;  // [2 stages][lse, D][64] fp32
+  static constexpr size_t bytes = row_off + 2 * 2 * kMmaBwdBQ * 4;
+  static_assert(st_off % 128 == 0 && q_tile % 128 == 0 && ds_off % 128 == 0 && row_off % 16 == 0, "alignment");
+};
+
+// Q and dO rows of one step into a stage (cp.async; rows >= nvalid zero), lse*log2e and D of its
+// rows into the stage's row values (plain loads: visible after the next barrier).
+template <int HS>
+__device__ __forceinline__ void mma_bwd_load_step(unsigned char* smem, int s, const bf16x* q, int64_t q_stride,
+                                                  const bf16x* dout, int64_t o_stride, const float* lse,
+                                                  const float* D, int nvalid, bool vec_q, bool vec_o) {
+  using G = MmaBwdGeo<HS>;
+  bf16x* Qs = reinterpret_cast<bf16x*>(smem + G::st_off + s * G::stage);
+  mma_load_tile<kMmaBwdBQ, HS>(Qs, q, q_stride, nvalid, vec_q);
+  mma_load_tile<kMmaBwdBQ, HS>(Qs + kMmaBwdBQ * G::LD, dout, o_stride, nvalid, vec_o);
+  float* rows = reinterpret_cast<float*>(smem + G::row_off) + s * 2 * kMmaBwdBQ;
+  const int t = (int)threadIdx.x;
+  if (t < kMmaBwdBQ) rows[t] = t < nvalid ? lse[t] * kMmaLog2e : 0.f;
+  else if (t < 2 * kMmaBwdBQ) rows[t] = t - kMmaBwdBQ < nvalid ? D[t - kMmaBwdBQ] : 0.f;
+}
+
+// S^T-shaped product for warp w: acc[16 keys][64 queries] = A_w (16 rows of As, HS wide) times
+// the 64 rows of Bs (HS wide), transposed: acc[n][.] is the 8-query tile n.
+template <int HS>
+__device__ __forceinline__ void mma_rows_by_rows(float (&acc)[kMmaBwdBQ / 8][4], const bf16x* As, const bf16x* Bs,
+                                                 int lane) {
+  constexpr int LD = HS + 8;
+#pragma unroll
+  for (int n = 0; n < kMmaBwdBQ / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll 1  // the accumulators are what must stay in registers; the k-steps need not unroll
+  for (int kk = 0; kk < HS / 16; ++kk) {
+    uint32_t a[4];
+    ldsm_x4(a, As + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+    for (int j = 0; j < kMmaBwdBQ / 16; ++j) {
+      uint32_t b[4];
+      ldsm_x4(b, Bs + (j * 16 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+      mma_16816(acc[2 * j], a, b[0], b[1]);
+      mma_16816(acc[2 * j + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// acc[16 rows][HS] += A (16 x 64, as 4 k-steps of packed bf16 fragments) times the 64 rows of Bs.
+template <int HS>
+__device__ __forceinline__ void mma_frags_by_rows(float (&acc)[HS / 8][4], const uint32_t (&a)[kMmaBwdBQ / 16][4],
+                                                  const bf16x* Bs, int lane) {
+  constexpr int LD = HS + 8;
+#pragma unroll
+  for (int p = 0; p < kMmaBwdBQ / 16; ++p)
+#pragma unroll
+    for (int dp = 0; dp < HS / 16; ++dp) {
+      uint32_t b[4];
+      ldsm_x4_trans(b, Bs + (p * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
+      mma_16816(acc[2 * dp], a[p], b[0], b[1]);
+      mma_16816(acc[2 * dp + 1], a[p], b[2], b[3]);
+    }
+}
+
+template <int HS>
+__global__ void __launch_bounds__(kMmaThreads, 1)
+    attn_bwd_mma_kernel(float* __restrict__ dq, bf16x* __restrict__ dk, bf16x* __restrict__ dv,
+                        const bf16x* __restrict__ dout, const bf16x* __restrict__ q, const bf16x* __restrict__ k,
+                        const bf16x* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ Dsum,
+                        int T, int NH, int NKV, int group, int64_t q_stride, int64_t kv_stride, float scale,
+                        bool vec_q, bool vec_kv, bool vec_o) {
+  using G = MmaBwdGeo<HS>;
+  constexpr int LD = G::LD, LDS = G::LDS, BQ = kMmaBwdBQ, BK = kMmaBwdBK;
+  constexpr int NQ = BQ / 8;   // 8-query tiles of S^T / dP^T
+  constexpr int KP = BQ / 16;  // k-steps over queries (dV, dK)
+  constexpr int NO = HS / 8;   // 8-column tiles of dK, dV
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  const bf16x* Ks = reinterpret_cast<const bf16x*>(tc_smem + G::k_off);
+  const bf16x* Vs = reinterpret_cast<const bf16x*>(tc_smem + G::v_off);
+  bf16x* dSs = reinterpret_cast<bf16x*>(tc_smem + G::ds_off);
+
+  const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;
+  const int gq = lane >> 2, tq = lane & 3;
+  const int b = (int)blockIdx.x / NKV, g = (int)blockIdx.x % NKV;
+  const int k0 = (int)blockIdx.y * BK;  // the longest key tiles (small k0) start first
+  const int key0 = k0 + warp * 16 + gq, key1 = key0 + 8;  // this thread's two key rows
+  const float scale_log2 = scale * kMmaLog2e;
+  const int64_t o_stride = (int64_t)NH * HS;
+  {
+    const int64_t off = ((int64_t)b * T + k0) * kv_stride + (int64_t)g * HS;
+    mma_load_tile<BK, HS>(reinterpret_cast<bf16x*>(tc_smem + G::k_off), k + off, kv_stride, T - k0, vec_kv);
+    mma_load_tile<BK, HS>(reinterpret_cast<bf16x*>(tc_smem + G::v_off), v + off, kv_stride, T - k0, vec_kv);
+  }
+  // steps: (query head hh of the group, query tile qt >= k0 / BQ), hh-major
+  const int qt0 = k0 / BQ, nqt = (T + BQ - 1) / BQ - qt0, nsteps = group * nqt;
+  auto step_load = [&](int st, int s) {
+    const int hh = st / nqt, q0 = (qt0 + st % nqt) * BQ, h = g * group + hh;
+    const int64_t rowoff = ((int64_t)b * NH + h) * T + q0;
+    mma_bwd_load_step<HS>(tc_smem, s, q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS, q_stride,
+                          dout + ((int64_t)b * T + q0) * o_stride + (int64_t)h * HS, o_stride, lse + rowoff,
+                          Dsum + rowoff, T - q0, vec_q, vec_o);
+  };
+  step_load(0, 0);
+  cp_async_commit();
+
+  float dk_acc[NO][4], dv_acc[NO][4];
+#pragma unroll
+  for (int f = 0; f < NO; ++f)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk_acc[f][e] = dv_acc[f][e] = 0.f;
+
+  for (int st = 0; st < nsteps; ++st) {
+    const int s = st & 1;
+    const int hh = st / nqt, q0 = (qt0 + st % nqt) * BQ, h = g * group + hh;
+    __syncthreads();  // every warp is done with the other stage and with dS (step st-1)
+    if (st + 1 < nsteps) step_load(st + 1, s ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();  // step st's Q, dO, lse, D (and at st = 0, K and V) are in shared memory
+    const bf16x* Qs = reinterpret_cast<const bf16x*>(tc_smem + G::st_off + s * G::stage);
+    const bf16x* dOs = Qs + BQ * LD;
+    const float* lse_s = reinterpret_cast<const float*>(tc_smem + G::row_off) + s * 2 * BQ;
+    const float* D_s = lse_s + BQ;
+    const bool diag = q0 < k0 + BK - 1;  // some key of the block is after some query of the step
+
+    // S^T and P^T for keys 16w.. (rows) x the step's 64 queries (columns)
+    float sacc[NQ][4];
+    mma_rows_by_rows<HS>(sacc, Ks + warp * 16 * LD, Qs, lane);
+    uint32_t pa[KP][4];  // P^T as A fragments over the query dimension (dS reads them back)
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      float e4[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = n * 8 + 2 * tq + (e & 1), key = e < 2 ? key0 : key1;
+        const bool on = q0 + qi < T && !(diag && key > q0 + qi);
+        e4[e] = on ? exp2f(sacc[n][e] * scale_log2 - lse_s[qi]) : 0.f;
+      }
+      const __nv_bfloat162 p01 = __floats2bfloat162_rn(e4[0], e4[1]);
+      const __nv_bfloat162 p23 = __floats2bfloat162_rn(e4[2], e4[3]);
+      pa[n / 2][(n % 2) * 2] = pack_bf16x2(p01);
+      pa[n / 2][(n % 2) * 2 + 1] = pack_bf16x2(p23);
+    }
+    mma_frags_by_rows<HS>(dv_acc, pa, dOs, lane);  // dV_w += P^T dO
+
+    // dP^T = V_w dO^T; dS^T = P^T (dP^T - D) * scale
+    mma_rows_by_rows<HS>(sacc, Vs + warp * 16 * LD, dOs, lane);
+    uint32_t da[KP][4];
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const int qa = n * 8 + 2 * tq;
+      const float2 p01 = unpack_bf16x2(pa[n / 2][(n % 2) * 2]), p23 = unpack_bf16x2(pa[n / 2][(n % 2) * 2 + 1]);
+      const float D0 = D_s[qa], D1 = D_s[qa + 1];
+      const __nv_bfloat162 d01 = __floats2bfloat162_rn(p01.x * (sacc[n][0] - D0) * scale, p01.y * (sacc[n][1] - D1) * scale);
+      const __nv_bfloat162 d23 = __floats2bfloat162_rn(p23.x * (sacc[n][2] - D0) * scale, p23.y * (sacc[n][3] - D1) * scale);
+      da[n / 2][(n % 2) * 2] = pack_bf16x2(d01);
+      da[n / 2][(n % 2) * 2 + 1] = pack_bf16x2(d23);
+      // dS with queries as rows, for dQ
+      dSs[qa * LDS + warp * 16 + gq] = __low2bfloat16(d01);
+      dSs[(qa + 1) * LDS + warp * 16 + gq] = __high2bfloat16(d01);
+      dSs[qa * LDS + warp * 16 + gq + 8] = __low2bfloat16(d23);
+      dSs[(qa + 1) * LDS + warp * 16 + gq + 8] = __high2bfloat16(d23);
+    }
+    mma_frags_by_rows<HS>(dk_acc, da, Qs, lane);  // dK_w += dS^T Q
+    __syncthreads();  // all of dS is in shared memory
+
+    // dQ (16 query rows x HS/2 columns per warp) = dS K, added to dq
+    {
+      const int r0 = (warp % 4) * 16, c0 = (warp / 4) * (HS / 2);
+      float qacc[HS / 16][4];
+#pragma unroll
+      for (int f = 0; f < HS / 16; ++f) qacc[f][0] = qacc[f][1] = qacc[f][2] = qacc[f][3] = 0.f;
+#pragma unroll 1
+      for (int kk = 0; kk < BK / 16; ++kk) {
+        uint32_t a[4];
+        ldsm_x4(a, dSs + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDS + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int dp = 0; dp < HS / 32; ++dp) {
+          uint32_t bb[4];
+          ldsm_x4_trans(bb, Ks + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + c0 + dp * 16 + (lane >> 4) * 8);
+          mma_16816(qacc[2 * dp], a, bb[0], bb[1]);
+          mma_16816(qacc[2 * dp + 1], a, bb[2], bb[3]);
+        }
+      }
+      if (dq != nullptr) {
+#pragma unroll
+        for (int f = 0; f < HS / 16; ++f)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int qi = q0 + r0 + gq + (e >> 1) * 8;
+            if (qi < T)
+              atomicAdd(dq + ((int64_t)b * T + qi) * o_stride + (int64_t)h * HS + c0 + f * 8 + 2 * tq + (e & 1),
+                        qacc[f][e]);
+          }
+      }
+    }
+  }
+
+  // this block owns keys k0..k0+127 of kv head g: add dK, dV (the sum in fp32, rounded once)
+#pragma unroll
+  for (int f = 0; f < NO; ++f)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int key = e < 2 ? key0 : key1;
+      if (key >= T) continue;
+      const int64_t off = ((int64_t)b * T + key) * kv_stride + (int64_t)g * HS + f * 8 + 2 * tq + (e & 1);
+      if (dk != nullptr) dk[off] = __float2bfloat16_rn(__bfloat162float(dk[off]) + dk_acc[f][e]);
+      if (dv != nullptr) dv[off] = __float2bfloat16_rn(__bfloat162float(dv[off]) + dv_acc[f][e]);
+    }
+}
+
+template <int HS>
+void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
+                    const bf16x* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                    int64_t q_stride, int64_t kv_stride) {
+  const char* where = "attention_backward (bf16, mma)";
+  constexpr size_t smem = MmaBwdGeo<HS>::bytes;
+  auto kernel = attn_bwd_mma_kernel<HS>;
+  static const cudaError_t attr = allow_smem_once(kernel, smem);
+  if (attr != cudaSuccess) {
+    record_error(attr, where);
+    return;
+  }
+  const bool vec_q = aligned_rows16(q, q_stride);
+  const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride);
+  const bool vec_o = aligned_rows16(dout, NH * HS);
+  const dim3 grid((unsigned)(B * NKV), (unsigned)((T + kMmaBwdBK - 1) / kMmaBwdBK));
+  kernel<<<grid, kMmaThreads, smem, stream()>>>(dq, dk, dv, dout, q, k, v, lse, D, (int)T, (int)NH, (int)NKV,
+                                                (int)(NH / NKV), q_stride, kv_stride, 1.f / std::sqrt((float)HS),
+                                                vec_q, vec_kv, vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
@@ -280,6 +542,25 @@ bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, 
     launch_fwd_mma<64>(dev(out), lse, dev(q), dev(k), dev(v), B, T, NH, NKV, q_stride, kv_stride);
   else
     launch_fwd_mma<128>(dev(out), lse, dev(q), dev(k), dev(v), B, T, NH, NKV, q_stride, kv_stride);
+  return true;
+}
+
+bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
+                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+  if (HS != 64 && HS != 128) return false;
+  if (B <= 0 || T <= 0 || NH <= 0) return true;
+  if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
+  if (NKV <= 0 || NH % NKV != 0 || T > INT32_MAX / 2) {
+    record_error(cudaErrorInvalidValue, "attention_backward (bf16, mma)");
+    return true;
+  }
+  if (HS == 64)
+    launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
+                       kv_stride);
+  else
+    launch_bwd_mma<128>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
+                        kv_stride);
   return true;
 }
 

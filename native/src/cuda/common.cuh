@@ -136,6 +136,15 @@ bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 bool attention_mma_selected();
+// attention_mma.cu: the matching backward (HS 64/128; false, nothing queued, otherwise): dk, dv
+// added (+=) to their bf16 slices, dQ added to dq32 (fp32, packed [B*T, NH*HS]), as
+// attention_backward_tc; D = rowsum(dout * out) [B, NH, T] from attention_backward_dot.
+bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
+                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
+                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+// attention.cu: D[b, h, t] = sum over the head of dout * out (the backward's pre-pass), bf16 in.
+void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
+                            int64_t HS);
 // attention.cu: the tensor-core backward reading bf16 directly (same condition; false, nothing
 // queued, otherwise): dk, dv added (+=) to their bf16 slices, each sum rounded once; dQ added to
 // dq32, fp32 packed [B*T, NH*HS] (key tiles sum into it with atomics: the caller rounds it into

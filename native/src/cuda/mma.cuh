@@ -76,5 +76,9 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Two floats rounded to bf16 and packed (lo in the low half), as the A operand wants them.
 __device__ __forceinline__ uint32_t pack_bf16x2(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
+// The two values of a packed pair, widened (x: the low half).
+__device__ __forceinline__ float2 unpack_bf16x2(uint32_t u) {
+  return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
 
 }  // namespace puzzle::cuda

@@ -38,6 +38,11 @@ bool attention_forward_mma(bf16*, float*, const bf16*, const bf16*, const bf16*,
                            int64_t, int64_t, int64_t) {
   return false;
 }
+bool attention_backward_mma(float*, bf16*, bf16*, const bf16*, const bf16*, const bf16*, const bf16*, const float*,
+                            const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
+  return false;
+}
+void attention_backward_dot(float*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t) {}
 bool attention_mma_selected() { return true; }  // and still declined: the bridge
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
