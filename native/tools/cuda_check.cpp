@@ -603,6 +603,15 @@ void check_bf16_ops() {
     g.attention_cached_forward(gco.p(), gq1.p(), gkc.p(), gvc.p(), B, 1, NH, NKV, HS, QKV, T, Tmax);
     check("bf16 kv cache append", rel_err(gkc.get(), widen16(kc)) + rel_err(gvc.get(), widen16(vc)), 0);
     check("bf16 cached attention (decode, bf16 cache read directly)", gco.get(), widen16(co), TOL.bf16);
+    {  // a cached prefill of 40 queries after 30 cached rows: the tensor-core forward over the cache
+      const int64_t Tq = 40, past = 30, Tm = 80;
+      auto pk = round16(randn(B * Tm * KW)), pvv = round16(randn(B * Tm * KW)), pq = round16(randn(B * Tq * QKV));
+      std::vector<bf16> po(B * Tq * NH * HS);
+      c.attention_cached_forward(po.data(), pq.data(), pk.data(), pvv.data(), B, Tq, NH, NKV, HS, QKV, past, Tm);
+      Dev16 gpk(pk), gpv(pvv), gpq(pq), gpo(B * Tq * NH * HS);
+      g.attention_cached_forward(gpo.p(), gpq.p(), gpk.p(), gpv.p(), B, Tq, NH, NKV, HS, QKV, past, Tm);
+      check("bf16 cached attention (prefill of 40 after 30)", gpo.get(), widen16(po), std::max(tol_attn, TOL.bf16));
+    }
 
     const int64_t F = 300;
     auto gu = round16(randn(N * 2 * F)), dh = round16(randn(N * F));

@@ -1698,6 +1698,26 @@ bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
   return true;
 }
 
+bool attention_cached_forward_tc(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                                 int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                 int64_t Tmax) {
+  const char* where = "attention_cached_forward (bf16)";
+  if (!use_tc(HS)) return false;
+  if (B <= 0 || Tq <= 0 || NH <= 0) return true;
+  if (NKV <= 0 || NH % NKV != 0 || past < 0 || past + Tq > Tmax) {
+    record_error(cudaErrorInvalidValue, where);
+    return true;
+  }
+  const int64_t KW = NKV * HS;
+  const FwdArgsT<bf16x> a{dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, HS,
+                          Tq * q_stride, q_stride, Tmax * KW, KW};
+  if (HS == 64)
+    launch_fwd_tc<64>(a, where);
+  else
+    launch_fwd_tc<128>(a, where);
+  return true;
+}
+
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, int64_t B, int64_t T, int64_t NH,
                         int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {

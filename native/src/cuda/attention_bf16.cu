@@ -1,16 +1,17 @@
-// Attention with bf16 storage (OpsBf16). The kernels of attention.cu that matter for speed read
-// and write bf16 themselves: the tensor-core forward and backward (HS 64/128:
-// attention_forward_tc and attention_backward_tc, or with PUZZLE_CUDA_ATTN=mma those of
-// attention_mma.cu) and the split-KV decode over a bf16 cache (up to
+// Attention with bf16 storage (OpsBf16). The kernels that matter for speed read and write bf16
+// themselves: for HS 64/128 the tensor-core forward and backward of attention.cu
+// (attention_forward_tc, attention_backward_tc; with PUZZLE_CUDA_ATTN=mma those of
+// attention_mma.cu) and the same forward over a cache for a prefill of more than 16 queries
+// (attention_cached_forward_tc); for any head size the split-KV decode over a bf16 cache (up to
 // 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
 // it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //
-// Everything else (other head sizes, PUZZLE_CUDA_ATTN=simt, a cached prefill of more than 16
-// queries) takes a bridge to the fp32 kernels: the bf16 column slices of q, k, v (and dout, out)
-// are widened into packed fp32 scratch taken from the stream-ordered pool, the fp32 kernels run on
-// it, and results are rounded back into their bf16 slices (gradients added to what is there, in
-// fp32, as the contract's += asks). The numbers are those of the direct paths (the tensor-core
-// kernels round their operands to bf16 anyway); the cost is the copies.
+// Everything else (other head sizes, PUZZLE_CUDA_ATTN=simt) takes a bridge to the fp32 kernels:
+// the bf16 column slices of q, k, v (and dout, out) are widened into packed fp32 scratch taken
+// from the stream-ordered pool, the fp32 kernels run on it, and results are rounded back into
+// their bf16 slices (gradients added to what is there, in fp32, as the contract's += asks). The
+// numbers are those of the direct paths (the tensor-core kernels round their operands to bf16
+// anyway); the cost is the copies.
 //
 // Scratch comes from cudaMallocAsync on stream(), which CUDA graphs capture as memory nodes.
 #include <algorithm>
@@ -134,6 +135,7 @@ void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, con
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax) {
   if (attention_decode(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax)) return;
+  if (attention_cached_forward_tc(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax)) return;
   const int64_t QW = NH * HS, KW = NKV * HS, rows = past + Tq;  // cache rows the queries can see
   if (B <= 0 || Tq <= 0) return;
   Scratch q32(B * Tq * QW), k32(B * rows * KW), v32(B * rows * KW), o32(B * Tq * QW);

@@ -152,6 +152,12 @@ void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t
 bool attention_backward_tc(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                            const bf16* v, const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH,
                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+// attention.cu: the tensor-core forward over a bf16 cache (a prefill of Tq queries at positions
+// past.., keys 0..past+Tq-1 of caches [B, Tmax, NKV*HS]; no lse). Same condition as
+// attention_forward_tc; false, nothing queued, otherwise.
+bool attention_cached_forward_tc(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                                 int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                 int64_t Tmax);
 // attention.cu: the split-KV decode reading a bf16 cache directly, for Tq <= 16 queries (returns
 // false, queuing nothing, for more: the caller takes another path).
 bool attention_decode(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B, int64_t Tq,

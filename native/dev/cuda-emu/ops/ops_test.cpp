@@ -20,7 +20,7 @@ void record_error(cudaError_t e, const char* where) {
   if (e) std::fprintf(stderr, "CUDA error at %s\n", where), ++g_errors;
 }
 // The bf16 tensor-core forward, backward and decode kernels live in attention.cu and attention_mma.cu (tested by
-// native/dev/cuda-emu/run.sh tc16, mma16, tcbwd16 and decode16): declining here sends the bf16 attention calls
+// native/dev/cuda-emu/run.sh tc16, mma16, tcbwd16, mmabwd16, prefill16 and decode16): declining here sends the bf16 attention calls
 // through the bridge, which is what this test checks.
 bool attention_decode(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t, int64_t,
                       int64_t, int64_t, int64_t) {
@@ -43,6 +43,10 @@ bool attention_backward_mma(float*, bf16*, bf16*, const bf16*, const bf16*, cons
   return false;
 }
 void attention_backward_dot(float*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t) {}
+bool attention_cached_forward_tc(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, int64_t, int64_t) {
+  return false;
+}
 bool attention_mma_selected() { return true; }  // and still declined: the bridge
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
