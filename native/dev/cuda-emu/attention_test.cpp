@@ -369,7 +369,7 @@ static void test_cached(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_t 
 // prefill: the tensor-core forward over the cache instead (attention_cached_forward_tc, more
 // queries), with the tensor-core tolerances.
 static void test_decode16(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax,
-                          int64_t pad, bool prefill = false) {
+                          int64_t pad, bool prefill = false, bool mma = false) {
   using puzzle::bf16;
   const int64_t QKV = (NH + 2 * NKV) * HS + pad, KVS = NKV * HS;
   auto rnd = [](size_t n) {
@@ -385,7 +385,8 @@ static void test_decode16(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_
     for (int64_t t = past + Tq; t < Tmax; ++t)
       for (int64_t c = 0; c < KVS; ++c) kc[(b * Tmax + t) * KVS + c] = vc[(b * Tmax + t) * KVS + c] = nan;
   std::vector<bf16> out(B * Tq * NH * HS, nan);
-  const bool took = (prefill ? attention_cached_forward_tc : attention_decode)(out.data(), qkv.data(), kc.data(),
+  const bool took = (!prefill ? attention_decode : mma ? attention_cached_forward_mma : attention_cached_forward_tc)(
+      out.data(), qkv.data(), kc.data(),
                                                                                vc.data(), B, Tq, NH, NKV, HS, QKV, past,
                                                                                Tmax);
   auto f = [](bf16 x) { return (double)puzzle::bf16_to_f32(x); };
@@ -410,7 +411,7 @@ static void test_decode16(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int64_
   std::vector<float> got(out.size());
   for (size_t i = 0; i < out.size(); ++i) got[i] = puzzle::bf16_to_f32(out[i]);
   char ctx[200];
-  std::snprintf(ctx, sizeof ctx, "bf16 %s B%ld Tq%ld NH%ld NKV%ld HS%ld past%ld pad%ld", prefill ? "cached prefill" : "decode",
+  std::snprintf(ctx, sizeof ctx, "bf16 %s B%ld Tq%ld NH%ld NKV%ld HS%ld past%ld pad%ld", !prefill ? "decode" : mma ? "cached prefill mma" : "cached prefill",
                 (long)B, (long)Tq, (long)NH, (long)NKV, (long)HS, (long)past, (long)pad);
   std::printf("%s\n", ctx);
   if (!took) std::printf("  FAIL declined\n"), ++failures;
@@ -510,12 +511,15 @@ int main(int argc, char** argv) {
   if (which == "mma16" || which == "mma16-small") {  // attention_mma.cu: mma.sync, ldmatrix, cp.async stages
     test_forward16(1, 1, 2, 1, 64, 0, true);
     test_forward16(1, 130, 4, 2, 128, 0, true);   // 2 query tiles, 3 key tiles: both stages reused
+    test_decode16(2, 70, 4, 2, 64, 33, 120, 1, true, true);  // over a cache: past 33, q misaligned
     if (which == "mma16") {
       test_forward16(2, 70, 4, 2, 64, 0, true);
       test_forward16(1, 130, 4, 1, 64, 1, true);  // rows not 16-byte aligned: element copies
       test_forward16(1, 300, 2, 2, 128, 0, true); // partial last tiles, 5 key tiles
       test_forward16(1, 256, 4, 2, 128, 0, true); // exact tiles, group 2
       test_forward16(1, 129, 4, 4, 128, 3, true);
+      test_decode16(1, 130, 4, 1, 128, 100, 240, 0, true, true);  // 2 query tiles after 100 cached rows
+      test_decode16(1, 17, 2, 2, 64, 0, 17, 0, true, true);       // a fresh cache, Tmax = the rows
     }
     std::vector<puzzle::bf16> o(1), x(1);
     std::vector<float> l(1);

@@ -1,8 +1,8 @@
 // Attention with bf16 storage (OpsBf16). The kernels that matter for speed read and write bf16
 // themselves: for HS 64/128 the tensor-core forward and backward of attention.cu
-// (attention_forward_tc, attention_backward_tc; with PUZZLE_CUDA_ATTN=mma those of
-// attention_mma.cu) and the same forward over a cache for a prefill of more than 16 queries
-// (attention_cached_forward_tc); for any head size the split-KV decode over a bf16 cache (up to
+// (attention_forward_tc, attention_backward_tc) and the same forward over a cache for a prefill
+// of more than 16 queries (attention_cached_forward_tc), or with PUZZLE_CUDA_ATTN=mma the three
+// of attention_mma.cu; for any head size the split-KV decode over a bf16 cache (up to
 // 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
 // it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //
@@ -135,6 +135,9 @@ void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, con
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax) {
   if (attention_decode(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax)) return;
+  if (attention_mma_selected() &&
+      attention_cached_forward_mma(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax))
+    return;
   if (attention_cached_forward_tc(out, q, k_cache, v_cache, B, Tq, NH, NKV, HS, q_stride, past, Tmax)) return;
   const int64_t QW = NH * HS, KW = NKV * HS, rows = past + Tq;  // cache rows the queries can see
   if (B <= 0 || Tq <= 0) return;

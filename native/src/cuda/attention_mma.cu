@@ -4,7 +4,8 @@
 // product), and tiles double-buffered with cp.async (the next one lands while the current one is
 // multiplied). The wmma kernels of attention.cu (attn_fwd_tc_kernel, attn_bwd_tc_kernel) send
 // every score tile through shared memory and back and wait for each tile; these are their
-// replacement candidates for the bf16 table: forward below, backward further down.
+// replacement candidates for the bf16 table: forward below (also over a KV cache: a prefill of
+// queries at positions past..), backward further down.
 //
 // Forward geometry: one block of 8 warps per (batch*head, 128-query tile); warp w owns query
 // rows 16w..16w+15 and keeps their Q fragments in registers for the whole kernel; 64-key tiles.
@@ -67,8 +68,9 @@ __device__ __forceinline__ void mma_load_tile(bf16x* dst, const bf16x* src, int6
 template <int HS>
 __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
     attn_fwd_mma_kernel(bf16x* __restrict__ out, float* __restrict__ lse, const bf16x* __restrict__ q,
-                        const bf16x* __restrict__ k, const bf16x* __restrict__ v, int T, int NH, int group,
-                        int64_t q_stride, int64_t kv_stride, float scale_log2, bool vec_q, bool vec_kv, bool vec_o) {
+                        const bf16x* __restrict__ k, const bf16x* __restrict__ v, int T, int past, int NH, int group,
+                        int64_t q_stride, int64_t kv_bstride, int64_t kv_stride, float scale_log2, bool vec_q,
+                        bool vec_kv, bool vec_o) {
   using G = MmaGeo<HS>;
   constexpr int LD = G::LD;
   constexpr int KQ = HS / 16;       // k-steps of Q K^T
@@ -83,18 +85,20 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
   const int gq = lane >> 2, tq = lane & 3;
   const int bh = (int)blockIdx.x, b = bh / NH, h = bh % NH, g = h / group;
   const int q0 = ((int)gridDim.y - 1 - (int)blockIdx.y) * kMmaBQ;  // the longest tiles start first
-  const bf16x* kb = k + (int64_t)b * T * kv_stride + (int64_t)g * HS;
-  const bf16x* vb = v + (int64_t)b * T * kv_stride + (int64_t)g * HS;
-  const int nkt = (min(q0 + kMmaBQ, T) - 1) / kMmaBK + 1;
+  const bf16x* kb = k + (int64_t)b * kv_bstride + (int64_t)g * HS;
+  const bf16x* vb = v + (int64_t)b * kv_bstride + (int64_t)g * HS;
+  const int nk = past + T;                                     // keys 0..nk-1 (a cache: the first past)
+  const int nkt = (past + min(q0 + kMmaBQ, T) - 1) / kMmaBK + 1;  // the last key a valid row sees
 
   mma_load_tile<kMmaBQ, HS>(Qs, q + ((int64_t)b * T + q0) * q_stride + (int64_t)h * HS, q_stride, T - q0, vec_q);
-  mma_load_tile<kMmaBK, HS>(KV, kb, kv_stride, T, vec_kv);
-  mma_load_tile<kMmaBK, HS>(KV + kMmaBK * LD, vb, kv_stride, T, vec_kv);
+  mma_load_tile<kMmaBK, HS>(KV, kb, kv_stride, nk, vec_kv);
+  mma_load_tile<kMmaBK, HS>(KV + kMmaBK * LD, vb, kv_stride, nk, vec_kv);
   cp_async_commit();
 
   const int wrow0 = q0 + warp * 16;
   const bool warp_live = wrow0 < T;  // warp-uniform
-  const int row0 = wrow0 + gq, row1 = row0 + 8;
+  const int row0 = wrow0 + gq, row1 = row0 + 8;     // query rows (positions past + row)
+  const int pos0 = past + row0, pos1 = pos0 + 8, wpos = past + wrow0;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // l: this lane's part of the row sums
   float o[NO][4];
 #pragma unroll
@@ -107,13 +111,13 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
     if (kt + 1 < nkt) {
       const int k1 = k0 + kMmaBK;
       bf16x* nxt = KV + (size_t)(2 * (st ^ 1)) * kMmaBK * LD;
-      mma_load_tile<kMmaBK, HS>(nxt, kb + (int64_t)k1 * kv_stride, kv_stride, T - k1, vec_kv);
-      mma_load_tile<kMmaBK, HS>(nxt + kMmaBK * LD, vb + (int64_t)k1 * kv_stride, kv_stride, T - k1, vec_kv);
+      mma_load_tile<kMmaBK, HS>(nxt, kb + (int64_t)k1 * kv_stride, kv_stride, nk - k1, vec_kv);
+      mma_load_tile<kMmaBK, HS>(nxt + kMmaBK * LD, vb + (int64_t)k1 * kv_stride, kv_stride, nk - k1, vec_kv);
     }
     cp_async_commit();  // possibly empty: the wait below always leaves exactly the newest group
     cp_async_wait<1>();
     __syncthreads();    // tile kt (and at kt = 0, Q) is in shared memory for every thread
-    if (!warp_live || k0 > wrow0 + 15) continue;  // warp-uniform: nothing of the tile is visible
+    if (!warp_live || k0 > wpos + 15) continue;  // warp-uniform: nothing of the tile is visible
     if (kt == 0) {
 #pragma unroll
       for (int kk = 0; kk < KQ; ++kk)
@@ -137,15 +141,15 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
       }
 
     // causal mask (only where the tile reaches past the warp's first row), online softmax in log2
-    const bool diag = k0 + kMmaBK - 1 > wrow0;
+    const bool diag = k0 + kMmaBK - 1 > wpos;
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int key = k0 + n * 8 + 2 * tq + e;
-        s[n][e] = diag && key > row0 ? -INFINITY : s[n][e] * scale_log2;
-        s[n][2 + e] = diag && key > row1 ? -INFINITY : s[n][2 + e] * scale_log2;
+        s[n][e] = diag && key > pos0 ? -INFINITY : s[n][e] * scale_log2;
+        s[n][2 + e] = diag && key > pos1 ? -INFINITY : s[n][2 + e] * scale_log2;
         mx0 = fmaxf(mx0, s[n][e]);
         mx1 = fmaxf(mx1, s[n][2 + e]);
       }
@@ -243,9 +247,10 @@ cudaError_t allow_smem_once(Kernel* kernel, size_t smem) {
   return e;
 }
 
+// T queries at positions past.. over keys 0..past+T-1 of k, v (batch stride kv_bstride).
 template <int HS>
 void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, const bf16x* v, int64_t B, int64_t T,
-                    int64_t NH, int64_t NKV, int64_t q_stride, int64_t kv_stride) {
+                    int64_t past, int64_t NH, int64_t NKV, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride) {
   const char* where = "attention_forward (bf16, mma)";
   constexpr size_t smem = MmaGeo<HS>::bytes;
   auto kernel = attn_fwd_mma_kernel<HS>;
@@ -256,11 +261,11 @@ void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, cons
   }
   const float scale_log2 = (1.f / std::sqrt((float)HS)) * kMmaLog2e;
   const bool vec_q = aligned_rows16(q, q_stride);
-  const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride);
+  const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride) && kv_bstride % 8 == 0;
   const bool vec_o = aligned_rows16(out, NH * HS);
   const dim3 grid((unsigned)(B * NH), (unsigned)((T + kMmaBQ - 1) / kMmaBQ));
-  kernel<<<grid, kMmaThreads, smem, stream()>>>(out, lse, q, k, v, (int)T, (int)NH, (int)(NH / NKV), q_stride,
-                                                kv_stride, scale_log2, vec_q, vec_kv, vec_o);
+  kernel<<<grid, kMmaThreads, smem, stream()>>>(out, lse, q, k, v, (int)T, (int)past, (int)NH, (int)(NH / NKV),
+                                                q_stride, kv_bstride, kv_stride, scale_log2, vec_q, vec_kv, vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
@@ -539,9 +544,28 @@ bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, 
     return true;
   }
   if (HS == 64)
-    launch_fwd_mma<64>(dev(out), lse, dev(q), dev(k), dev(v), B, T, NH, NKV, q_stride, kv_stride);
+    launch_fwd_mma<64>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride, kv_stride);
   else
-    launch_fwd_mma<128>(dev(out), lse, dev(q), dev(k), dev(v), B, T, NH, NKV, q_stride, kv_stride);
+    launch_fwd_mma<128>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride, kv_stride);
+  return true;
+}
+
+bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                                  int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                  int64_t Tmax) {
+  if (HS != 64 && HS != 128) return false;
+  if (B <= 0 || Tq <= 0 || NH <= 0) return true;
+  if (NKV <= 0 || NH % NKV != 0 || past < 0 || past + Tq > Tmax || Tmax > INT32_MAX / 2) {
+    record_error(cudaErrorInvalidValue, "attention_cached_forward (bf16, mma)");
+    return true;
+  }
+  const int64_t KW = NKV * HS;
+  if (HS == 64)
+    launch_fwd_mma<64>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
+                       Tmax * KW, KW);
+  else
+    launch_fwd_mma<128>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
+                        Tmax * KW, KW);
   return true;
 }
 

@@ -135,6 +135,10 @@ bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
 // takes it when attention_mma_selected() (PUZZLE_CUDA_ATTN=mma).
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+// attention_mma.cu: the same over a bf16 cache (as attention_cached_forward_tc below).
+bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
+                                  int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
+                                  int64_t Tmax);
 bool attention_mma_selected();
 // attention_mma.cu: the matching backward (HS 64/128; false, nothing queued, otherwise): dk, dv
 // added (+=) to their bf16 slices, dQ added to dq32 (fp32, packed [B*T, NH*HS]), as

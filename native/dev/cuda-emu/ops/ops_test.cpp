@@ -47,6 +47,10 @@ bool attention_cached_forward_tc(bf16*, const bf16*, const bf16*, const bf16*, i
                                  int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
+bool attention_cached_forward_mma(bf16*, const bf16*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t,
+                                  int64_t, int64_t, int64_t, int64_t) {
+  return false;
+}
 bool attention_mma_selected() { return true; }  // and still declined: the bridge
 // fp32 attention "on the device" = the CPU kernels on host memory (the bridge is what is tested)
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
