@@ -5,7 +5,7 @@
  *   const report = await runEval({ model: 'models/default-parent', data: 'builtin:gutenberg', tasks: true });
  */
 export { PuzzleError } from './core/errors.js';
-export { tensor, zeros, ids, disposeAll, type Tensor } from './core/tensor.js';
+export { tensor, zeros, ids, to, disposeAll, type Tensor, type DeviceName } from './core/tensor.js';
 export * as ops from './core/ops.js';
 export { Block, type BlockShape, type RopeInputs } from './core/block.js';
 export { AdamW, warmupCosine, type AdamWConfig, type ParamGroup } from './core/optim.js';

@@ -11,16 +11,32 @@ namespace {
 // Runs on the worker thread, so it fails with a Failure, not a JS exception.
 BlockInputs block_inputs(const char* fn, int64_t B, int64_t T, const TensorRef& cos, const TensorRef& sin,
                          const TensorRef& pos, int64_t P) {
-  if (pos)
+  if (pos) {
+    std::vector<int32_t> p = host_i32(*pos, (size_t)T);  // T ints, wherever pos lives
     for (int64_t t = 0; t < T; ++t)
-      if (pos->i32()[t] < 0 || pos->i32()[t] >= P)
+      if (p[t] < 0 || p[t] >= P)
         fail("ERR_PUZZLE_RANGE", std::string(fn) + ": pos[" + std::to_string(t) + "] is outside the RoPE tables");
+  }
   BlockInputs in;
   in.B = B, in.T = T;
   in.cos = cos ? cos->f32() : nullptr;
   in.sin = sin ? sin->f32() : nullptr;
   in.pos = pos ? pos->i32() : nullptr;
   return in;
+}
+
+// A block's output, on the block's device.
+TensorRef new_output(Napi::Env env, const std::vector<int64_t>& shape, DType dt, const Backend& be, const char* fn) {
+  auto t = std::make_shared<TensorData>();
+  t->shape = shape;
+  t->dtype = dt;
+  try {
+    t->buf = make_buffer(be, std::max<size_t>(t->numel(), 1) * dtype_size(dt));
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "ERR_PUZZLE_OOM", std::string(fn) + ": cannot allocate the output " + shape_str(shape) +
+                                                " on " + device_name(device_of(be)));
+  }
+  return t;
 }
 
 class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
@@ -43,14 +59,17 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
                                        InstanceAccessor<&BlockWrap::NumParams>("numParams"),
                                        InstanceAccessor<&BlockWrap::DTypeName>("dtype"),
+                                       InstanceAccessor<&BlockWrap::DeviceName>("device"),
                                    });
     exports.Set("Block", f);
   }
 
   // new Block({hidden, heads, headDim, attention: 'gqa'|'linear'|'noop', kvHeads,
-  //            ffn: 'swiglu'|'linear'|'noop', ffnWidth, eps, dtype: 'float32'|'bfloat16'})
+  //            ffn: 'swiglu'|'linear'|'noop', ffnWidth, eps, dtype: 'float32'|'bfloat16',
+  //            device: 'cpu'|'cuda'})
   // A bfloat16 block takes and returns bfloat16 activations (and KV caches); its parameters and
-  // gradients stay float32 (see puzzle/block.h).
+  // gradients stay float32 (see puzzle/block.h). A cuda block keeps its parameters, gradients
+  // and workspace on the GPU and takes and returns tensors that live there (tensor.to('cuda')).
   explicit BlockWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockWrap>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw make_error(env, "ERR_PUZZLE_ARG", "Block: argument 'config' must be an object");
@@ -107,10 +126,18 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       else if (d != "float32")
         throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.dtype must be 'float32' or 'bfloat16', got '" + d + "'");
     }
+    device_ = read_device(c.Get("device"), "Block", "config.device");
+    const Backend& be = backend_of(env, device_, "Block");
     try {
-      block_ = std::make_shared<Block>(cpu_backend(), cfg, dtype);
+      block_ = std::make_shared<Block>(be, cfg, dtype);
     } catch (const std::bad_alloc&) {
-      throw make_error(env, "ERR_PUZZLE_OOM", "Block: cannot allocate the parameters");
+      throw make_error(env, "ERR_PUZZLE_OOM",
+                       std::string("Block: cannot allocate the parameters on ") + device_name(device_));
+    }
+    try {
+      device_done(be, "Block");
+    } catch (const Failure& f) {
+      throw make_error(env, f.code, f.what());
     }
   }
 
@@ -213,6 +240,10 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
   Napi::Value DTypeName(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), dtype_name(block(info.Env(), "dtype").dtype()));
   }
+  Napi::Value DeviceName(const Napi::CallbackInfo& info) {
+    block(info.Env(), "device");
+    return Napi::String::New(info.Env(), device_name(device_));
+  }
   Napi::Value NumParams(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), (double)block(info.Env(), "numParams").num_params());
   }
@@ -222,6 +253,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "forward");
     Args a(info, "Block.forward");
+    a.expect_device(device_, "the block");
     const BlockConfig& cfg = b.config();
     const DType dt = b.dtype();
     auto x = a.tensor(0, "x", dt);
@@ -240,10 +272,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       if (!pos && P < T)
         a.bad("ERR_PUZZLE_SHAPE", "the cos/sin tables hold " + std::to_string(P) + " positions but T = " + std::to_string(T));
     }
-    auto out = std::make_shared<TensorData>();
-    out->shape = x->shape;
-    out->dtype = dt;
-    out->buf = make_buffer(cpu_backend(), x->numel() * dtype_size(dt));
+    TensorRef out = new_output(env, x->shape, dt, b.backend(), "Block.forward");
     auto blk = block_;
     saved_ = {x, cos, sin, pos};  // RoPE tables must live until backward
     return run_async(
@@ -251,15 +280,15 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
         [=] {
           std::lock_guard<std::mutex> lk(blk->mutex());
           BlockInputs in = block_inputs("Block.forward", B, T, cos, sin, gqa ? pos : nullptr, P);
+          check_finite(*x, B * T * cfg.C, "Block.forward: x");
           if (dt == DType::BF16) {
-            check_finite(static_cast<const bf16*>(x->ptr()), B * T * cfg.C, "Block.forward: x");
             // JS may have written the fp32 parameters through their views
             if (blk->has_master_weights()) blk->weights_changed();
             blk->forward(static_cast<bf16*>(out->ptr()), static_cast<const bf16*>(x->ptr()), in, save);
           } else {
-            check_finite(x->f32(), B * T * cfg.C, "Block.forward: x");
             blk->forward(out->f32(), x->f32(), in, save);
           }
+          device_done(blk->backend(), "Block.forward");
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); }, 2.0 * (double)(B * T) * (double)b.num_params());
   }
@@ -271,6 +300,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "forwardCached");
     Args a(info, "Block.forwardCached");
+    a.expect_device(device_, "the block");
     const BlockConfig& cfg = b.config();
     bool gqa = cfg.attn == AttnKind::GQA;
     const DType dt = b.dtype();
@@ -296,10 +326,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       a.numel(cos, "cos", P * half, "P*headDim/2"), a.numel(sin, "sin", P * half, "P*headDim/2");
       a.numel(pos, "pos", T, "T");
     }
-    auto out = std::make_shared<TensorData>();
-    out->shape = x->shape;
-    out->dtype = dt;
-    out->buf = make_buffer(cpu_backend(), x->numel() * dtype_size(dt));
+    TensorRef out = new_output(env, x->shape, dt, b.backend(), "Block.forwardCached");
     auto blk = block_;
     return run_async(
         env, {x, cos, sin, pos, kc, vc, out},
@@ -314,6 +341,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
             blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past,
                                 Tmax);
           }
+          device_done(blk->backend(), "Block.forwardCached");
         },
         [=](Napi::Env e) { return Tensor::Wrap(e, out); },
         2.0 * (double)(B * T) * ((double)b.num_params() + (double)(past + T) * (double)(cfg.NH * cfg.HS)));
@@ -324,18 +352,14 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "backward");
     Args a(info, "Block.backward");
+    a.expect_device(device_, "the block");
     const DType dt = b.dtype();
     auto dout = a.tensor(0, "dout", dt);
     bool want = a.flag(1, "wantInputGrad");
     if (saved_.empty()) a.bad("ERR_PUZZLE_STATE", "call forward(..., save = true) before backward");
     a.numel(dout, "dout", saved_[0]->numel(), "the forward input's size");
     TensorRef dx;
-    if (want) {
-      dx = std::make_shared<TensorData>();
-      dx->shape = saved_[0]->shape;
-      dx->dtype = dt;
-      dx->buf = make_buffer(cpu_backend(), dout->numel() * dtype_size(dt));
-    }
+    if (want) dx = new_output(env, saved_[0]->shape, dt, b.backend(), "Block.backward");
     (void)b.grad_buffer();  // allocate on the JS thread, before the worker runs
     auto blk = block_;
     std::vector<TensorRef> keep = saved_;
@@ -353,6 +377,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
           } catch (const std::logic_error& e) {
             fail("ERR_PUZZLE_STATE", std::string("Block.backward: ") + e.what());
           }
+          device_done(blk->backend(), "Block.backward");
         },
         [=](Napi::Env e) { return dx ? Tensor::Wrap(e, dx) : e.Null(); });
   }
@@ -371,10 +396,13 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       throw make_error(env, "ERR_PUZZLE_STATE",
                        "Block.savedActivation: no activation '" + name +
                            "' (names: attn_input, x1, ffn_input, ffn_hidden; it must exist in this variant and a forward with save = true must precede)");
-    auto t = std::make_shared<TensorData>();
-    t->shape = {rows, cols};
-    t->buf = make_buffer(cpu_backend(), (size_t)rows * cols * sizeof(float));
-    cpu_backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
+    TensorRef t = new_output(env, {rows, cols}, DType::F32, b.backend(), "Block.savedActivation");
+    b.backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
+    try {
+      device_done(b.backend(), "Block.savedActivation");
+    } catch (const Failure& f) {
+      throw make_error(env, f.code, f.what());
+    }
     return Tensor::Wrap(env, t);
   }
 
@@ -385,6 +413,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
   }
 
   std::shared_ptr<Block> block_;
+  Device device_ = Device::CPU;
   std::vector<TensorRef> saved_;
 };
 

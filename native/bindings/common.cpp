@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "puzzle/cuda_module.h"
 #include "puzzle/threadpool.h"
 
 namespace puzzle::bindings {
@@ -22,6 +23,62 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+// ---------------------------------------------------------------- devices
+const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+Device device_of(const Backend& be) { return &be == &cpu_backend() ? Device::CPU : Device::CUDA; }
+
+Device read_device(const Napi::Value& v, const std::string& fn, const char* arg) {
+  if (v.IsUndefined() || v.IsNull()) return Device::CPU;
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda") return Device::CUDA;
+  throw make_error(v.Env(), "ERR_PUZZLE_ARG", fn + ": argument '" + arg + "' must be 'cpu' or 'cuda', got '" + s + "'");
+}
+
+const Backend& backend_of(Device d, const std::string& fn) {
+  if (d == Device::CPU) return cpu_backend();
+  std::string why;
+  const Backend* be = cuda_backend(&why);
+  if (!be) fail("ERR_PUZZLE_NO_GPU", fn + ": device 'cuda' is unavailable: " + why);
+  return *be;
+}
+
+const Backend& backend_of(Napi::Env env, Device d, const std::string& fn) {
+  try {
+    return backend_of(d, fn);
+  } catch (const Failure& f) {
+    throw make_error(env, f.code, f.what());
+  }
+}
+
+void device_done(const Backend& be, const std::string& fn) {
+  if (device_of(be) == Device::CPU) return;
+  be.synchronize();
+  std::string err = cuda_take_error();
+  if (!err.empty()) fail("ERR_PUZZLE_CUDA", fn + ": " + err);
+}
+
+std::vector<int32_t> host_i32(const TensorData& t, size_t n) {
+  std::vector<int32_t> h(n);
+  t.buf->backend->copy_to_host(h.data(), t.ptr(), n * sizeof(int32_t));
+  return h;
+}
+
+void check_finite(const TensorData& t, int64_t n, const std::string& where) {
+  const Backend& be = *t.buf->backend;
+  if (device_of(be) == Device::CPU) {
+    if (t.dtype == DType::BF16) return check_finite(static_cast<const bf16*>(t.ptr()), n, where);
+    return check_finite(t.f32(), n, where);
+  }
+  // On the GPU a float32 check is one reduction (NaN and infinity survive the sum of squares);
+  // only a failing tensor, or a bfloat16 one, comes to the host.
+  if (t.dtype == DType::F32 && std::isfinite(be.ops.sum_squares(t.f32(), n))) return;
+  std::vector<char> h((size_t)n * dtype_size(t.dtype));
+  be.copy_to_host(h.data(), t.ptr(), h.size());
+  if (t.dtype == DType::BF16) return check_finite(reinterpret_cast<const bf16*>(h.data()), n, where);
+  check_finite(reinterpret_cast<const float*>(h.data()), n, where);
+}
+
 // ---------------------------------------------------------------- Args
 void Args::bad(const std::string& code, const std::string& msg) const {
   throw make_error(info_.Env(), code, fn_ + ": " + msg);
@@ -36,8 +93,23 @@ TensorRef Args::tensor(size_t i, const char* name, DType dtype, bool optional) c
   if (t->dtype != dtype)
     bad("ERR_PUZZLE_DTYPE", std::string("argument '") + name + "' must be " + dtype_name(dtype) + ", got " +
                                 dtype_name(t->dtype));
+  const Device d = device_of(*t);
+  if (want_ && d != *want_)
+    bad("ERR_PUZZLE_DEVICE", std::string("argument '") + name + "' is on " + device_name(d) + " but " + want_owner_ +
+                                 " is on " + device_name(*want_) + "; move it with tensor.to('" +
+                                 device_name(*want_) + "')");
+  if (!be_) {
+    be_ = t->buf->backend;
+    be_arg_ = name;
+  } else if (be_ != t->buf->backend) {
+    bad("ERR_PUZZLE_DEVICE", std::string("argument '") + name + "' is on " + device_name(d) + " but argument '" +
+                                 be_arg_ + "' is on " + device_name(device_of(*be_)) +
+                                 "; an op runs where its arguments live: move one with tensor.to()");
+  }
   return t;
 }
+
+const Backend& Args::backend() const { return be_ ? *be_ : cpu_backend(); }
 
 int64_t Args::dim(size_t i, const char* name, int64_t min) const {
   Napi::Value v = info_[i];

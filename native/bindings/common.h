@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <functional>
+#include <optional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,25 @@ using TensorRef = std::shared_ptr<TensorData>;
 
 std::string shape_str(const std::vector<int64_t>& s);
 
+// ---- devices. A tensor lives where its buffer's backend puts it: the CPU, or the GPU of the
+// CUDA module (puzzle_cuda.so). Ops run on the device of their arguments, which must agree.
+enum class Device { CPU, CUDA };
+const char* device_name(Device d);
+Device device_of(const Backend& be);
+inline Device device_of(const TensorData& t) { return device_of(*t.buf->backend); }
+// 'cpu' (or undefined) | 'cuda'; anything else is ERR_PUZZLE_ARG naming fn and the argument.
+Device read_device(const Napi::Value& v, const std::string& fn, const char* arg = "device");
+// The backend of a device; ERR_PUZZLE_NO_GPU (with the loader's reason) where no GPU answers.
+// The first form throws a JS error (JS thread), the second a Failure (worker thread).
+const Backend& backend_of(Napi::Env env, Device d, const std::string& fn);
+const Backend& backend_of(Device d, const std::string& fn);
+// After device work: waits for the stream and turns a recorded CUDA error into ERR_PUZZLE_CUDA.
+// A no-op on the CPU.
+void device_done(const Backend& be, const std::string& fn);
+// Host copies for the checks that read data (ids in range, finite values), wherever it lives.
+std::vector<int32_t> host_i32(const TensorData& t, size_t n);
+void check_finite(const TensorData& t, int64_t n, const std::string& where);
+
 class Tensor : public Napi::ObjectWrap<Tensor> {
  public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports);
@@ -58,6 +78,8 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   Napi::Value DTypeName(const Napi::CallbackInfo& info);
   Napi::Value Numel(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value DeviceName(const Napi::CallbackInfo& info);
+  Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value ToArray(const Napi::CallbackInfo& info);
   Napi::Value CopyFrom(const Napi::CallbackInfo& info);
   Napi::Value Fill(const Napi::CallbackInfo& info);
@@ -73,7 +95,12 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  // Every tensor read must live on the device of the first one (ERR_PUZZLE_DEVICE otherwise).
   TensorRef tensor(size_t i, const char* name, DType dtype, bool optional = false) const;
+  // The backend of the tensors read so far (the CPU's when none was).
+  const Backend& backend() const;
+  // The tensors must be on `d` (a Block's device); call before reading them.
+  void expect_device(Device d, const std::string& owner) const { want_ = d, want_owner_ = owner; }
   int64_t dim(size_t i, const char* name, int64_t min = 1) const;
   double number(size_t i, const char* name) const;
   bool flag(size_t i, const char* name) const;
@@ -81,10 +108,15 @@ class Args {
   void numel(const TensorRef& t, const char* name, int64_t n, const std::string& what) const;
   [[noreturn]] void bad(const std::string& code, const std::string& msg) const;
   const std::string& fn() const { return fn_; }
+  Napi::Env env() const { return info_.Env(); }
 
  private:
   const Napi::CallbackInfo& info_;
   std::string fn_;
+  mutable const Backend* be_ = nullptr;
+  mutable std::string be_arg_;
+  mutable std::optional<Device> want_;
+  mutable std::string want_owner_;
 };
 
 // Throws ERR_PUZZLE_NAN when x holds a NaN or an infinity (runs on the worker thread).

@@ -18,6 +18,8 @@ Napi::Object Tensor::Init(Napi::Env env, Napi::Object exports) {
                                      InstanceAccessor<&Tensor::DTypeName>("dtype"),
                                      InstanceAccessor<&Tensor::Numel>("numel"),
                                      InstanceAccessor<&Tensor::Disposed>("disposed"),
+                                     InstanceAccessor<&Tensor::DeviceName>("device"),
+                                     InstanceMethod<&Tensor::To>("to"),
                                      InstanceMethod<&Tensor::ToArray>("toArray"),
                                      InstanceMethod<&Tensor::CopyFrom>("copyFrom"),
                                      InstanceMethod<&Tensor::Fill>("fill"),
@@ -87,34 +89,49 @@ DType read_dtype(const Napi::Value& v, const char* fn) {
                    std::string(fn) + ": argument 'dtype' must be 'float32', 'int32' or 'bfloat16', got '" + s + "'");
 }
 
-TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype) {
+TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype, const Backend& be, const char* fn) {
   auto t = std::make_shared<TensorData>();
   t->shape = std::move(shape);
   t->dtype = dtype;
   try {
-    t->buf = make_buffer(cpu_backend(), std::max<size_t>(t->numel(), 1) * dtype_size(dtype));
+    t->buf = make_buffer(be, std::max<size_t>(t->numel(), 1) * dtype_size(dtype));
   } catch (const std::bad_alloc&) {
-    throw make_error(env, "ERR_PUZZLE_OOM", "Tensor: cannot allocate " + shape_str(t->shape));
+    throw make_error(env, "ERR_PUZZLE_OOM", std::string(fn) + ": cannot allocate " + shape_str(t->shape) + " " +
+                                                dtype_name(dtype) + " on " + device_name(device_of(be)));
   }
   return t;
 }
 
+// Waits for the device and turns a CUDA error into a JS exception (JS-thread methods).
+void settle(Napi::Env env, const Backend& be, const char* fn) {
+  try {
+    device_done(be, fn);
+  } catch (const Failure& f) {
+    throw make_error(env, f.code, f.what());
+  }
+}
+
 // Fills a tensor from typed-array bytes of the matching JS type (Float32Array for float32 and
-// bfloat16, which is rounded to nearest even; Int32Array for int32).
-void fill_from(const TensorRef& t, const char* src) {
+// bfloat16, which is rounded to nearest even; Int32Array for int32), wherever it lives.
+void fill_from(Napi::Env env, const TensorRef& t, const char* src, const char* fn) {
+  const Backend& be = *t->buf->backend;
+  const size_t n = t->numel();
   if (t->dtype == DType::BF16) {
     const float* f = reinterpret_cast<const float*>(src);
-    bf16* d = static_cast<bf16*>(t->ptr());
-    for (size_t i = 0, n = t->numel(); i < n; ++i) d[i] = f32_to_bf16(f[i]);
+    std::vector<bf16> staged(device_of(be) == Device::CPU ? 0 : n);
+    bf16* d = staged.empty() ? static_cast<bf16*>(t->ptr()) : staged.data();
+    for (size_t i = 0; i < n; ++i) d[i] = f32_to_bf16(f[i]);
+    if (!staged.empty()) be.copy_to_device(t->ptr(), d, n * sizeof(bf16));
   } else {
-    std::memcpy(t->ptr(), src, t->numel() * dtype_size(t->dtype));
+    be.copy_to_device(t->ptr(), src, n * dtype_size(t->dtype));
   }
+  settle(env, be, fn);
 }
 
 }  // namespace
 
-// Tensor.fromArray(Float32Array | Int32Array, shape, dtype?) -- dtype 'bfloat16' rounds a
-// Float32Array to bf16 storage.
+// Tensor.fromArray(Float32Array | Int32Array, shape?, dtype?, device?) -- dtype 'bfloat16'
+// rounds a Float32Array to bf16 storage; device 'cuda' puts it on the GPU.
 Napi::Value Tensor::FromArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray())
@@ -138,20 +155,54 @@ Napi::Value Tensor::FromArray(const Napi::CallbackInfo& info) {
                        std::string("Tensor.fromArray: a ") + (dtype == DType::F32 ? "Float32Array" : "Int32Array") +
                            " cannot make a " + dtype_name(want) + " tensor");
   }
-  TensorRef t = new_tensor(env, shape, dtype);
-  if (t->numel() != ta.ElementLength())
+  const Backend& be = backend_of(env, read_device(info[3], "Tensor.fromArray"), "Tensor.fromArray");
+  size_t numel = 1;
+  for (int64_t d : shape) numel *= (size_t)d;
+  if (numel != ta.ElementLength())
     throw make_error(env, "ERR_PUZZLE_SHAPE",
-                     "Tensor.fromArray: shape " + shape_str(shape) + " holds " + std::to_string(t->numel()) +
+                     "Tensor.fromArray: shape " + shape_str(shape) + " holds " + std::to_string(numel) +
                          " elements but 'data' has " + std::to_string(ta.ElementLength()));
-  fill_from(t, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  TensorRef t = new_tensor(env, shape, dtype, be, "Tensor.fromArray");
+  fill_from(env, t, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), "Tensor.fromArray");
   return Wrap(env, t);
 }
 
-// Tensor.zeros(shape, dtype = 'float32')
+// Tensor.zeros(shape, dtype = 'float32', device = 'cpu')
 Napi::Value Tensor::Zeros(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  TensorRef t = new_tensor(env, read_shape(info[0], "Tensor.zeros"), read_dtype(info[1], "Tensor.zeros"));
-  std::memset(t->ptr(), 0, t->numel() * dtype_size(t->dtype));
+  std::vector<int64_t> shape = read_shape(info[0], "Tensor.zeros");
+  DType dtype = read_dtype(info[1], "Tensor.zeros");
+  const Backend& be = backend_of(env, read_device(info[2], "Tensor.zeros"), "Tensor.zeros");
+  TensorRef t = new_tensor(env, shape, dtype, be, "Tensor.zeros");
+  be.memset_zero(t->ptr(), t->numel() * dtype_size(t->dtype));
+  settle(env, be, "Tensor.zeros");
+  return Wrap(env, t);
+}
+
+Napi::Value Tensor::DeviceName(const Napi::CallbackInfo& info) {
+  if (!data_) throw make_error(info.Env(), "ERR_PUZZLE_DISPOSED", "Tensor.device: the tensor was disposed");
+  return Napi::String::New(info.Env(), device_name(device_of(*data_)));
+}
+
+// tensor.to(device) -> this tensor where it already lives there, else a copy on `device`.
+Napi::Value Tensor::To(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.to: the tensor was disposed");
+  const Device want = read_device(info[0], "Tensor.to");
+  if (info[0].IsUndefined()) throw make_error(env, "ERR_PUZZLE_ARG", "Tensor.to: argument 'device' must be 'cpu' or 'cuda'");
+  const Device have = device_of(*data_);
+  if (want == have) return info.This();
+  const Backend& dst = backend_of(env, want, "Tensor.to");
+  const Backend& src = *data_->buf->backend;
+  TensorRef t = new_tensor(env, data_->shape, data_->dtype, dst, "Tensor.to");
+  const size_t bytes = data_->numel() * dtype_size(data_->dtype);
+  if (want == Device::CPU) {
+    src.copy_to_host(t->ptr(), data_->ptr(), bytes);
+    settle(env, src, "Tensor.to");
+  } else {
+    dst.copy_to_device(t->ptr(), data_->ptr(), bytes);
+    settle(env, dst, "Tensor.to");
+  }
   return Wrap(env, t);
 }
 
@@ -180,17 +231,23 @@ Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.toArray: the tensor was disposed");
   size_t n = data_->numel();
+  const Backend& be = *data_->buf->backend;
   if (data_->dtype == DType::I32) {
     Napi::Int32Array a = Napi::Int32Array::New(env, n);
-    std::memcpy(a.Data(), data_->ptr(), n * 4);
+    be.copy_to_host(a.Data(), data_->ptr(), n * 4);
+    settle(env, be, "Tensor.toArray");
     return a;
   }
   Napi::Float32Array a = Napi::Float32Array::New(env, n);
   if (data_->dtype == DType::BF16) {
-    const bf16* s = static_cast<const bf16*>(data_->ptr());
+    std::vector<bf16> staged(device_of(be) == Device::CPU ? 0 : n);
+    if (!staged.empty()) be.copy_to_host(staged.data(), data_->ptr(), n * sizeof(bf16));
+    settle(env, be, "Tensor.toArray");
+    const bf16* s = staged.empty() ? static_cast<const bf16*>(data_->ptr()) : staged.data();
     for (size_t i = 0; i < n; ++i) a[i] = bf16_to_f32(s[i]);
   } else {
-    std::memcpy(a.Data(), data_->ptr(), n * 4);
+    be.copy_to_host(a.Data(), data_->ptr(), n * 4);
+    settle(env, be, "Tensor.toArray");
   }
   return a;
 }
@@ -211,7 +268,7 @@ Napi::Value Tensor::CopyFrom(const Napi::CallbackInfo& info) {
     throw make_error(env, "ERR_PUZZLE_SHAPE",
                      "Tensor.copyFrom: the tensor has " + std::to_string(data_->numel()) + " elements " +
                          shape_str(data_->shape) + " but 'data' has " + std::to_string(ta.ElementLength()));
-  fill_from(data_, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  fill_from(env, data_, static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), "Tensor.copyFrom");
   return info.This();
 }
 
@@ -220,13 +277,19 @@ Napi::Value Tensor::Fill(const Napi::CallbackInfo& info) {
   if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.fill: the tensor was disposed");
   if (!info[0].IsNumber()) throw make_error(env, "ERR_PUZZLE_ARG", "Tensor.fill: argument 'value' must be a number");
   double v = info[0].As<Napi::Number>().DoubleValue();
-  size_t n = data_->numel();
+  const size_t n = data_->numel();
+  const Backend& be = *data_->buf->backend;
+  // The values are made on the host (in place on the CPU, staged for a GPU).
+  std::vector<char> staged(device_of(be) == Device::CPU ? 0 : n * dtype_size(data_->dtype));
+  void* dst = staged.empty() ? data_->ptr() : staged.data();
   if (data_->dtype == DType::I32)
-    for (size_t i = 0; i < n; ++i) data_->i32()[i] = (int32_t)v;
+    std::fill_n(static_cast<int32_t*>(dst), n, (int32_t)v);
   else if (data_->dtype == DType::BF16)
-    std::fill_n(static_cast<bf16*>(data_->ptr()), n, f32_to_bf16((float)v));
+    std::fill_n(static_cast<bf16*>(dst), n, f32_to_bf16((float)v));
   else
-    for (size_t i = 0; i < n; ++i) data_->f32()[i] = (float)v;
+    std::fill_n(static_cast<float*>(dst), n, (float)v);
+  if (!staged.empty()) be.copy_to_device(data_->ptr(), dst, staged.size());
+  settle(env, be, "Tensor.fill");
   return info.This();
 }
 

@@ -12,11 +12,15 @@ namespace {
 // The module's C entry points (see native/src/cuda/module.cu).
 using ProbeFn = int (*)(char* desc, int desc_len);
 using RmsnormFn = int (*)(float*, const float*, const float*, long, long, float, char*, int);
+using BackendFn = const Backend* (*)();
+using TakeErrorFn = int (*)(char* err, int err_len);
 
 struct Module {
   void* handle = nullptr;
   ProbeFn probe = nullptr;
   RmsnormFn rmsnorm = nullptr;
+  BackendFn backend = nullptr;
+  TakeErrorFn take_error = nullptr;
   CudaStatus status;
 };
 
@@ -51,6 +55,8 @@ Module& module() {
     m.status.module_loaded = true;
     m.probe = (ProbeFn)dlsym(m.handle, "puzzle_cuda_probe");
     m.rmsnorm = (RmsnormFn)dlsym(m.handle, "puzzle_cuda_rmsnorm_forward_host");
+    m.backend = (BackendFn)dlsym(m.handle, "puzzle_cuda_backend");
+    m.take_error = (TakeErrorFn)dlsym(m.handle, "puzzle_cuda_take_error");
     if (!m.probe) {
       m.status.reason = "CUDA module has no puzzle_cuda_probe symbol";
       return;
@@ -65,6 +71,26 @@ Module& module() {
 }  // namespace
 
 const CudaStatus& cuda_probe() { return module().status; }
+
+const Backend* cuda_backend(std::string* why) {
+  Module& m = module();
+  if (m.status.device_count <= 0) {
+    if (why) *why = m.status.reason;
+    return nullptr;
+  }
+  if (!m.backend || !m.take_error) {
+    if (why) *why = "the CUDA module has no puzzle_cuda_backend/puzzle_cuda_take_error (built by an older version?)";
+    return nullptr;
+  }
+  return m.backend();
+}
+
+std::string cuda_take_error() {
+  Module& m = module();
+  if (!m.take_error) return "";
+  char err[512] = {0};
+  return m.take_error(err, sizeof err) != 0 ? std::string(err) : std::string();
+}
 
 std::string cuda_rmsnorm_forward_host(float* out, const float* inp, const float* weight, long N, long C, float eps) {
   Module& m = module();

@@ -46,6 +46,10 @@ export class Block {
   get dtype(): 'float32' | 'bfloat16' {
     return sync(() => this.nb.dtype);
   }
+  /** 'cuda': parameters, gradients and workspace on the GPU; it takes and returns GPU tensors. */
+  get device(): 'cpu' | 'cuda' {
+    return sync(() => this.nb.device);
+  }
   get numParams(): number {
     return sync(() => this.nb.numParams);
   }

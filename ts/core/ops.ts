@@ -4,10 +4,15 @@
  * Dimension letters follow native/include/puzzle/backend.h.
  */
 import { PuzzleError, native } from './errors.js';
-import { zeros, type Tensor } from './tensor.js';
+import { to, zeros, type Tensor } from './tensor.js';
 import { loadAddon } from '../native/loader.js';
 
 const raw = () => loadAddon().ops;
+
+/** A float32 output on the device of `like`: ops run where their inputs live. */
+function zerosLike(like: Tensor, shape: number[]): Tensor {
+  return zeros(shape, 'float32', like.disposed ? 'cpu' : like.device); // a disposed input fails in the op, by name
+}
 
 /** Runs a native op that writes `outs`; on failure the outputs are released before the error propagates. */
 async function fill(outs: Array<Tensor | null>, fn: () => Promise<void>): Promise<void> {
@@ -38,25 +43,39 @@ function need4(t: Tensor, name: string): [number, number, number, number] {
   return t.shape as [number, number, number, number];
 }
 
+/**
+ * Runs `fn` with index data (token ids, targets: small int32 tensors, usually made on the host)
+ * on the device of `like`, copied there when it lives elsewhere. Float data is never moved
+ * implicitly: an op on float tensors from two devices fails with ERR_PUZZLE_DEVICE.
+ */
+async function withIndex<R>(idx: Tensor, like: Tensor, fn: (i: Tensor) => Promise<R>): Promise<R> {
+  const moved = idx.disposed || like.disposed || idx.device === like.device ? idx : to(idx, like.device);
+  try {
+    return await fn(moved);
+  } finally {
+    if (moved !== idx) moved.dispose();
+  }
+}
+
 // ---------------------------------------------------------------------------- embedding
 export async function embeddingForward(ids: Tensor, table: Tensor): Promise<Tensor> {
   const { N: V, C } = rows(table, 'table');
-  const out = zeros([...ids.shape, C]);
-  await fill([out], () => raw().embeddingForward(out, ids, table, ids.numel, C, V));
+  const out = zerosLike(table, [...ids.shape, C]);
+  await withIndex(ids, table, (i) => fill([out], () => raw().embeddingForward(out, i, table, i.numel, C, V)));
   return out;
 }
 
 /** Accumulates into `dtable` (a gradient buffer the caller owns). */
 export async function embeddingBackward(dtable: Tensor, dout: Tensor, ids: Tensor): Promise<void> {
   const { N: V, C } = rows(dtable, 'dtable');
-  await native(() => raw().embeddingBackward(dtable, dout, ids, ids.numel, C, V));
+  await withIndex(ids, dtable, (i) => native(() => raw().embeddingBackward(dtable, dout, i, i.numel, C, V)));
 }
 
 // ---------------------------------------------------------------------------- RMSNorm
 export async function rmsnormForward(inp: Tensor, weight: Tensor, eps: number): Promise<{ out: Tensor; rstd: Tensor }> {
   const { N, C } = rows(inp, 'inp');
-  const out = zeros(inp.shape);
-  const rstd = zeros([N]);
+  const out = zerosLike(inp, inp.shape);
+  const rstd = zerosLike(inp, [N]);
   await fill([out, rstd], () => raw().rmsnormForward(out, rstd, inp, weight, N, C, eps));
   return { out, rstd };
 }
@@ -65,8 +84,8 @@ export async function rmsnormBackward(
   dout: Tensor, inp: Tensor, weight: Tensor, rstd: Tensor,
 ): Promise<{ dinp: Tensor; dweight: Tensor }> {
   const { N, C } = rows(inp, 'inp');
-  const dinp = zeros(inp.shape);
-  const dweight = zeros([C]);
+  const dinp = zerosLike(inp, inp.shape);
+  const dweight = zerosLike(inp, [C]);
   await fill([dinp, dweight], () => raw().rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C));
   return { dinp, dweight };
 }
@@ -76,7 +95,7 @@ export async function rmsnormBackward(
 export async function matmulForward(inp: Tensor, weight: Tensor, bias: Tensor | null = null): Promise<Tensor> {
   const { N, C } = rows(inp, 'inp');
   const OC = weight.shape[0];
-  const out = zeros([...inp.shape.slice(0, -1), OC]);
+  const out = zerosLike(inp, [...inp.shape.slice(0, -1), OC]);
   await fill([out], () => raw().matmulForward(out, inp, weight, bias, N, C, OC));
   return out;
 }
@@ -86,9 +105,9 @@ export async function matmulBackward(
 ): Promise<{ dinp: Tensor; dweight: Tensor; dbias: Tensor | null }> {
   const { N, C } = rows(inp, 'inp');
   const OC = weight.shape[0];
-  const dinp = zeros(inp.shape);
-  const dweight = zeros(weight.shape);
-  const dbias = withBias ? zeros([OC]) : null;
+  const dinp = zerosLike(inp, inp.shape);
+  const dweight = zerosLike(inp, weight.shape);
+  const dbias = withBias ? zerosLike(inp, [OC]) : null;
   await fill([dinp, dweight, dbias], () => raw().matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC));
   return { dinp, dweight, dbias };
 }
@@ -97,14 +116,14 @@ export async function matmulBackward(
 /** x[B, T, heads, headDim] rotated by the tables of ts/model/rope.ts; pos[T] optional. */
 export async function ropeForward(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
   const [B, T, NH, HS] = need4(x, 'x');
-  const out = zeros(x.shape);
+  const out = zerosLike(x, x.shape);
   await fill([out], () => raw().ropeForward(out, x, cos, sin, pos, B, T, NH, HS));
   return out;
 }
 
 export async function ropeBackward(dout: Tensor, cos: Tensor, sin: Tensor, pos: Tensor | null = null): Promise<Tensor> {
   const [B, T, NH, HS] = need4(dout, 'dout');
-  const dinp = zeros(dout.shape);
+  const dinp = zerosLike(dout, dout.shape);
   await fill([dinp], () => raw().ropeBackward(dinp, dout, cos, sin, pos, B, T, NH, HS));
   return dinp;
 }
@@ -114,8 +133,8 @@ export async function ropeBackward(dout: Tensor, cos: Tensor, sin: Tensor, pos: 
 export async function attentionForward(q: Tensor, k: Tensor, v: Tensor): Promise<{ out: Tensor; lse: Tensor }> {
   const [B, T, NH, HS] = need4(q, 'q');
   const NKV = need4(k, 'k')[2];
-  const out = zeros(q.shape);
-  const lse = zeros([B, NH, T]);
+  const out = zerosLike(q, q.shape);
+  const lse = zerosLike(q, [B, NH, T]);
   await fill([out, lse], () => raw().attentionForward(out, lse, q, k, v, B, T, NH, NKV, HS));
   return { out, lse };
 }
@@ -125,9 +144,9 @@ export async function attentionBackward(
 ): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor }> {
   const [B, T, NH, HS] = need4(q, 'q');
   const NKV = need4(k, 'k')[2];
-  const dq = zeros(q.shape);
-  const dk = zeros(k.shape);
-  const dv = zeros(v.shape);
+  const dq = zerosLike(q, q.shape);
+  const dk = zerosLike(q, k.shape);
+  const dv = zerosLike(q, v.shape);
   await fill([dq, dk, dv], () => raw().attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS));
   return { dq, dk, dv };
 }
@@ -137,21 +156,21 @@ export async function attentionBackward(
 export async function swigluForward(gu: Tensor): Promise<Tensor> {
   const { N, C } = rows(gu, 'gu');
   if (C % 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `argument 'gu' must have an even last dimension, got ${C}`);
-  const out = zeros([...gu.shape.slice(0, -1), C / 2]);
+  const out = zerosLike(gu, [...gu.shape.slice(0, -1), C / 2]);
   await fill([out], () => raw().swigluForward(out, gu, N, C / 2));
   return out;
 }
 
 export async function swigluBackward(dout: Tensor, gu: Tensor): Promise<Tensor> {
   const { N, C } = rows(gu, 'gu');
-  const dgu = zeros(gu.shape);
+  const dgu = zerosLike(gu, gu.shape);
   await fill([dgu], () => raw().swigluBackward(dgu, dout, gu, N, C / 2));
   return dgu;
 }
 
 // ---------------------------------------------------------------------------- elementwise
 export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
-  const out = zeros(a.shape);
+  const out = zerosLike(a, a.shape);
   await fill([out], () => raw().add(out, a, b, a.numel));
   return out;
 }
@@ -169,9 +188,9 @@ export async function crossEntropyForward(
   logits: Tensor, targets: Tensor,
 ): Promise<{ loss: number; losses: Tensor; lse: Tensor; count: number }> {
   const { N, C: V } = rows(logits, 'logits');
-  const losses = zeros([N]);
-  const lse = zeros([N]);
-  await fill([losses, lse], () => raw().crossEntropyForward(losses, lse, logits, targets, N, V));
+  const losses = zerosLike(logits, [N]);
+  const lse = zerosLike(logits, [N]);
+  await withIndex(targets, logits, (t) => fill([losses, lse], () => raw().crossEntropyForward(losses, lse, logits, t, N, V)));
   const t = targets.toArray();
   let count = 0;
   for (let i = 0; i < t.length; i++) if (t[i] !== IGNORE_INDEX) count++;
@@ -184,22 +203,22 @@ export async function crossEntropyForward(
 /** Gradient of (scale x summed loss); scale = 1/count gives the mean's gradient. */
 export async function crossEntropyBackward(logits: Tensor, lse: Tensor, targets: Tensor, scale: number): Promise<Tensor> {
   const { N, C: V } = rows(logits, 'logits');
-  const d = zeros(logits.shape);
-  await fill([d], () => raw().crossEntropyBackward(d, logits, lse, targets, N, V, scale));
+  const d = zerosLike(logits, logits.shape);
+  await withIndex(targets, logits, (t) => fill([d], () => raw().crossEntropyBackward(d, logits, lse, t, N, V, scale)));
   return d;
 }
 
 /** Mean over rows of KL(softmax(teacher) || softmax(student)). */
 export async function klForward(teacher: Tensor, student: Tensor): Promise<{ loss: number; losses: Tensor }> {
   const { N, C: V } = rows(student, 'student');
-  const losses = zeros([N]);
+  const losses = zerosLike(student, [N]);
   await fill([losses], () => raw().klForward(losses, teacher, student, N, V));
   return { loss: mean(losses), losses };
 }
 
 export async function klBackward(teacher: Tensor, student: Tensor, scale: number): Promise<Tensor> {
   const { N, C: V } = rows(student, 'student');
-  const d = zeros(student.shape);
+  const d = zerosLike(student, student.shape);
   await fill([d], () => raw().klBackward(d, teacher, student, N, V, scale));
   return d;
 }
@@ -207,14 +226,14 @@ export async function klBackward(teacher: Tensor, student: Tensor, scale: number
 /** Mean over rows of 1 - cos(x, y). */
 export async function cosineForward(x: Tensor, y: Tensor): Promise<{ loss: number; losses: Tensor }> {
   const { N, C } = rows(x, 'x');
-  const losses = zeros([N]);
+  const losses = zerosLike(x, [N]);
   await fill([losses], () => raw().cosineForward(losses, x, y, N, C));
   return { loss: mean(losses), losses };
 }
 
 export async function cosineBackward(x: Tensor, y: Tensor, scale: number): Promise<Tensor> {
   const { N, C } = rows(x, 'x');
-  const d = zeros(x.shape);
+  const d = zerosLike(x, x.shape);
   await fill([d], () => raw().cosineBackward(d, x, y, N, C, scale));
   return d;
 }
@@ -225,7 +244,7 @@ export async function nmseForward(x: Tensor, y: Tensor): Promise<number> {
 }
 
 export async function nmseBackward(x: Tensor, y: Tensor, scale = 1): Promise<Tensor> {
-  const d = zeros(x.shape);
+  const d = zerosLike(x, x.shape);
   await fill([d], () => raw().nmseBackward(d, x, y, x.numel, scale));
   return d;
 }

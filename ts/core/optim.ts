@@ -41,7 +41,11 @@ export class AdamW {
         throw new PuzzleError('ERR_PUZZLE_SHAPE', `AdamW: group ${i} has ${g.param.numel} parameters but ${g.grad.numel} gradients`);
     this.config = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 1.0, ...config };
     this.groups = groups;
-    this.state = groups.map((g) => ({ m: zeros([g.param.numel]), v: zeros([g.param.numel]) }));
+    // moments live beside their parameters (the update runs where they are)
+    this.state = groups.map(({ param }) => ({
+      m: zeros([param.numel], 'float32', param.device),
+      v: zeros([param.numel], 'float32', param.device),
+    }));
   }
 
   get stepCount(): number {

@@ -1,34 +1,49 @@
 /** Tensors are native memory with a shape; release them with dispose() when done. */
 import { PuzzleError, fromNative } from './errors.js';
 import { loadAddon } from '../native/loader.js';
-import type { DTypeName, NativeTensor } from '../native/types.js';
+import type { DTypeName, DeviceName, NativeTensor } from '../native/types.js';
 
 export type Tensor = NativeTensor;
-export type { DTypeName };
+export type { DTypeName, DeviceName };
 
 /**
  * A float32 (Float32Array) or int32 (Int32Array) tensor holding a copy of `data`; with dtype
- * 'bfloat16' float data is rounded to bf16 storage (toArray() widens it back).
+ * 'bfloat16' float data is rounded to bf16 storage (toArray() widens it back). With device
+ * 'cuda' the tensor lives on the GPU (toArray() and copyFrom() then copy across).
  */
-export function tensor(data: Float32Array | Int32Array | number[], shape?: number[], dtype?: DTypeName): Tensor {
+export function tensor(
+  data: Float32Array | Int32Array | number[],
+  shape?: number[],
+  dtype?: DTypeName,
+  device?: DeviceName,
+): Tensor {
   const arr = Array.isArray(data) ? Float32Array.from(data) : data;
   try {
-    return loadAddon().Tensor.fromArray(arr, shape ?? [arr.length], dtype);
+    return loadAddon().Tensor.fromArray(arr, shape ?? [arr.length], dtype, device);
   } catch (err) {
     throw fromNative(err);
   }
 }
 
-export function zeros(shape: number[], dtype: DTypeName = 'float32'): Tensor {
+export function zeros(shape: number[], dtype: DTypeName = 'float32', device: DeviceName = 'cpu'): Tensor {
   try {
-    return loadAddon().Tensor.zeros(shape, dtype);
+    return loadAddon().Tensor.zeros(shape, dtype, device);
   } catch (err) {
     throw fromNative(err);
   }
 }
 
-export function ids(data: ArrayLike<number>, shape?: number[]): Tensor {
-  return tensor(Int32Array.from(data), shape ?? [data.length]);
+export function ids(data: ArrayLike<number>, shape?: number[], device?: DeviceName): Tensor {
+  return tensor(Int32Array.from(data), shape ?? [data.length], undefined, device);
+}
+
+/** `t` if it already lives on `device`, else a copy there (the original is left as it is). */
+export function to(t: Tensor, device: DeviceName): Tensor {
+  try {
+    return t.to(device);
+  } catch (err) {
+    throw fromNative(err);
+  }
 }
 
 export function isTensor(x: unknown): x is Tensor {

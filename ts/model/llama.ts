@@ -8,7 +8,7 @@ import { Block, type BlockShape } from '../core/block.js';
 import { PuzzleError } from '../core/errors.js';
 import * as ops from '../core/ops.js';
 import type { ParamGroup } from '../core/optim.js';
-import { ids as idsTensor, tensor, zeros, type Tensor } from '../core/tensor.js';
+import { ids as idsTensor, tensor, to, zeros, type DeviceName, type Tensor } from '../core/tensor.js';
 import type { LayerSpec, ModelConfig } from './config.js';
 import { ropeTables } from './rope.js';
 
@@ -70,6 +70,8 @@ export interface ForwardResult {
 
 export class LlamaModel {
   readonly config: ModelConfig;
+  /** where every weight, gradient, activation and KV cache of the model lives */
+  readonly device: DeviceName;
   readonly embed: Tensor;
   readonly blocks: Block[];
   readonly norm: Tensor;
@@ -80,17 +82,23 @@ export class LlamaModel {
   private saved: Saved | null = null;
   private retained: Tensor[] = [];
 
-  constructor(config: ModelConfig, blocks?: Block[]) {
+  /** `device` defaults to that of the blocks given, else the CPU; given blocks must all live there. */
+  constructor(config: ModelConfig, blocks?: Block[], device?: DeviceName) {
     this.config = config;
-    this.embed = zeros([config.vocab, config.hidden]);
-    this.norm = tensor(new Float32Array(config.hidden).fill(1), [config.hidden]);
-    this.head = config.tieEmbeddings ? null : zeros([config.vocab, config.hidden]);
-    this.blocks = blocks ?? config.layers.map((l) => new Block(blockShape(config, l)));
+    this.device = device ?? blocks?.[0]?.device ?? 'cpu';
+    const elsewhere = blocks?.findIndex((b) => b.device !== this.device) ?? -1;
+    if (elsewhere >= 0)
+      throw new PuzzleError('ERR_PUZZLE_DEVICE', `LlamaModel: block ${elsewhere} is on ${blocks![elsewhere].device}, the model on ${this.device}`);
+    const d = this.device;
+    this.embed = zeros([config.vocab, config.hidden], 'float32', d);
+    this.norm = tensor(new Float32Array(config.hidden).fill(1), [config.hidden], 'float32', d);
+    this.head = config.tieEmbeddings ? null : zeros([config.vocab, config.hidden], 'float32', d);
+    this.blocks = blocks ?? config.layers.map((l) => new Block({ ...blockShape(config, l), device: d }));
   }
 
   /** HF-style random init: normal(0, 0.02) weights, unit norms. */
-  static random(config: ModelConfig, seed = 0, std = 0.02): LlamaModel {
-    const m = new LlamaModel(config);
+  static random(config: ModelConfig, seed = 0, std = 0.02, device: DeviceName = 'cpu'): LlamaModel {
+    const m = new LlamaModel(config, undefined, device);
     m.embed.copyFrom(normalInit(m.embed.numel, std, seed * 1000 + 1));
     m.head?.copyFrom(normalInit(m.head.numel, std, seed * 1000 + 2));
     m.blocks.forEach((b, i) => {
@@ -125,7 +133,8 @@ export class LlamaModel {
       const positions = Math.max(T, Math.min(this.config.maxPositions, 2048));
       const { cos, sin } = ropeTables(this.config.headDim, positions, this.config.ropeTheta, this.config.ropeScaling);
       const half = this.config.headDim / 2;
-      this.rope = { cos: tensor(cos, [positions, half]), sin: tensor(sin, [positions, half]), positions };
+      const d = this.device;
+      this.rope = { cos: tensor(cos, [positions, half], 'float32', d), sin: tensor(sin, [positions, half], 'float32', d), positions };
     }
     return this.rope;
   }
@@ -133,14 +142,18 @@ export class LlamaModel {
   /**
    * ids[B, T] -> logits[B, T, vocab] (the caller disposes the logits). With `train`, activations
    * are kept for backward(); with `hidden`, every layer's output is returned. Hidden states
-   * belong to the model: they stay valid until the next forward() or dispose().
+   * belong to the model: they stay valid until the next forward() or dispose(). `ids` may live
+   * anywhere (they are copied to the model's device); the logits live on the model's device.
    */
-  async forward(ids: Tensor, opts: { train?: boolean; hidden?: boolean } = {}): Promise<ForwardResult> {
-    if (ids.shape.length !== 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `LlamaModel.forward: ids must be [B, T], got [${ids.shape}]`);
+  async forward(hostIds: Tensor, opts: { train?: boolean; hidden?: boolean } = {}): Promise<ForwardResult> {
+    if (hostIds.shape.length !== 2) throw new PuzzleError('ERR_PUZZLE_SHAPE', `LlamaModel.forward: ids must be [B, T], got [${hostIds.shape}]`);
     this.release();
-    const [B, T] = ids.shape;
+    const [B, T] = hostIds.shape;
+    const ids = to(hostIds, this.device);
+    if (ids !== hostIds && opts.train) this.retained.push(ids);  // backward reads them
     const rope = this.ropeFor(T);
     let h = await ops.embeddingForward(ids, this.embed);
+    if (ids !== hostIds && !opts.train) ids.dispose();
     const hidden: Tensor[] = [];
     for (const block of this.blocks) {
       const next = await block.forward(h, B, T, rope, Boolean(opts.train));
@@ -150,7 +163,7 @@ export class LlamaModel {
     }
     const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
     const logits = await ops.matmulForward(normed, this.head ?? this.embed);
-    this.retained = hidden.slice();
+    this.retained.push(...hidden);
     if (opts.train) {
       this.saved = { ids, B, T, final: h, normed, rstd };
       if (!hidden.includes(h)) this.retained.push(h);
@@ -167,7 +180,10 @@ export class LlamaModel {
   newCache(B: number, Tmax: number): KvCache {
     const layers = this.config.layers.map((l) =>
       l.attention.kind === 'gqa'
-        ? { k: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim]), v: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim]) }
+        ? {
+          k: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], 'float32', this.device),
+          v: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], 'float32', this.device),
+        }
         : null);
     return { B, Tmax, length: 0, layers };
   }
@@ -177,15 +193,17 @@ export class LlamaModel {
    * cache.length+T-1 (T > 1 for a prompt, 1 for a decode step); returns logits[B, T, vocab]
    * and advances the cache.
    */
-  async forwardCached(ids: Tensor, cache: KvCache): Promise<Tensor> {
-    const [B, T] = ids.shape;
+  async forwardCached(hostIds: Tensor, cache: KvCache): Promise<Tensor> {
+    const [B, T] = hostIds.shape;
     if (B !== cache.B) throw new PuzzleError('ERR_PUZZLE_SHAPE', `forwardCached: ids has batch ${B}, the cache ${cache.B}`);
     if (cache.length + T > cache.Tmax)
       throw new PuzzleError('ERR_PUZZLE_RANGE', `forwardCached: ${cache.length} cached + ${T} new tokens exceed the cache length ${cache.Tmax}`);
     const past = cache.length;
     const rope = this.ropeFor(past + T);
-    const pos = idsTensor(Int32Array.from({ length: T }, (_, t) => past + t), [T]);
+    const pos = idsTensor(Int32Array.from({ length: T }, (_, t) => past + t), [T], this.device);
+    const ids = to(hostIds, this.device);
     let h = await ops.embeddingForward(ids, this.embed);
+    if (ids !== hostIds) ids.dispose();
     for (const [i, block] of this.blocks.entries()) {
       const next = await block.forwardCached(h, B, T, { ...rope, pos }, cache.layers[i], past);
       h.dispose();
@@ -207,7 +225,8 @@ export class LlamaModel {
   }
 
   private ensureGrads() {
-    if (!this.grads) this.grads = { embed: zeros(this.embed.shape), norm: zeros(this.norm.shape), head: this.head ? zeros(this.head.shape) : null };
+    const z = (t: Tensor) => zeros(t.shape, 'float32', this.device);
+    if (!this.grads) this.grads = { embed: z(this.embed), norm: z(this.norm), head: this.head ? z(this.head) : null };
     return this.grads;
   }
 

@@ -3,11 +3,17 @@
 /** bfloat16 tensors read and write as Float32Array (rounded to nearest even on the way in). */
 export type DTypeName = 'float32' | 'int32' | 'bfloat16';
 
+/** Where a tensor or block lives: host memory, or the GPU of the CUDA module. */
+export type DeviceName = 'cpu' | 'cuda';
+
 export interface NativeTensor {
   readonly shape: number[];
   readonly dtype: DTypeName;
   readonly numel: number;
   readonly disposed: boolean;
+  readonly device: DeviceName;
+  /** this tensor if it already lives on `device`, else a copy there */
+  to(device: DeviceName): NativeTensor;
   toArray(): Float32Array | Int32Array;
   copyFrom(data: Float32Array | Int32Array): this;
   fill(value: number): this;
@@ -15,8 +21,8 @@ export interface NativeTensor {
 }
 
 export interface NativeTensorClass {
-  fromArray(data: Float32Array | Int32Array, shape?: number[], dtype?: DTypeName): NativeTensor;
-  zeros(shape: number[], dtype?: DTypeName): NativeTensor;
+  fromArray(data: Float32Array | Int32Array, shape?: number[], dtype?: DTypeName, device?: DeviceName): NativeTensor;
+  zeros(shape: number[], dtype?: DTypeName, device?: DeviceName): NativeTensor;
 }
 
 type T = NativeTensor;
@@ -60,6 +66,8 @@ export interface NativeBlockConfig {
   eps?: number;
   /** activations (and KV caches) in bfloat16 with float32 master weights; default float32 */
   dtype?: 'float32' | 'bfloat16';
+  /** where parameters, gradients, workspace and the tensors it takes live; default 'cpu' */
+  device?: DeviceName;
 }
 
 export interface NativeParamInfo {
@@ -73,6 +81,7 @@ export interface NativeParamInfo {
 export interface NativeBlock {
   readonly numParams: number;
   readonly dtype: 'float32' | 'bfloat16';
+  readonly device: DeviceName;
   params(): NativeParamInfo[];
   param(name: string): NativeTensor;
   grad(name: string): NativeTensor;

@@ -97,6 +97,7 @@ class Block {
   const float* saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const;
 
   std::mutex& mutex() { return mu_; }
+  const Backend& backend() const { return be_; }
 
  private:
   float* p(int idx) const { return idx < 0 ? nullptr : params_buf_->f32(params_[idx].offset); }

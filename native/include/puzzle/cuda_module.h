@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "puzzle/backend.h"
+
 namespace puzzle {
 
 struct CudaStatus {
@@ -15,6 +17,14 @@ struct CudaStatus {
 
 // Loads the module (once) and asks the driver for devices. Never throws.
 const CudaStatus& cuda_probe();
+
+// The module's op table (device pointers throughout), or null with *why set when no device
+// answers. The table lives as long as the process.
+const Backend* cuda_backend(std::string* why);
+
+// The first CUDA error recorded since the last call ("" when none), and clears it. The op
+// table returns void: callers synchronize, then ask here.
+std::string cuda_take_error();
 
 // Runs the module's RMSNorm forward kernel on host data (a round trip through the device).
 // Returns an empty string on success, else the reason.
