@@ -8,7 +8,9 @@
 // are the only synchronisation between the threads of a block, TSan reports a shared-memory race
 // where a __syncthreads/__syncwarp is missing. convert.sh rewrites a .cu file's launches into
 // emu_launch and its include of cuda/common.cuh into this header, emu_wmma.h and then the real
-// common.cuh (stubs/ stands in for the CUDA headers it includes); the runtime calls are stubs.
+// common.cuh (stubs/ stands in for the CUDA headers it includes); the runtime calls are stubs
+// (emu_runtime.h: the rest of the runtime API, for building the whole module, module/build.sh).
+// Launches hold one global lock, as if on one stream, since block state lives in globals.
 #pragma once
 #include <math.h>
 #include <algorithm>
@@ -129,13 +131,23 @@ inline float atomicAdd(float* p, float v) {
 
 // ---- runtime API subset
 typedef int cudaError_t;
-enum : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInvalidConfiguration = 9 };
+enum : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInvalidConfiguration = 9,
+             cudaErrorIllegalAddress = 700 };
 typedef void* cudaStream_t;
 enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
-inline const char* cudaGetErrorString(cudaError_t) { return "emu error"; }
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error (emulator)";
+    case cudaErrorInvalidValue: return "invalid argument (emulator)";
+    case cudaErrorMemoryAllocation: return "out of memory (emulator)";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument (emulator)";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered (emulator: a kernel was given a pointer that is not device memory)";
+    default: return "emu error";
+  }
+}
+inline cudaError_t cudaGetLastError();  // emu_runtime.h
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 inline int g_emu_sms = 8, g_emu_smem_optin = 232448;
 inline size_t g_emu_max_attr = 0;
@@ -155,19 +167,73 @@ inline cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* 
   *s = g_emu_capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
   return cudaSuccess;
 }
+// One launch (or copy, or memset) at a time, like one stream: the module may be called from
+// several host threads, and a block's state lives in the globals above.
+inline std::mutex g_emu_launch_mu;
+inline std::mutex g_emu_count_mu;
+// EMU_DEVICE_POINTERS (module/build.sh): device memory is host memory here, so code that hands a
+// kernel or a copy the wrong kind of pointer would still work; with it, allocations are
+// registered and kernel arguments, copies and memsets are checked against the registry. A
+// violation fails as the GPU would, with a sticky illegal-address error (the kernel does not
+// run). The kernel tests pass host arrays to kernels directly and leave this off.
+#ifdef EMU_DEVICE_POINTERS
+#include <map>
+inline std::map<uintptr_t, size_t> g_emu_device_allocs;  // base -> bytes, under g_emu_count_mu
+inline int g_emu_sticky = cudaSuccess;
+inline const char* g_emu_sticky_what = "";
+inline bool emu_is_device(const void* p) {
+  std::lock_guard<std::mutex> l(g_emu_count_mu);
+  auto it = g_emu_device_allocs.upper_bound((uintptr_t)p);
+  if (it == g_emu_device_allocs.begin()) return false;
+  --it;
+  return (uintptr_t)p < it->first + std::max<size_t>(it->second, 1);
+}
+inline void emu_fault(const char* what) {
+  std::fprintf(stderr, "CUDA emulator: %s\n", what);
+  if (g_emu_sticky == cudaSuccess) g_emu_sticky = cudaErrorIllegalAddress, g_emu_sticky_what = what;
+}
+#endif
 inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
-  *p = std::malloc(bytes);
+  *p = std::malloc(bytes ? bytes : 1);
+  if (!*p) return cudaErrorMemoryAllocation;
   // poison scratch so unwritten parts show up
   for (size_t i = 0; i < bytes / 4; ++i) ((float*)*p)[i] = std::numeric_limits<float>::quiet_NaN();
+  std::lock_guard<std::mutex> l(g_emu_count_mu);
   ++g_emu_allocs;
-  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+#ifdef EMU_DEVICE_POINTERS
+  g_emu_device_allocs[(uintptr_t)*p] = bytes;
+#endif
+  return cudaSuccess;
 }
-inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { std::free(p); ++g_emu_frees; return cudaSuccess; }
-inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) { std::memset(p, v, bytes); return cudaSuccess; }
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
+#ifdef EMU_DEVICE_POINTERS
+  if (p) {
+    std::lock_guard<std::mutex> l(g_emu_count_mu);
+    if (!g_emu_device_allocs.erase((uintptr_t)p)) return cudaErrorInvalidValue;  // not a device allocation's base
+  }
+#endif
+  std::free(p);
+  std::lock_guard<std::mutex> l(g_emu_count_mu);
+  ++g_emu_frees;
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
+#ifdef EMU_DEVICE_POINTERS
+  if (bytes && !emu_is_device(p)) return cudaErrorInvalidValue;
+#endif
+  std::lock_guard<std::mutex> l(g_emu_launch_mu);
+  std::memset(p, v, bytes);
+  return cudaSuccess;
+}
 
 // ---- launches
 inline size_t g_emu_max_smem_used = 0;
 inline long g_emu_blocks = 0;
+template <class T>
+const void* emu_pointer(T v) {
+  if constexpr (std::is_pointer_v<T>) return (const void*)v;
+  else return nullptr;
+}
 template <class K>
 struct EmuLaunch {
   dim3 g, b;
@@ -175,6 +241,12 @@ struct EmuLaunch {
   K* k;
   template <class... A>
   void operator()(A... args) {
+#ifdef EMU_DEVICE_POINTERS
+    bool host_arg = false;
+    ((host_arg = host_arg || (emu_pointer(args) && !emu_is_device(emu_pointer(args)))), ...);
+    if (host_arg) return emu_fault("a kernel argument is not device memory (an illegal address on a GPU); the kernel did not run");
+#endif
+    std::lock_guard<std::mutex> lock(g_emu_launch_mu);
     const unsigned nt = b.x * b.y * b.z;
     if (nt == 0 || nt > 1024 || nt % 32 != 0 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {
       std::fprintf(stderr, "bad launch: grid %u %u %u, block %u %u %u\n", g.x, g.y, g.z, b.x, b.y, b.z);
@@ -213,3 +285,4 @@ template <class K>
 EmuLaunch<K> emu_launch(dim3 g, dim3 b, size_t smem, cudaStream_t, K* k) {
   return EmuLaunch<K>{g, b, smem, k};
 }
+#include "emu_runtime.h"

@@ -1,0 +1,111 @@
+// The rest of the CUDA runtime API the host code of native/src/cuda uses (backend_cuda.cu,
+// module.cu, the scratch buffers), for building the whole module under the emulator
+// (module/build.sh). Device memory is host memory and every launch runs to completion before it
+// returns, so copies are memcpy and synchronisation has nothing to wait for. One device, one
+// stream; the stream handle is a dummy. Included at the end of emu.h.
+#pragma once
+#include <unistd.h>
+
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4
+};
+// Taken with the launch lock: a copy issued from one host thread must not interleave with a
+// kernel another thread is running, as both would be ordered on the one CUDA stream.
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t = nullptr) {
+  if (bytes == 0) return cudaSuccess;
+  if (!dst || !src) return cudaErrorInvalidValue;
+#ifdef EMU_DEVICE_POINTERS
+  // each side must be what the kind says (cudaMemcpyDefault infers it, as with unified addressing)
+  const bool want_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool want_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (kind != cudaMemcpyDefault && (emu_is_device(dst) != want_dst || emu_is_device(src) != want_src))
+    return cudaErrorInvalidValue;
+#else
+  (void)kind;
+#endif
+  std::lock_guard<std::mutex> l(g_emu_launch_mu);
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind k) {
+  return cudaMemcpyAsync(dst, src, bytes, k);
+}
+
+constexpr unsigned cudaStreamDefault = 0x00, cudaStreamNonBlocking = 0x01;
+inline char g_emu_stream_obj;  // what the one stream's handle points at (non-null, like a real one)
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  *s = &g_emu_stream_obj;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+// Launches are synchronous, so there is nothing to wait for; a sticky error (EMU_DEVICE_POINTERS)
+// comes back here and from every later call, as a GPU's does.
+#ifdef EMU_DEVICE_POINTERS
+inline cudaError_t cudaGetLastError() { return (cudaError_t)g_emu_sticky; }
+#else
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+#endif
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaGetLastError(); }
+inline cudaError_t cudaDeviceSynchronize() { return cudaGetLastError(); }
+
+// The pool only exists to be configured: cudaMallocAsync is malloc.
+struct EmuMemPool {};
+typedef EmuMemPool* cudaMemPool_t;
+enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 };
+inline EmuMemPool g_emu_pool;
+inline cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* p, int) {
+  *p = &g_emu_pool;
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) { return cudaSuccess; }
+inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t) { return cudaSuccess; }
+
+inline cudaError_t cudaMalloc(void** p, size_t bytes) { return cudaMallocAsync(p, bytes, nullptr); }
+template <class T>
+cudaError_t cudaMalloc(T** p, size_t bytes) {  // as cuda_runtime.h's typed overload
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+inline cudaError_t cudaFree(void* p) { return cudaFreeAsync(p, nullptr); }
+
+inline cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  size_t sharedMemPerBlock;
+  size_t sharedMemPerBlockOptin;
+  int major, minor;
+  int multiProcessorCount;
+  int warpSize;
+  int maxThreadsPerBlock;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
+  if (d != 0) return cudaErrorInvalidValue;
+  *p = cudaDeviceProp{};
+  std::snprintf(p->name, sizeof p->name, "CUDA emulator (CPU)");
+  p->totalGlobalMem = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);  // "device" memory is RAM
+  p->sharedMemPerBlock = 48 * 1024;
+  p->sharedMemPerBlockOptin = (size_t)g_emu_smem_optin;
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = g_emu_sms;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDriverGetVersion(int* v) {
+  *v = 0;  // no driver: the probe's description reads "driver 0.0"
+  return cudaSuccess;
+}
+inline cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
+}

@@ -1,0 +1,287 @@
+// The GPU from Node: device tensors, every op, Block (fp32 and bf16) and LlamaModel on 'cuda',
+// against the CPU engine. Where a GPU answers this runs on it. Elsewhere it runs on the whole CUDA
+// module built for the CPU emulator (native/dev/cuda-emu/module/build.sh: the real kernels and
+// host code, every CUDA thread an OS thread), loaded through PUZZLE_CUDA_MODULE: so the bindings'
+// device paths and the kernels behind them are exercised by every `npm test`, GPU or not. Shapes
+// are tiny because the emulator is slow; cuda_check (benchmarks/gpu/check.sh) covers real sizes.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { addonPath } from '../../ts/native/loader.js';
+
+const root = join(import.meta.dirname, '..', '..');
+
+// Must run before anything asks the addon about CUDA: the module is chosen once per process.
+function chooseModule(): { where: string } | { skip: string } {
+  const probe = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(addonPath)}).cudaInfo().devices)`], {
+    encoding: 'utf8',
+  });
+  if (probe.status === 0 && Number(probe.stdout.trim()) > 0) return { where: 'gpu' };
+  const script = join(root, 'native', 'dev', 'cuda-emu', 'module', 'build.sh');
+  const so = join(process.env.EMU_MODULE_DIR ?? join(tmpdir(), 'puzzle-cuda-emu-module'), 'puzzle_cuda_emu.so');
+  const r = spawnSync('bash', [script, so], { cwd: root, encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 << 20 });
+  if (r.status !== 0 || !existsSync(so)) {
+    // A broken emulator build is our defect, not a missing tool: it fails the test below.
+    return { skip: `BUILD FAILED\n${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error ?? ''}`.split('\n').slice(-40).join('\n')}` };
+  }
+  process.env.PUZZLE_CUDA_MODULE = so;
+  return { where: 'emulator' };
+}
+const choice = chooseModule();
+const usable = 'where' in choice;
+
+// Imported after PUZZLE_CUDA_MODULE is set (the addon reads it at the first CUDA question).
+const { loadAddon } = await import('../../ts/native/loader.js');
+const ops = await import('../../ts/core/ops.js');
+const { tensor, zeros, ids, to } = await import('../../ts/core/tensor.js');
+const { Block } = await import('../../ts/core/block.js');
+const { AdamW } = await import('../../ts/core/optim.js');
+const { LlamaModel } = await import('../../ts/model/llama.js');
+const { randn } = await import('../../ts/bench/engine.js');
+type Tensor = import('../../ts/core/tensor.js').Tensor;
+
+if (usable) console.log(`device tests on ${choice.where}: ${loadAddon().cudaInfo().description}`);
+
+/** relative L2 error of a against b */
+function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+// Tolerances, CUDA against CPU (relative L2): elementwise and reductions are fp32 on both sides;
+// matrix products run on the tensor cores with bf16 operands (fp32 accumulation); bf16 storage
+// rounds every activation to 8 bits.
+const TOL = { f32: 1e-5, mma: 1e-2, bf16: 2e-2 };
+function expectRel(gpu: Tensor, cpu: Tensor, tol: number, label: string): void {
+  expect(gpu.device, label).toBe('cuda');
+  const e = rel(gpu.toArray(), cpu.toArray());
+  expect(e, `${label}: relative L2 error ${e.toExponential(2)}`).toBeLessThanOrEqual(tol);
+}
+const gpuCopy = (t: Tensor) => to(t, 'cuda');
+
+describe.runIf('skip' in choice && choice.skip.startsWith('BUILD FAILED'))('the emulated CUDA module', () => {
+  it('builds', () => {
+    expect.fail('skip' in choice ? choice.skip : '');
+  });
+});
+
+describe.runIf(usable)('tensors on the GPU', () => {
+  it('round-trip float32, int32 and bfloat16 data, fill and zeros', () => {
+    const x = randn(37, 1, 1);
+    const g = tensor(x, [37], 'float32', 'cuda');
+    expect(g.device).toBe('cuda');
+    expect(Array.from(g.toArray())).toEqual(Array.from(x));
+    const i = ids([3, -1, 7], [3], 'cuda');
+    expect(Array.from(i.toArray())).toEqual([3, -1, 7]);
+    const h = tensor(x, [37], 'bfloat16', 'cuda');
+    expect(Array.from(h.toArray())).toEqual(Array.from(tensor(x, [37], 'bfloat16').toArray()));
+    expect(Array.from(zeros([5], 'float32', 'cuda').toArray())).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(zeros([2], 'int32', 'cuda').fill(9).toArray())).toEqual([9, 9]);
+    expect(Array.from(zeros([2], 'bfloat16', 'cuda').fill(1.5).toArray())).toEqual([1.5, 1.5]);
+    g.copyFrom(new Float32Array(37).fill(2));
+    expect(g.toArray()[36]).toBe(2);
+  });
+
+  it('to() copies across and returns the tensor itself when it is already there', () => {
+    const c = tensor([1, 2, 3]);
+    const g = to(c, 'cuda');
+    expect(to(g, 'cuda')).toBe(g);
+    const back = to(g, 'cpu');
+    expect(back.device).toBe('cpu');
+    expect(Array.from(back.toArray())).toEqual([1, 2, 3]);
+    c.fill(0);  // a copy, not a view
+    expect(Array.from(g.toArray())).toEqual([1, 2, 3]);
+  });
+
+  it('refuses arguments from two devices, naming both', async () => {
+    const a = tensor([1, 2, 3, 4]), b = tensor([1, 2, 3, 4], [4], 'float32', 'cuda');
+    await expect(ops.add(a, b)).rejects.toMatchObject({ code: 'ERR_PUZZLE_DEVICE', message: "add: argument 'b' is on cuda but argument 'out' is on cpu; an op runs where its arguments live: move one with tensor.to()" });
+    const blk = new Block({ hidden: 8, attention: 'noop', ffn: 'linear', device: 'cuda' });
+    await expect(blk.forward(tensor(new Float32Array(8), [1, 1, 8]), 1, 1, null, false)).rejects.toMatchObject({
+      code: 'ERR_PUZZLE_DEVICE',
+      message: expect.stringContaining("argument 'x' is on cpu but the block is on cuda"),
+    });
+  });
+
+  it('checks data on the device: ids out of range, non-finite values', async () => {
+    const table = tensor(randn(40, 1, 2), [10, 4], 'float32', 'cuda');
+    await expect(ops.embeddingForward(ids([1, 10], [2], 'cuda'), table)).rejects.toMatchObject({ code: 'ERR_PUZZLE_RANGE' });
+    const logits = tensor(new Float32Array([0, 1, NaN, 2, 0, 1]), [2, 3], 'float32', 'cuda');
+    await expect(ops.crossEntropyForward(logits, ids([0, 1]))).rejects.toMatchObject({
+      code: 'ERR_PUZZLE_NAN',
+      message: expect.stringContaining('flat index 2'),
+    });
+  });
+});
+
+describe.runIf(usable)('every op on the GPU matches the CPU engine', () => {
+  const N = 6, C = 24, OC = 20, V = 11;
+  const x = tensor(randn(N * C, 1, 3), [N, C]);
+  const w = tensor(randn(C, 0.5, 4), [C]);
+  const W = tensor(randn(OC * C, 0.2, 5), [OC, C]);
+  const dy = tensor(randn(N * OC, 1, 6), [N, OC]);
+
+  it('embedding, rmsnorm, matmul forward and backward', async () => {
+    const table = tensor(randn(V * C, 1, 7), [V, C]);
+    const tok = ids([3, 0, 10, 3, 5, 1], [N]);
+    const ec = await ops.embeddingForward(tok, table), eg = await ops.embeddingForward(tok, gpuCopy(table));
+    expectRel(eg, ec, TOL.f32, 'embedding forward');
+    const dtc = zeros([V, C]), dtg = zeros([V, C], 'float32', 'cuda');
+    await ops.embeddingBackward(dtc, x, tok), await ops.embeddingBackward(dtg, gpuCopy(x), tok);
+    expectRel(dtg, dtc, TOL.f32, 'embedding backward (repeated ids accumulate)');
+
+    const rc = await ops.rmsnormForward(x, w, 1e-5), rg = await ops.rmsnormForward(gpuCopy(x), gpuCopy(w), 1e-5);
+    expectRel(rg.out, rc.out, TOL.f32, 'rmsnorm forward');
+    const rbc = await ops.rmsnormBackward(x, x, w, rc.rstd), rbg = await ops.rmsnormBackward(gpuCopy(x), gpuCopy(x), gpuCopy(w), rg.rstd);
+    expectRel(rbg.dinp, rbc.dinp, TOL.f32, 'rmsnorm dinp'), expectRel(rbg.dweight, rbc.dweight, TOL.f32, 'rmsnorm dweight');
+
+    const mc = await ops.matmulForward(x, W), mg = await ops.matmulForward(gpuCopy(x), gpuCopy(W));
+    expectRel(mg, mc, TOL.mma, 'matmul forward');
+    const bc = await ops.matmulBackward(dy, x, W, true), bg = await ops.matmulBackward(gpuCopy(dy), gpuCopy(x), gpuCopy(W), true);
+    expectRel(bg.dinp, bc.dinp, TOL.mma, 'matmul dinp'), expectRel(bg.dweight, bc.dweight, TOL.mma, 'matmul dweight');
+    expectRel(bg.dbias!, bc.dbias!, TOL.f32, 'matmul dbias');
+  });
+
+  it('rope, attention (GQA), swiglu and elementwise forward and backward', async () => {
+    const B = 1, T = 9, NH = 4, NKV = 2, HS = 16;
+    const cos = tensor(randn(T * HS / 2, 1, 8), [T, HS / 2]), sin = tensor(randn(T * HS / 2, 1, 9), [T, HS / 2]);
+    const q = tensor(randn(B * T * NH * HS, 1, 10), [B, T, NH, HS]);
+    const k = tensor(randn(B * T * NKV * HS, 1, 11), [B, T, NKV, HS]), v = tensor(randn(B * T * NKV * HS, 1, 12), [B, T, NKV, HS]);
+    const [cg, sg] = [gpuCopy(cos), gpuCopy(sin)];
+    expectRel(await ops.ropeForward(gpuCopy(q), cg, sg), await ops.ropeForward(q, cos, sin), TOL.f32, 'rope forward');
+    expectRel(await ops.ropeBackward(gpuCopy(q), cg, sg), await ops.ropeBackward(q, cos, sin), TOL.f32, 'rope backward');
+
+    const ac = await ops.attentionForward(q, k, v), ag = await ops.attentionForward(gpuCopy(q), gpuCopy(k), gpuCopy(v));
+    expectRel(ag.out, ac.out, TOL.mma, 'attention forward'), expectRel(ag.lse, ac.lse, TOL.mma, 'attention lse');
+    const dq = tensor(randn(q.numel, 1, 13), q.shape);
+    const abc = await ops.attentionBackward(dq, q, k, v, ac.out, ac.lse);
+    const abg = await ops.attentionBackward(gpuCopy(dq), gpuCopy(q), gpuCopy(k), gpuCopy(v), ag.out, ag.lse);
+    for (const n of ['dq', 'dk', 'dv'] as const) expectRel(abg[n], abc[n], TOL.mma, `attention ${n}`);
+
+    const gu = tensor(randn(N * 2 * C, 1, 14), [N, 2 * C]);
+    expectRel(await ops.swigluForward(gpuCopy(gu)), await ops.swigluForward(gu), TOL.f32, 'swiglu forward');
+    expectRel(await ops.swigluBackward(gpuCopy(x), gpuCopy(gu)), await ops.swigluBackward(x, gu), TOL.f32, 'swiglu backward');
+    expectRel(await ops.add(gpuCopy(x), gpuCopy(x)), await ops.add(x, x), TOL.f32, 'add');
+  });
+
+  it('losses and the optimiser', async () => {
+    const s = tensor(randn(N * V, 2, 15), [N, V]), t = tensor(randn(N * V, 2, 16), [N, V]);
+    const tgt = ids([1, -100, 10, 0, 4, 4], [N]);  // targets made on the host, as trainers do
+    const cc = await ops.crossEntropyForward(s, tgt), cg = await ops.crossEntropyForward(gpuCopy(s), tgt);
+    expect(cg.count).toBe(5);
+    expect(Math.abs(cg.loss - cc.loss)).toBeLessThan(1e-5 * Math.abs(cc.loss));
+    expectRel(await ops.crossEntropyBackward(gpuCopy(s), cg.lse, tgt, 1 / 5), await ops.crossEntropyBackward(s, cc.lse, tgt, 1 / 5), TOL.f32, 'cross-entropy backward');
+    const kc = await ops.klForward(t, s), kg = await ops.klForward(gpuCopy(t), gpuCopy(s));
+    expect(Math.abs(kg.loss - kc.loss)).toBeLessThan(1e-5 * Math.abs(kc.loss) + 1e-7);
+    expectRel(await ops.klBackward(gpuCopy(t), gpuCopy(s), 0.5), await ops.klBackward(t, s, 0.5), TOL.f32, 'KL backward');
+    const oc = await ops.cosineForward(s, t), og = await ops.cosineForward(gpuCopy(s), gpuCopy(t));
+    expect(Math.abs(og.loss - oc.loss)).toBeLessThan(1e-5);
+    expectRel(await ops.cosineBackward(gpuCopy(s), gpuCopy(t), 1), await ops.cosineBackward(s, t, 1), TOL.f32, 'cosine backward');
+    expect(Math.abs((await ops.nmseForward(gpuCopy(s), gpuCopy(t))) - (await ops.nmseForward(s, t)))).toBeLessThan(1e-5);
+    expectRel(await ops.nmseBackward(gpuCopy(s), gpuCopy(t)), await ops.nmseBackward(s, t), TOL.f32, 'nmse backward');
+    expect(Math.abs((await ops.sumSquares(gpuCopy(s))) / (await ops.sumSquares(s)) - 1)).toBeLessThan(1e-6);
+
+    // three AdamW steps with clipping, the moments living beside the parameters
+    const pc = tensor(randn(300, 1, 17), [300]), pg = gpuCopy(pc);
+    const gc = tensor(randn(300, 3, 18), [300]), gg = gpuCopy(gc);
+    const oc2 = new AdamW([{ param: pc, grad: gc }], { lr: 1e-2, clip: 1 }), og2 = new AdamW([{ param: pg, grad: gg }], { lr: 1e-2, clip: 1 });
+    for (let i = 0; i < 3; i++) {
+      const a = await oc2.step(), b = await og2.step();
+      expect(Math.abs(b.gradNorm / a.gradNorm - 1)).toBeLessThan(1e-6);
+    }
+    expectRel(pg, pc, 1e-6, 'AdamW parameters after 3 steps');
+  });
+});
+
+describe.runIf(usable)('blocks and a model on the GPU match the CPU engine', () => {
+  const shape = { hidden: 32, heads: 4, headDim: 8, attention: 'gqa', kvHeads: 2, ffn: 'swiglu', ffnWidth: 48 } as const;
+  const B = 2, T = 5, P = 16;
+  const rope = { cos: tensor(randn(P * 4, 1, 20), [P, 4]), sin: tensor(randn(P * 4, 1, 21), [P, 4]) };
+  const ropeG = { cos: gpuCopy(rope.cos), sin: gpuCopy(rope.sin) };
+
+  function pair(dtype: 'float32' | 'bfloat16') {
+    const c = new Block({ ...shape, dtype }), g = new Block({ ...shape, dtype, device: 'cuda' });
+    expect(g.device).toBe('cuda');
+    let seed = 30;
+    for (const p of c.params()) {
+      const vals = p.shape.length === 1 ? new Float32Array(p.numel).fill(1) : randn(p.numel, 0.2, seed++);
+      c.param(p.name).copyFrom(vals), g.param(p.name).copyFrom(vals);
+    }
+    return { c, g };
+  }
+
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    it(`a ${dtype} block: forward, backward (input and parameter gradients), prefill and decode over a KV cache`, async () => {
+      const tol = dtype === 'float32' ? TOL.mma : TOL.bf16;
+      const { c, g } = pair(dtype);
+      const xv = randn(B * T * shape.hidden, 1, 40);
+      const x = tensor(xv, [B, T, shape.hidden], dtype), xg = tensor(xv, [B, T, shape.hidden], dtype, 'cuda');
+      const yc = await c.forward(x, B, T, rope, true), yg = await g.forward(xg, B, T, ropeG, true);
+      expectRel(yg, yc, tol, `${dtype} block forward`);
+      const dv = randn(B * T * shape.hidden, 1, 41);
+      c.zeroGrad(), g.zeroGrad();
+      const dxc = await c.backward(tensor(dv, x.shape, dtype), true), dxg = await g.backward(tensor(dv, x.shape, dtype, 'cuda'), true);
+      expectRel(dxg!, dxc!, tol, `${dtype} block dx`);
+      for (const p of c.params()) expectRel(g.grad(p.name), c.grad(p.name), tol, `${dtype} grad ${p.name}`);
+
+      // prefill of 4 tokens, then one decode step, against the full forward of the CPU block
+      const cache = { k: zeros([B, 8, 2, 8], dtype, 'cuda'), v: zeros([B, 8, 2, 8], dtype, 'cuda') };
+      const C = shape.hidden;
+      const firstRows = new Float32Array(B * 4 * C);
+      for (let b = 0; b < B; b++) firstRows.set(xv.subarray(b * T * C, (b * T + 4) * C), b * 4 * C);
+      const first = tensor(firstRows, [B, 4, C], dtype, 'cuda');
+      const pre = await g.forwardCached(first, B, 4, { ...ropeG, pos: ids([0, 1, 2, 3], [4], 'cuda') }, cache, 0);
+      expect(pre.device).toBe('cuda');
+      const stepX = randn(B * shape.hidden, 1, 42);
+      const step = await g.forwardCached(tensor(stepX, [B, 1, shape.hidden], dtype, 'cuda'), B, 1, { ...ropeG, pos: ids([4], [1], 'cuda') }, cache, 4);
+      const full = new Float32Array(B * 5 * shape.hidden);
+      for (let b = 0; b < B; b++) {
+        full.set(xv.subarray(b * T * shape.hidden, (b * T + 4) * shape.hidden), b * 5 * shape.hidden);
+        full.set(stepX.subarray(b * shape.hidden, (b + 1) * shape.hidden), (b * 5 + 4) * shape.hidden);
+      }
+      const ref = (await c.forward(tensor(full, [B, 5, shape.hidden], dtype), B, 5, rope, false)).toArray();
+      const lastRows = new Float32Array(B * shape.hidden);
+      for (let b = 0; b < B; b++) lastRows.set(ref.subarray((b * 5 + 4) * shape.hidden, (b * 5 + 5) * shape.hidden), b * shape.hidden);
+      const e = rel(step.toArray(), lastRows);
+      expect(e, `${dtype} decode step after a prefill: relative L2 error ${e.toExponential(2)}`).toBeLessThanOrEqual(tol);
+    });
+  }
+
+  it('a LlamaModel on cuda: logits, a training step and cached generation match the CPU model', async () => {
+    const config = {
+      vocab: 40, hidden: 32, heads: 4, headDim: 8, eps: 1e-5, maxPositions: 64, ropeTheta: 10000, ropeScaling: null,
+      tieEmbeddings: false, bosTokenId: null, eosTokenId: null, dtype: 'float32',
+      layers: [
+        { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', width: 48 } },
+        { attention: { kind: 'linear' }, ffn: { kind: 'noop' } },
+      ],
+    } as unknown as import('../../ts/model/config.js').ModelConfig;
+    const mc = LlamaModel.random(config, 3), mg = LlamaModel.random(config, 3, 0.02, 'cuda');
+    expect(mg.device).toBe('cuda');
+    expect(mg.blocks.every((b) => b.device === 'cuda')).toBe(true);
+    const tok = ids([1, 5, 9, 2, 33, 7, 0, 12], [1, 8]);  // host ids: the model copies them over
+    const lc = await mc.forward(tok, { train: true }), lg = await mg.forward(tok, { train: true });
+    expectRel(lg.logits, lc.logits, TOL.mma, 'model logits');
+
+    const tgt = ids([5, 9, 2, 33, 7, 0, 12, 3], [8]);
+    const steps = [] as number[][];
+    for (const [m, l] of [[mc, lc], [mg, lg]] as const) {
+      const ce = await ops.crossEntropyForward(l.logits, tgt);
+      const d = await ops.crossEntropyBackward(l.logits, ce.lse, tgt, 1 / ce.count);
+      m.zeroGrad();
+      await m.backward(d);
+      const opt = new AdamW(m.paramGroups(), { lr: 1e-3 });
+      steps.push([ce.loss, (await opt.step()).gradNorm]);
+    }
+    expect(Math.abs(steps[1][0] / steps[0][0] - 1), 'loss').toBeLessThan(1e-3);
+    expect(Math.abs(steps[1][1] / steps[0][1] - 1), 'gradient norm').toBeLessThan(2e-2);
+    for (const [[name, pc], [, pg]] of mc.namedParameters().map((e, i) => [e, mg.namedParameters()[i]] as const))
+      expectRel(pg, pc, TOL.mma, `after one step: ${name}`);
+
+    const cc = mc.newCache(1, 10), cg = mg.newCache(1, 10);
+    expectRel(await mg.forwardCached(tok, cg), await mc.forwardCached(tok, cc), TOL.mma, 'cached prefill logits');
+    expectRel(await mg.forwardCached(ids([4], [1, 1]), cg), await mc.forwardCached(ids([4], [1, 1]), cc), TOL.mma, 'decode-step logits');
+  });
+});
