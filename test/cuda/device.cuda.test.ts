@@ -40,6 +40,9 @@ const { Block } = await import('../../ts/core/block.js');
 const { AdamW } = await import('../../ts/core/optim.js');
 const { LlamaModel } = await import('../../ts/model/llama.js');
 const { randn } = await import('../../ts/bench/engine.js');
+const { trainLayer, DEFAULT_BLD } = await import('../../ts/library/bld.js');
+const { gkdBackward } = await import('../../ts/distill/gkd.js');
+const { packedFromArrays } = await import('../../ts/train/batches.js');
 type Tensor = import('../../ts/core/tensor.js').Tensor;
 
 if (usable) console.log(`device tests on ${choice.where}: ${loadAddon().cudaInfo().description}`);
@@ -284,4 +287,52 @@ describe.runIf(usable)('blocks and a model on the GPU match the CPU engine', () 
     expectRel(await mg.forwardCached(tok, cg), await mc.forwardCached(tok, cc), TOL.mma, 'cached prefill logits');
     expectRel(await mg.forwardCached(ids([4], [1, 1]), cg), await mc.forwardCached(ids([4], [1, 1]), cc), TOL.mma, 'decode-step logits');
   });
+});
+
+describe.runIf(usable)("the pipeline's training stages on the GPU match the CPU engine", () => {
+  const config = {
+    vocab: 40, hidden: 32, heads: 4, headDim: 8, eps: 1e-5, maxPositions: 64, ropeTheta: 10000, ropeScaling: null,
+    tieEmbeddings: true, bosTokenId: null, eosTokenId: null, dtype: 'float32',
+    layers: [
+      { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', width: 48 } },
+      { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', width: 48 } },
+    ],
+  } as unknown as import('../../ts/model/config.js').ModelConfig;
+  const rows = Array.from({ length: 6 }, (_, i) => Int32Array.from({ length: 9 }, (_, t) => (i * 7 + t * 3) % 40));
+  const data = packedFromArrays(rows);
+
+  it('blockwise local distillation of layer 1: calibration, training-free init, two AdamW steps, validation', async () => {
+    const pc = LlamaModel.random(config, 5), pg = LlamaModel.random(config, 5, 0.02, 'cuda');
+    const L = config.layers[1];
+    const jobs = [
+      { id: 'ffn-linear', layer: { attention: L.attention, ffn: { kind: 'linear' } }, trains: ['ffn'] },
+      { id: 'attn-kv1', layer: { attention: { kind: 'gqa', kvHeads: 1 }, ffn: L.ffn }, trains: ['attention'] },
+    ] as import('../../ts/library/bld.js').VariantJob[];
+    const settings = { ...DEFAULT_BLD, batch: 2, steps: 2, lr: 1e-3, calibrationBatches: 1, validationBatches: 1 };
+    const rc = await trainLayer({ parent: pc, layer: 1, jobs, train: data, validation: data, settings });
+    const rg = await trainLayer({ parent: pg, layer: 1, jobs, train: data, validation: data, settings });
+    for (const [i, c] of rc.entries()) {
+      const g = rg[i];
+      expect(g.block.device).toBe('cuda');
+      expect(Math.abs(g.valNmseInit / c.valNmseInit - 1), `${c.job.id} NMSE after init`).toBeLessThan(2e-2);
+      expect(Math.abs(g.valNmseFinal / c.valNmseFinal - 1), `${c.job.id} NMSE after BLD`).toBeLessThan(2e-2);
+      expect(c.valNmseFinal).toBeLessThan(c.valNmseInit);  // the steps did something
+      for (const p of c.block.params()) expectRel(g.block.param(p.name), c.block.param(p.name), TOL.mma, `${c.job.id} ${p.name}`);
+    }
+  }, 900_000);
+
+  it('a GKD micro-batch: cosine, KL and LM losses and the child gradients', async () => {
+    const parents = [LlamaModel.random(config, 6), LlamaModel.random(config, 6, 0.02, 'cuda')];
+    const children = [LlamaModel.random(config, 7), LlamaModel.random(config, 7, 0.02, 'cuda')];
+    const input = ids(rows.slice(0, 2).flatMap((r) => Array.from(r.subarray(0, 8))), [2, 8]);
+    const targets = ids(rows.slice(0, 2).flatMap((r) => Array.from(r.subarray(1, 9))), [16]);
+    const w = { cosine: 1, kl: 1, lm: 0.5 };
+    const out = [] as Array<{ cosine: number; kl: number; lm: number; loss: number }>;
+    for (let d = 0; d < 2; d++) {
+      children[d].zeroGrad();
+      out.push(await gkdBackward(parents[d], children[d], input, targets, w));
+    }
+    for (const k of ['cosine', 'kl', 'lm', 'loss'] as const) expect(Math.abs(out[1][k] / out[0][k] - 1), k).toBeLessThan(1e-2);
+    children[0].blocks.forEach((b, i) => expectRel(children[1].blocks[i].gradBuffer(), b.gradBuffer(), TOL.mma, `child block ${i} gradients`));
+  }, 900_000);
 });

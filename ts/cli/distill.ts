@@ -8,7 +8,7 @@ import { gkd, type GkdResult } from '../distill/gkd.js';
 import { readHeader } from '../library/store.js';
 import { loadModel, saveModel } from '../model/hf.js';
 import { fromPacked } from '../train/batches.js';
-import { int, num } from './args.js';
+import { DEVICE_HELP, device, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface AssembleOptions {
@@ -51,6 +51,7 @@ export interface GkdCliOptions {
   evalEvery?: number;
   evalBatches: number;
   checkpointEvery?: number;
+  device?: 'cpu' | 'cuda';
   json?: boolean;
 }
 
@@ -60,7 +61,7 @@ export async function runGkd(o: GkdCliOptions): Promise<GkdResult> {
   const data = await loadSplits(o.data);
   const train = fromPacked(await packSplit(data, 'train', tok, o.seq));
   const validation = fromPacked(await packSplit(data, 'validation', tok, o.seq));
-  const parent = loadModel(o.parent);
+  const parent = loadModel(o.parent, o.device);  // the child trains where the parent runs
   try {
     return await gkd({
       parent, childDir: o.child, train, validation, outDir: o.out, steps: o.steps, batch: o.batch, lr: o.lr, warmup: o.warmup, seed: o.seed,
@@ -119,6 +120,7 @@ export function registerDistillCommands(program: Command): void {
     .option('--eval-every <n>', 'validation every n steps', int('--eval-every'))
     .option('--eval-batches <n>', 'validation batches', int('--eval-batches'), 8)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', int('--checkpoint-every'))
+    .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
     .option('--json', 'one JSON event per line')
     .action(async (o: GkdCliOptions) => {
       await runGkd(o);

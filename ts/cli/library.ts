@@ -13,7 +13,7 @@ import { openModelFolder } from '../model/hf.js';
 import { writeJsonAtomic } from '../run/atomic.js';
 import { LIBRARY_FILE, LIBRARY_FORMAT } from '../search/load.js';
 import { fromPacked } from '../train/batches.js';
-import { int, num } from './args.js';
+import { DEVICE_HELP, device, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface LibraryBuildOptions {
@@ -29,6 +29,7 @@ export interface LibraryBuildOptions {
   ffnInit: 'channel-contribution' | 'first-k' | 'random';
   linearInit: 'product' | 'least-squares';
   shard?: string;
+  device?: 'cpu' | 'cuda';
   json?: boolean;
 }
 
@@ -55,7 +56,7 @@ export async function runLibraryBuild(o: LibraryBuildOptions) {
   }
   const steps = Math.max(1, Math.round(o.tokens / (o.batch * o.seq)));
   const r = await buildLibrary({
-    parentDir: o.parent, lib: o.out, train, validation, dataSpec: o.data, space, coupled: o.coupled, shard: parseShard(o.shard),
+    parentDir: o.parent, lib: o.out, train, validation, dataSpec: o.data, space, coupled: o.coupled, shard: parseShard(o.shard), device: o.device,
     settings: { batch: o.batch, steps, lr: o.lr, ffnInit: o.ffnInit, linearInit: o.linearInit },
     onEvent: (e) => {
       progress.event(e as unknown as Record<string, unknown>);
@@ -90,6 +91,7 @@ export function registerLibraryCommands(program: Command): void {
     .option('--ffn-init <m>', 'channel-contribution | first-k | random', 'channel-contribution')
     .option('--linear-init <m>', 'product | least-squares', 'product')
     .option('--shard <i/N>', 'build only layers with layer % N == i (run N of these, then `library show` checks)')
+    .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
     .option('--json', 'one JSON event per line')
     .action(async (o: LibraryBuildOptions) => {
       const r = await runLibraryBuild(o);

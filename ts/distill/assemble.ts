@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { PuzzleError } from '../core/errors.js';
 import type { Block } from '../core/block.js';
+import type { DeviceName } from '../core/tensor.js';
 import { composeBlock } from '../library/compose.js';
 import { checkLibrary, readHeader, type LibraryEntry } from '../library/store.js';
 import type { ModelConfig } from '../model/config.js';
@@ -57,12 +58,12 @@ export function childConfig(parent: ModelConfig, lib: string, arch: Architecture
   }) };
 }
 
-/** Builds the child in memory (weights from the library and the parent). */
-export function assembleChild(lib: string, arch: Architecture, parentDir?: string): LlamaModel {
+/** Builds the child in memory on `device` (weights from the library and the parent). */
+export function assembleChild(lib: string, arch: Architecture, parentDir?: string, device: DeviceName = 'cpu'): LlamaModel {
   const header = readHeader(lib);
   const check = checkLibrary(lib);
   if (!check.complete) throw new PuzzleError('ERR_PUZZLE_LIBRARY', `${lib} is incomplete (${check.missing.length} missing); finish puzzle library build first`);
-  const parent = loadModel(parentDir ?? header.parentDir);
+  const parent = loadModel(parentDir ?? header.parentDir);  // read on the host: only its embedding, norm and head are copied
   try {
     if (arch.length !== parent.config.layers.length)
       throw new PuzzleError('ERR_PUZZLE_ARG', `the architecture has ${arch.length} layers, the parent ${parent.config.layers.length}`);
@@ -71,7 +72,7 @@ export function assembleChild(lib: string, arch: Architecture, parentDir?: strin
     try {
       arch.forEach((v, i) => {
         const { attention, ffn } = entriesFor(byKey, i, v);
-        blocks.push(composeBlock(parent.config, lib, attention, ffn));
+        blocks.push(composeBlock(parent.config, lib, attention, ffn, device));
       });
     } catch (err) {
       blocks.forEach((b) => b.dispose());
@@ -81,7 +82,7 @@ export function assembleChild(lib: string, arch: Architecture, parentDir?: strin
       const { attention, ffn } = entriesFor(byKey, i, arch[i]);
       return { attention: attention.attention!, ffn: ffn.ffn! };
     }) };
-    const child = new LlamaModel(config, blocks);
+    const child = new LlamaModel(config, blocks, device);
     child.embed.copyFrom(parent.embed.toArray() as Float32Array);
     child.norm.copyFrom(parent.norm.toArray() as Float32Array);
     if (child.head && parent.head) child.head.copyFrom(parent.head.toArray() as Float32Array);

@@ -3,7 +3,7 @@
  * pre-tokenised sequences), optionally against a teacher, plus the built-in downstream tasks.
  */
 import { PuzzleError } from '../core/errors.js';
-import { ids as idsTensor, type Tensor } from '../core/tensor.js';
+import { ids as idsTensor, type DeviceName, type Tensor } from '../core/tensor.js';
 import { loadSplits, packSplit } from '../data/prepare.js';
 import { sequenceAt } from '../data/pack.js';
 import { builtinTasks } from '../data/tasks.js';
@@ -27,6 +27,8 @@ export interface EvalOptions {
   tasks?: boolean;
   /** at most this many items per task */
   taskItems?: number;
+  /** where the model (and teacher) run; default cpu */
+  device?: DeviceName;
 }
 
 export interface EvalReport extends LmMetrics {
@@ -65,7 +67,7 @@ export async function evalBatches(data: string, tokenizer: () => Tokenizer, voca
 }
 
 export async function runEval(o: EvalOptions): Promise<EvalReport> {
-  const model = loadModel(o.model);
+  const model = loadModel(o.model, o.device);
   let teacher: LlamaModel | undefined;
   try {
     // the tokenizer is needed for text only: pre-tokenised data is scored as given
@@ -79,7 +81,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       return tok;
     };
     if (o.teacher) {
-      teacher = loadModel(o.teacher);
+      teacher = loadModel(o.teacher, o.device);
       if (teacher.config.vocab !== model.config.vocab)
         throw new PuzzleError('ERR_PUZZLE_CONFIG', `--teacher ${o.teacher} has vocabulary ${teacher.config.vocab}, the model ${model.config.vocab}`);
     }

@@ -112,7 +112,7 @@ export async function trainLayer(opts: {
 
   // variants, initialised training-free; frozen = the parent's subblock beside the new one
   const variants = jobs.map((job) => {
-    const block = new Block(blockShape(c, job.layer));
+    const block = new Block({ ...blockShape(c, job.layer), device: parent.device });
     for (const p of block.params()) {
       const isAttn = ATTN_PARAMS(p.name);
       const trainable = job.trains.includes(isAttn ? 'attention' : 'ffn');

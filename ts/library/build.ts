@@ -14,6 +14,7 @@ import type { PackedSequences } from '../train/batches.js';
 import { DEFAULT_BLD, coupledJob, decoupledJob, trainLayer, type BldSettings, type VariantJob } from './bld.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from './space.js';
 import { hasEntry, mergeLibrary, storeEntry, writeHeader, type CheckResult } from './store.js';
+import type { DeviceName } from '../core/tensor.js';
 
 /** Fingerprint of a model folder: its config and the names, sizes of its weight files. */
 export function folderFingerprint(dir: string): string {
@@ -50,11 +51,13 @@ export interface BuildOptions {
   /** restrict to some layers (ablations) */
   layers?: number[];
   shard?: { index: number; count: number };
+  /** where the parent runs and the variants train (default cpu) */
+  device?: DeviceName;
   onEvent?: (e: LibraryEvent) => void;
 }
 
 export async function buildLibrary(o: BuildOptions): Promise<CheckResult> {
-  const parent = loadModel(o.parentDir);
+  const parent = loadModel(o.parentDir, o.device);
   const c = parent.config;
   const space = o.space ?? defaultSpace(c);
   const settings: BldSettings = { ...DEFAULT_BLD, ...o.settings };

@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replaceDirAtomic } from '../run/atomic.js';
 import { PuzzleError } from '../core/errors.js';
+import type { DeviceName } from '../core/tensor.js';
 import { parseConfig, toHfConfig, type ModelConfig } from './config.js';
 import { LlamaModel } from './llama.js';
 import { openSafetensors, readFloat32, writeSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
@@ -80,11 +81,11 @@ function expectShape(folder: ModelFolder, name: string, want: number[]): void {
     throw new PuzzleError('ERR_PUZZLE_CONFIG', `${folder.dir}: tensor '${name}' is ${JSON.stringify(got)} but config.json implies ${JSON.stringify(want)}`);
 }
 
-/** Loads a whole model (weights read one tensor at a time into the engine). */
-export function loadModel(dir: string): LlamaModel {
+/** Loads a whole model (weights read one tensor at a time into the engine, on `device`). */
+export function loadModel(dir: string, device: DeviceName = 'cpu'): LlamaModel {
   const folder = openModelFolder(dir);
   const c = folder.config;
-  const model = new LlamaModel(c);
+  const model = new LlamaModel(c, undefined, device);
   try {
     const load = (name: string, t: { shape: number[]; copyFrom(a: Float32Array): unknown }) => {
       expectShape(folder, name, t.shape);

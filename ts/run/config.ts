@@ -40,6 +40,12 @@ export interface RunConfig {
   gkd: { steps: number; batch: number; seq: number; lr: number; cosine: number; kl: number; lm: number };
   evaluate: { sequences: number; seq: number; task_items: number; speed_rounds: number };
   seed: number;
+  /**
+   * where the library is trained, the library scored, the child distilled and both models
+   * evaluated: cpu (this process's engine) or cuda (the GPU through the same engine). Not part
+   * of any stage's fingerprint: a run may resume on another machine without redoing its stages.
+   */
+  device: 'cpu' | 'cuda';
 }
 
 /** The built-in demo: the shipped default parent, about 6-8 minutes on 2 CPU cores. */
@@ -53,11 +59,12 @@ export const DEMO_CONFIG: RunConfig = {
   gkd: { steps: 200, batch: 8, seq: 256, lr: 5e-4, cosine: 1, kl: 1, lm: 0 },
   evaluate: { sequences: 32, seq: 256, task_items: 200, speed_rounds: 3 },
   seed: 0,
+  device: 'cpu',
 };
 
 type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'object|null';
 const SCHEMA: Record<string, Kind | Record<string, Kind>> = {
-  parent: 'string', data: 'string', seed: 'integer',
+  parent: 'string', data: 'string', seed: 'integer', device: 'string',
   library: { tokens: 'integer', batch: 'integer', seq: 'integer', lr: 'number', coupled: 'boolean', space: 'object|null' },
   score: { sequences: 'integer', seq: 'integer', task_items: 'integer' },
   profile: { batch: 'integer', prompt: 'integer', generate: 'integer', repeats: 'integer', children: 'integer', device: 'string', dtype: 'string' },
@@ -105,6 +112,7 @@ export function resolveConfig(partial: unknown, source: string): RunConfig {
     ['profile.batch', c.profile.batch], ['profile.prompt', c.profile.prompt], ['profile.generate', c.profile.generate], ['profile.repeats', c.profile.repeats],
     ['gkd.batch', c.gkd.batch], ['gkd.seq', c.gkd.seq], ['evaluate.sequences', c.evaluate.sequences], ['evaluate.speed_rounds', c.evaluate.speed_rounds]] as const)
     if (v < 1) fail(`${source}: "${k}"`, `must be at least 1, got ${v}`);
+  if (c.device !== 'cpu' && c.device !== 'cuda') fail(`${source}: "device"`, `expected cpu or cuda, got ${JSON.stringify(c.device)}`);
   if (c.profile.device !== 'cpu' && c.profile.device !== 'cuda') fail(`${source}: "profile.device"`, `expected cpu or cuda, got ${JSON.stringify(c.profile.device)}`);
   if (!['auto', 'float32', 'bfloat16'].includes(c.profile.dtype)) fail(`${source}: "profile.dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.profile.dtype)}`);
   if (c.profile.device === 'cpu' && c.profile.dtype === 'bfloat16')

@@ -40,6 +40,7 @@ import type { BlockLibrary } from '../search/library.js';
 import { LIBRARY_FILE, LIBRARY_FORMAT, loadLibrary } from '../search/load.js';
 import type { SearchResult } from '../search/result.js';
 import { fromPacked } from '../train/batches.js';
+import { loadAddon } from '../native/loader.js';
 import { writeJsonAtomic } from './atomic.js';
 import { configDiff, fingerprint, STAGES, stageSettings, type RunConfig, type StageName } from './config.js';
 import { writeReport } from './report.js';
@@ -117,6 +118,11 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   const emit = opts.onEvent ?? (() => {});
   if (!existsSync(join(config.parent, 'config.json')))
     throw new PuzzleError('ERR_PUZZLE_CONFIG', `parent: ${config.parent} is not a model folder (no config.json)`);
+  if (config.device === 'cuda') {
+    // before any stage starts, not hours in at the first model load
+    const cuda = loadAddon().cudaInfo();
+    if (cuda.devices === 0) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `device: cuda, but no GPU answers (${cuda.description}); set device: cpu or run on a GPU machine`);
+  }
   try {
     mkdirSync(join(dir, 'stages'), { recursive: true });
   } catch (err) {
@@ -210,7 +216,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     let layer = 0;
     const r = await buildLibrary({
       parentDir: config.parent, lib: P.library, train, validation, dataSpec: config.data, space: (config.library.space ?? undefined) as SearchSpaceConfig | undefined,
-      coupled: config.library.coupled, settings: { batch: config.library.batch, steps, lr: config.library.lr },
+      coupled: config.library.coupled, settings: { batch: config.library.batch, steps, lr: config.library.lr }, device: config.device,
       onEvent: (e) => {
         if (e.kind === 'layer') {
           layer = e.layer;
@@ -223,7 +229,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   });
 
   await stage('score', async () => {
-    const parent = loadModel(config.parent);
+    const parent = loadModel(config.parent, config.device);
     try {
       const { batches } = await evalBatches(config.data, () => tok, parentCfg.vocab, 'validation', config.score.seq, 8, config.score.sequences);
       const tasks = config.score.task_items > 0
@@ -299,7 +305,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     const d = await getData();
     const train = fromPacked(await packSplit(d, 'train', tok, config.gkd.seq));
     const validation = fromPacked(await packSplit(d, 'validation', tok, config.gkd.seq));
-    const parent = loadModel(config.parent);
+    const parent = loadModel(config.parent, config.device);
     try {
       const r = await gkd({
         parent, childDir: P.child, train, validation, outDir: P.gkd, steps: config.gkd.steps, batch: config.gkd.batch, lr: config.gkd.lr, seed: config.seed,
@@ -329,7 +335,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
 
   await stage('evaluate', async () => {
     const quality = async (model: string, teacher?: string): Promise<EvalReport> =>
-      runEval({ model, teacher, data: config.data, split: 'test', seq: config.evaluate.seq, batch: 8, maxSequences: config.evaluate.sequences, tasks: config.evaluate.task_items > 0, taskItems: config.evaluate.task_items });
+      runEval({ model, teacher, data: config.data, split: 'test', seq: config.evaluate.seq, batch: 8, maxSequences: config.evaluate.sequences, tasks: config.evaluate.task_items > 0, taskItems: config.evaluate.task_items, device: config.device });
     emit({ kind: 'log', stage: 'evaluate', line: 'quality of the parent and the child on the test split' });
     const parentQ = await quality(config.parent);
     const childQ = await quality(P.model, config.parent);

@@ -109,7 +109,7 @@ export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Ten
         const L = parent.config.layers[e.layer];
         const attn = e.kind === 'attention' ? e : byKey.get(`${e.layer}/${attentionId(L.attention)}`)!;
         const ffn = e.kind === 'ffn' ? e : byKey.get(`${e.layer}/${ffnId(L.ffn)}`)!;
-        const block = e.kind === 'pair' ? composeBlock(parent.config, lib, e, e) : composeBlock(parent.config, lib, attn, ffn);
+        const block = e.kind === 'pair' ? composeBlock(parent.config, lib, e, e, parent.device) : composeBlock(parent.config, lib, attn, ffn, parent.device);
         const a = { kl: 0, loss: 0, agree: 0, tokens: 0 };
         for (const pp of passes) {
           const logits = await logitsFrom(parent, pp.ids, pp.inputs[e.layer], e.layer, block);

@@ -10,6 +10,7 @@ import { loadModel, saveModel } from '../model/hf.js';
 import type { LlamaModel } from '../model/llama.js';
 import { openSafetensors, readFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { replaceDirAtomic, writeJsonAtomic } from '../run/atomic.js';
+import type { DeviceName } from '../core/tensor.js';
 
 export interface CheckpointState {
   step: number;
@@ -44,8 +45,8 @@ export function readCheckpointState(dir: string): CheckpointState {
   }
 }
 
-export function loadCheckpointModel(dir: string): LlamaModel {
-  return loadModel(join(dir, 'model'));
+export function loadCheckpointModel(dir: string, device: DeviceName = 'cpu'): LlamaModel {
+  return loadModel(join(dir, 'model'), device);
 }
 
 export function restoreOptimizer(dir: string, opt: AdamW): void {
