@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -227,6 +228,80 @@ inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
 }
 
 // ---- launches
+// The OS threads that play a block's CUDA threads, kept across blocks and launches: creating
+// hundreds of threads per block dominated whole-model runs (module/build.sh). Thread t of the
+// pool plays CUDA thread t of each block; the launcher waits until all nt have returned.
+struct EmuThreads {
+  std::mutex m;
+  std::condition_variable start, done;
+  std::vector<std::thread> threads;
+  std::function<void(unsigned)> body;
+  long gen = 0;
+  unsigned active = 0, remaining = 0;
+  bool stop = false;
+  void loop(unsigned id) {
+    long seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> l(m);
+        start.wait(l, [&] { return stop || gen != seen; });
+        if (stop) return;
+        seen = gen;
+        if (id >= active) continue;
+      }
+      body(id);  // set before gen moved on, and not reset until every active thread is done
+      std::lock_guard<std::mutex> l(m);
+      if (--remaining == 0) done.notify_all();
+    }
+  }
+  void run(unsigned nt, std::function<void(unsigned)> f) {
+    {
+      std::lock_guard<std::mutex> l(m);
+      while (threads.size() < nt) threads.emplace_back([this, id = (unsigned)threads.size()] { loop(id); });
+      body = std::move(f);
+      active = remaining = nt;
+      ++gen;
+    }
+    start.notify_all();
+    std::unique_lock<std::mutex> l(m);
+    done.wait(l, [&] { return remaining == 0; });
+  }
+  ~EmuThreads() {
+    {
+      std::lock_guard<std::mutex> l(m);
+      stop = true;
+    }
+    start.notify_all();
+    for (auto& t : threads) t.join();
+  }
+};
+inline EmuThreads& emu_threads() {
+  static EmuThreads pool;
+  return pool;
+}
+// Per-thread emulator state that must not outlive a CUDA thread, now that pool threads are
+// reused (emu_mma.h's cp.async queues): such headers register a reset, run before each thread.
+inline std::vector<void (*)()>& emu_thread_resets() {
+  static std::vector<void (*)()> resets;
+  return resets;
+}
+#ifdef EMU_PROFILE
+#include <chrono>
+#include <map>
+#include <typeinfo>
+// EMU_PROFILE: per kernel signature, launches, blocks, CUDA threads and wall time, printed at exit
+struct EmuProfile {
+  struct Row { long launches = 0, blocks = 0, threads = 0; double ms = 0; };
+  std::map<std::string, Row> rows;
+  ~EmuProfile() {
+    std::vector<std::pair<std::string, Row>> v(rows.begin(), rows.end());
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second.ms > b.second.ms; });
+    for (auto& [k, r] : v)
+      std::fprintf(stderr, "%9.1f ms %6ld launches %8ld blocks %10ld threads  %s\n", r.ms, r.launches, r.blocks, r.threads, k.c_str());
+  }
+};
+inline EmuProfile g_emu_profile;
+#endif
 inline size_t g_emu_max_smem_used = 0;
 inline long g_emu_blocks = 0;
 template <class T>
@@ -254,6 +329,15 @@ struct EmuLaunch {
     }
     blockDim = b;
     gridDim = g;
+#ifdef EMU_PROFILE
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Done {
+      std::chrono::steady_clock::time_point t0;
+      EmuProfile::Row& r;
+      ~Done() { r.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); }
+    } done{t0, g_emu_profile.rows[typeid(K).name()]};
+    done.r.launches++, done.r.blocks += (long)g.x * g.y * g.z, done.r.threads += (long)g.x * g.y * g.z * nt;
+#endif
     g_emu_max_smem_used = std::max(g_emu_max_smem_used, smem);
     if (smem > 48 * 1024 && smem > g_emu_max_attr) { std::fprintf(stderr, "smem %zu above attribute\n", smem); std::abort(); }
     for (unsigned bz = 0; bz < g.z; ++bz)
@@ -266,17 +350,14 @@ struct EmuLaunch {
           emu_dyn_smem = sm;
           g_block_bar.init(nt);
           for (unsigned w = 0; w < nt / 32; ++w) g_warp_bar[w].init(32);
-          std::vector<std::thread> th;
-          th.reserve(nt);
-          for (unsigned t = 0; t < nt; ++t)
-            th.emplace_back([=, this] {
-              threadIdx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
-              blockIdx = {bx, by, bz};
-              k(args...);
-              g_warp_bar[t / 32].drop();  // returned: no longer part of its warp's or block's barriers
-              g_block_bar.drop();
-            });
-          for (auto& x : th) x.join();
+          emu_threads().run(nt, [&](unsigned t) {
+            threadIdx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
+            blockIdx = {bx, by, bz};
+            for (auto reset : emu_thread_resets()) reset();  // a pool thread starts as a fresh CUDA thread
+            k(args...);
+            g_warp_bar[t / 32].drop();  // returned: no longer part of its warp's or block's barriers
+            g_block_bar.drop();
+          });
           std::free(sm);
         }
   }

@@ -61,6 +61,9 @@ inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32
 struct EmuCopy { void* d; const void* s; };
 inline thread_local std::vector<EmuCopy> g_cp_open;                 // issued, not yet committed
 inline thread_local std::deque<std::vector<EmuCopy>> g_cp_groups;   // committed, not yet complete
+// copies a thread never waited for die with it, as on the GPU (not landing in its pool successor's block)
+inline void emu_cp_reset() { g_cp_open.clear(), g_cp_groups.clear(); }
+inline const bool g_emu_cp_reset_registered = (emu_thread_resets().push_back(&emu_cp_reset), true);
 inline void cp_async16(void* d, const void* s) {
   const uintptr_t off = (uintptr_t)d - (uintptr_t)emu_dyn_smem;
   if (off % 16 != 0 || (uintptr_t)s % 16 != 0) { std::fprintf(stderr, "cp.async: misaligned 16-byte copy\n"); std::abort(); }

@@ -9,7 +9,9 @@
 # is rebuilt while OUT.so is newer than every source, emulator header and this script.
 # --smoke then runs smoke.cpp against it (the module's ops against the CPU backend; needs
 # build/libpuzzle_core.a). Environment: EMU_WORK (work folder, default
-# /tmp/puzzle-cuda-emu-module), CXX (default g++), JOBS (parallel compiles, default 2).
+# /tmp/puzzle-cuda-emu-module), CXX (default g++), JOBS (parallel compiles, default 2),
+# EMU_CXXFLAGS (more flags, e.g. -DEMU_PROFILE for per-kernel launch counts and times at exit;
+# not tracked by the up-to-date check: use another OUT and EMU_WORK).
 set -euo pipefail
 [ $# -ge 1 ] && [ $# -le 2 ] && [[ $1 != -* ]] || { echo "usage: $0 OUT.so [--smoke]" >&2; exit 2; }
 OUT=$1
@@ -51,7 +53,7 @@ if stale; then
   rm -f "$WORK"/src/*.cpp "$WORK"/obj/*.o "$OUT"
   # no strict aliasing: the kernels type-pun (bf16 pairs as unsigned), as nvcc allows
   # EMU_DEVICE_POINTERS: kernel arguments and copies are checked to be device memory (emu.h)
-  FLAGS=(-std=c++20 -O2 -fPIC -fno-strict-aliasing -DEMU_DEVICE_POINTERS
+  FLAGS=(-std=c++20 -O2 -fPIC -fno-strict-aliasing -DEMU_DEVICE_POINTERS ${EMU_CXXFLAGS:-}
     -I"$EMU" -I"$EMU/stubs" -I"$W/native/src" -I"$W/native/include")
   for s in "${SRCS[@]}"; do
     n=$(basename "$s" .cu)
