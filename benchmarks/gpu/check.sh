@@ -4,9 +4,11 @@
 #      cuBLAS is used when the toolkit has it), unless a build carried along in
 #      $PUZZLE_GPU_BUILD already runs there;
 #   2. checks every CUDA op and block against the CPU engine;
-#   3. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch;
+#   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
+#      dist/ and build/Release/puzzle.node are there;
+#   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch;
 #      then `puzzle profile --device cuda`'s native side on Llama-3.1-8B and -70B shapes;
-#   4. prints one table and writes it, with date, card, driver and commit, to
+#   5. prints one table and writes it, with date, card, driver and commit, to
 #      $OUT/gpu-check.md (commit it under benchmarks/results/).
 # Usage: benchmarks/gpu/check.sh [--quick]      (about 4-6 minutes; --quick about 2)
 set -uo pipefail
@@ -57,6 +59,23 @@ if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
 fi
 
+# The GPU from Node (device tensors, ops, fp32/bf16 blocks, a model's step and decode against the
+# CPU engine: node_device_check.mjs). A GPU machine has no npm registry, so it needs dist/ and
+# build/Release/puzzle.node carried from the build machine (after npm ci; the run tool's
+# carry: ["dist", "build/Release/puzzle.node"]); skipped, with the reason, otherwise.
+CUDA_SO=$(find "$BUILD" -name puzzle_cuda.so 2>/dev/null | head -1)
+if ! command -v node >/dev/null; then
+  say "node device checks skipped: no node on this machine"
+elif [ ! -f dist/core/ops.js ] || [ ! -f build/Release/puzzle.node ] || [ -z "$CUDA_SO" ]; then
+  say "node device checks skipped: dist/ or build/Release/puzzle.node was not carried, or no puzzle_cuda.so in $BUILD"
+else
+  say "the GPU from Node ($(node --version))"
+  PUZZLE_CUDA_MODULE="$PWD/$CUDA_SO" timeout 240 node benchmarks/gpu/node_device_check.mjs 2>&1 | tee "$OUT/node-device.log"
+  RCN=${PIPESTATUS[0]}
+  say "node_device_check exit $RCN"
+  [ "$RC" = 0 ] && RC=$RCN
+fi
+
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   say "PyTorch anchor"
   timeout 200 python3 benchmarks/gpu/torch_anchor.py --json "$OUT/torch.json" $QUICK > "$OUT/torch.log" 2>&1; tail -3 "$OUT/torch.log"
@@ -93,9 +112,11 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/nu
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
   --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --torch "$OUT/torch.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
+[ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
 rm -f "$OUT/ours-bf16-mma.json"  # its rows are in gpu-check.md and its log in check.log
+rm -f "$OUT/node-device.log"     # in gpu-check.md
 say "done"
 exit $RC

@@ -6,7 +6,6 @@
 // are tiny because the emulator is slow; cuda_check (benchmarks/gpu/check.sh) covers real sizes.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addonPath } from '../../ts/native/loader.js';
@@ -20,8 +19,13 @@ function chooseModule(): { where: string } | { skip: string } {
   });
   if (probe.status === 0 && Number(probe.stdout.trim()) > 0) return { where: 'gpu' };
   const script = join(root, 'native', 'dev', 'cuda-emu', 'module', 'build.sh');
-  const so = join(process.env.EMU_MODULE_DIR ?? join(tmpdir(), 'puzzle-cuda-emu-module'), 'puzzle_cuda_emu.so');
-  const r = spawnSync('bash', [script, so], { cwd: root, encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 << 20 });
+  // inside this checkout's build folder: build.sh's up-to-date check compares times only, so a
+  // module shared between checkouts could be another checkout's
+  const dir = process.env.EMU_MODULE_DIR ?? join(root, 'build', 'cuda-emu');
+  const so = join(dir, 'puzzle_cuda_emu.so');
+  const r = spawnSync('bash', [script, so], {
+    cwd: root, encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 << 20, env: { ...process.env, EMU_WORK: join(dir, 'work') },
+  });
   if (r.status !== 0 || !existsSync(so)) {
     // A broken emulator build is our defect, not a missing tool: it fails the test below.
     return { skip: `BUILD FAILED\n${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error ?? ''}`.split('\n').slice(-40).join('\n')}` };
@@ -56,7 +60,9 @@ function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
 // Tolerances, CUDA against CPU (relative L2): elementwise and reductions are fp32 on both sides;
 // matrix products run on the tensor cores with bf16 operands (fp32 accumulation); bf16 storage
 // rounds every activation to 8 bits.
-const TOL = { f32: 1e-5, mma: 1e-2, bf16: 2e-2 };
+// Adam divides by sqrt(v): a near-zero gradient's small GPU-CPU difference becomes a difference of
+// up to lr in its update, so weights after a step get a looser bound.
+const TOL = { f32: 1e-5, mma: 1e-2, bf16: 2e-2, adam: 3e-2 };
 function expectRel(gpu: Tensor, cpu: Tensor, tol: number, label: string): void {
   expect(gpu.device, label).toBe('cuda');
   const e = rel(gpu.toArray(), cpu.toArray());
@@ -265,6 +271,10 @@ describe.runIf(usable)('blocks and a model on the GPU match the CPU engine', () 
     expect(mg.device).toBe('cuda');
     expect(mg.blocks.every((b) => b.device === 'cuda')).toBe(true);
     const tok = ids([1, 5, 9, 2, 33, 7, 0, 12], [1, 8]);  // host ids: the model copies them over
+    // inference first (the training step below moves the weights apart by Adam's normalised updates)
+    const cc = mc.newCache(1, 10), cg = mg.newCache(1, 10);
+    expectRel(await mg.forwardCached(tok, cg), await mc.forwardCached(tok, cc), TOL.mma, 'cached prefill logits');
+    expectRel(await mg.forwardCached(ids([4], [1, 1]), cg), await mc.forwardCached(ids([4], [1, 1]), cc), TOL.mma, 'decode-step logits');
     const lc = await mc.forward(tok, { train: true }), lg = await mg.forward(tok, { train: true });
     expectRel(lg.logits, lc.logits, TOL.mma, 'model logits');
 
@@ -281,11 +291,8 @@ describe.runIf(usable)('blocks and a model on the GPU match the CPU engine', () 
     expect(Math.abs(steps[1][0] / steps[0][0] - 1), 'loss').toBeLessThan(1e-3);
     expect(Math.abs(steps[1][1] / steps[0][1] - 1), 'gradient norm').toBeLessThan(2e-2);
     for (const [[name, pc], [, pg]] of mc.namedParameters().map((e, i) => [e, mg.namedParameters()[i]] as const))
-      expectRel(pg, pc, TOL.mma, `after one step: ${name}`);
+      expectRel(pg, pc, TOL.adam, `after one step: ${name}`);
 
-    const cc = mc.newCache(1, 10), cg = mg.newCache(1, 10);
-    expectRel(await mg.forwardCached(tok, cg), await mc.forwardCached(tok, cc), TOL.mma, 'cached prefill logits');
-    expectRel(await mg.forwardCached(ids([4], [1, 1]), cg), await mc.forwardCached(ids([4], [1, 1]), cc), TOL.mma, 'decode-step logits');
   });
 });
 
@@ -317,7 +324,7 @@ describe.runIf(usable)("the pipeline's training stages on the GPU match the CPU 
       expect(Math.abs(g.valNmseInit / c.valNmseInit - 1), `${c.job.id} NMSE after init`).toBeLessThan(2e-2);
       expect(Math.abs(g.valNmseFinal / c.valNmseFinal - 1), `${c.job.id} NMSE after BLD`).toBeLessThan(2e-2);
       expect(c.valNmseFinal).toBeLessThan(c.valNmseInit);  // the steps did something
-      for (const p of c.block.params()) expectRel(g.block.param(p.name), c.block.param(p.name), TOL.mma, `${c.job.id} ${p.name}`);
+      for (const p of c.block.params()) expectRel(g.block.param(p.name), c.block.param(p.name), TOL.adam, `${c.job.id} ${p.name} after two steps`);
     }
   }, 900_000);
 
