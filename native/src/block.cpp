@@ -211,8 +211,8 @@ void Block::forward_t(T* out, const T* x, const BlockInputs& in, bool save) {
       const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
       T* qkv = qkv_->as<T>();
       linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
-      o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH, HS, QKV);
-      o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T_, NKV, HS, QKV);
+      // q's NH heads and k's NKV heads sit side by side in a qkv row: one rotation over both
+      o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH + NKV, HS, QKV);
       o.attention_forward(att_->as<T>(), lse_->f32(), qkv, qkv + NH * HS, qkv + (NH + NKV) * HS, B, T_, NH, NKV, HS,
                           QKV, QKV);
       linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
@@ -266,8 +266,7 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
   T* ln1 = ln1_->as<T>();
   o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
   linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
-  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH, HS, QKV);
-  o.rope_forward(qkv + NH * HS, qkv + NH * HS, in.cos, in.sin, in.pos, B, T_, NKV, HS, QKV);
+  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH + NKV, HS, QKV);  // q and k heads, one launch
   o.kv_cache_append(k_cache, v_cache, qkv, B, T_, NH, NKV, HS, past, Tmax);
   o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
   linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
@@ -372,9 +371,7 @@ void Block::backward_t(T* dx, const T* dout) {
       linear_backward<T>(datt, g(wo_), dx1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
       o.attention_backward(dqkv, dqkv + NH * HS, dqkv + (NH + NKV) * HS, datt, qkv, qkv + NH * HS,
                            qkv + (NH + NKV) * HS, att_->as<T>(), lse_->f32(), B, T_, NH, NKV, HS, QKV, QKV);
-      o.rope_backward(dqkv, dqkv, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T_, NH, HS, QKV);
-      o.rope_backward(dqkv + NH * HS, dqkv + NH * HS, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T_, NKV, HS,
-                      QKV);
+      o.rope_backward(dqkv, dqkv, saved_in_.cos, saved_in_.sin, saved_in_.pos, B, T_, NH + NKV, HS, QKV);  // dq, dk
       float* dq = g(wq_);
       float* dk = g(wk_);
       float* dv = g(wv_);
