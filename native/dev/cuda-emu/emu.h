@@ -1,5 +1,6 @@
 // Minimal CUDA emulation for testing kernels on a machine without a GPU (see run.sh and
-// ops/run.sh): each CUDA thread is an OS thread; __syncthreads is a block barrier, warp shuffles
+// ops/run.sh): each CUDA thread is an OS thread (a fiber with EMU_FIBERS, module/build.sh's
+// choice: much faster, invisible to sanitizers); __syncthreads is a block barrier, warp shuffles
 // exchange through a per-warp buffer guarded by per-warp barriers (warps are runs of 32 threads
 // in CUDA's linear thread order, blocks may be 1-, 2- or 3-dimensional). A thread that returns
 // leaves its barriers, as on the GPU. Blocks run one after another. Dynamic shared memory is an
@@ -20,6 +21,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#ifdef EMU_FIBERS
+#include <sys/mman.h>
+#include <ucontext.h>
+#endif
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -51,12 +57,58 @@ struct dim3 {
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 struct uint3_ { unsigned x, y, z; };
-inline thread_local uint3_ threadIdx;
 inline thread_local uint3_ blockIdx;
 inline dim3 blockDim, gridDim;
 
+// What belongs to one CUDA thread: its index, the parities of the double-buffered warp exchanges
+// (emu.h's shuffles, emu_wmma.h's mma_sync) and its cp.async queues (emu_mma.h), issued and
+// committed. Fresh for every CUDA thread (a pool thread or fiber plays many).
+struct EmuCopy { void* d; const void* s; };
+struct EmuSelf {
+  uint3_ tid{};
+  int shfl_parity = 0, mma_parity = 0;
+  std::vector<EmuCopy> cp_open;
+  std::deque<std::vector<EmuCopy>> cp_groups;
+};
+#ifdef EMU_FIBERS
+// EMU_FIBERS (module/build.sh): a block's CUDA threads are fibers (ucontext) on the launching OS
+// thread, switched only at barriers -- far cheaper than OS threads blocking on condition
+// variables, which dominated whole-model runs. No sanitizer sees fibers: the kernel tests
+// (run.sh, ops/run.sh) keep OS threads.
+inline EmuSelf* g_emu_self = nullptr;  // the running fiber's
+inline EmuSelf& emu_self() { return *g_emu_self; }
+inline int emu_fiber_current();
+inline void emu_fiber_ready(int id);
+inline void emu_fiber_block();
+#else
+inline thread_local EmuSelf g_emu_self;
+inline EmuSelf& emu_self() { return g_emu_self; }
+#endif
+#define threadIdx (emu_self().tid)
+
 #include <atomic>
-#ifdef EMU_ATOMIC_BARRIER
+#if defined(EMU_FIBERS)
+// one OS thread runs the block: a barrier parks its fiber until the last arrival readies them all
+struct EmuBarrier {
+  int n = 0, count = 0;
+  long gen = 0;
+  std::vector<int> waiting;
+  void init(int n_) { n = n_, count = 0, gen = 0, waiting.clear(); }
+  void release() {
+    count = 0, ++gen;
+    for (int id : waiting) emu_fiber_ready(id);
+    waiting.clear();
+  }
+  void wait() {
+    if (++count == n) return release();
+    waiting.push_back(emu_fiber_current());
+    emu_fiber_block();
+  }
+  void drop() {
+    if (--n > 0 && count == n) release();
+  }
+};
+#elif defined(EMU_ATOMIC_BARRIER)
 // HB edges only through the barrier itself: arrivals are a release RMW chain on count, the last
 // arriver publishes gen with a release store, waiters acquire gen.
 struct EmuBarrier {
@@ -100,7 +152,10 @@ struct EmuBarrier {
 #endif
 inline EmuBarrier g_block_bar;
 inline EmuBarrier g_warp_bar[32];
-inline double g_shfl[32][32];  // wide enough for float and double shuffles
+// Per warp, two exchange buffers alternating per call (wide enough for float and double): a lane
+// that reaches call n+2 has passed call n+1's barrier, so every lane has read call n's buffer --
+// one warp barrier per shuffle instead of two.
+inline double g_shfl[32][2][32];
 inline void* emu_dyn_smem = nullptr;
 inline long g_syncs = 0;
 
@@ -113,11 +168,12 @@ T __shfl_xor_sync(unsigned mask, T v, int o) {
   static_assert(sizeof(T) <= sizeof(double), "shuffle of a wider type");
   assert(mask == 0xffffffffu);
   const int w = emu_tid() / 32, lane = emu_tid() % 32;
-  std::memcpy(&g_shfl[w][lane], &v, sizeof(T));
+  double* buf = g_shfl[w][emu_self().shfl_parity];
+  emu_self().shfl_parity ^= 1;
+  std::memcpy(&buf[lane], &v, sizeof(T));
   g_warp_bar[w].wait();
   T r;
-  std::memcpy(&r, &g_shfl[w][lane ^ o], sizeof(T));
-  g_warp_bar[w].wait();
+  std::memcpy(&r, &buf[lane ^ o], sizeof(T));
   return r;
 }
 // A relaxed atomic read-modify-write: no happens-before edge between threads (a mutex here would
@@ -228,6 +284,74 @@ inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
 }
 
 // ---- launches
+#ifdef EMU_FIBERS
+// Fiber t plays CUDA thread t of each block on the launching OS thread: it runs until it waits at
+// a barrier (parked until the last arrival readies it) or returns; the scheduler resumes ready
+// fibers in the order they became ready. Stacks are kept across blocks and launches.
+struct EmuThreads {
+  static constexpr size_t kStack = 256 * 1024;
+  struct Fiber {
+    ucontext_t ctx;
+    EmuSelf self;
+    char* stack = nullptr;
+    bool done = false;
+  };
+  std::vector<Fiber> fibers;
+  ucontext_t sched;
+  std::deque<int> ready;
+  int cur = -1;
+  std::function<void(unsigned)> body;
+  static void trampoline() {
+    EmuThreads& p = emu_threads_instance();
+    const int id = p.cur;
+    p.body((unsigned)id);
+    p.fibers[id].done = true;  // returning resumes the scheduler (uc_link)
+  }
+  static EmuThreads& emu_threads_instance();
+  void run(unsigned nt, std::function<void(unsigned)> f) {
+    body = std::move(f);
+    if (fibers.size() < nt) fibers.resize(nt);
+    for (unsigned t = 0; t < nt; ++t) {
+      Fiber& fb = fibers[t];
+      if (!fb.stack) {
+        void* m = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) { std::fprintf(stderr, "emulator: no memory for a fiber stack\n"); std::abort(); }
+        fb.stack = (char*)m;
+      }
+      getcontext(&fb.ctx);
+      fb.ctx.uc_stack.ss_sp = fb.stack;
+      fb.ctx.uc_stack.ss_size = kStack;
+      fb.ctx.uc_link = &sched;
+      makecontext(&fb.ctx, &EmuThreads::trampoline, 0);
+      fb.done = false;
+      ready.push_back((int)t);
+    }
+    EmuSelf* outer = g_emu_self;
+    while (!ready.empty()) {
+      cur = ready.front();
+      ready.pop_front();
+      g_emu_self = &fibers[cur].self;
+      swapcontext(&sched, &fibers[cur].ctx);
+    }
+    g_emu_self = outer;
+    cur = -1;
+    for (unsigned t = 0; t < nt; ++t)
+      if (!fibers[t].done) { std::fprintf(stderr, "emulator: CUDA thread %u never passed a barrier (deadlock)\n", t); std::abort(); }
+  }
+};
+inline EmuThreads& EmuThreads::emu_threads_instance() {
+  static EmuThreads pool;
+  return pool;
+}
+inline int emu_fiber_current() { return EmuThreads::emu_threads_instance().cur; }
+inline void emu_fiber_ready(int id) { EmuThreads::emu_threads_instance().ready.push_back(id); }
+inline void emu_fiber_block() {
+  EmuThreads& p = EmuThreads::emu_threads_instance();
+  swapcontext(&p.fibers[p.cur].ctx, &p.sched);
+  g_emu_self = &p.fibers[p.cur].self;  // resumed: the scheduler set cur to this fiber
+}
+inline EmuThreads& emu_threads() { return EmuThreads::emu_threads_instance(); }
+#else
 // The OS threads that play a block's CUDA threads, kept across blocks and launches: creating
 // hundreds of threads per block dominated whole-model runs (module/build.sh). Thread t of the
 // pool plays CUDA thread t of each block; the launcher waits until all nt have returned.
@@ -279,12 +403,7 @@ inline EmuThreads& emu_threads() {
   static EmuThreads pool;
   return pool;
 }
-// Per-thread emulator state that must not outlive a CUDA thread, now that pool threads are
-// reused (emu_mma.h's cp.async queues): such headers register a reset, run before each thread.
-inline std::vector<void (*)()>& emu_thread_resets() {
-  static std::vector<void (*)()> resets;
-  return resets;
-}
+#endif
 #ifdef EMU_PROFILE
 #include <chrono>
 #include <map>
@@ -351,9 +470,9 @@ struct EmuLaunch {
           g_block_bar.init(nt);
           for (unsigned w = 0; w < nt / 32; ++w) g_warp_bar[w].init(32);
           emu_threads().run(nt, [&](unsigned t) {
+            emu_self() = EmuSelf{};  // a pool thread or fiber starts as a fresh CUDA thread
             threadIdx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
             blockIdx = {bx, by, bz};
-            for (auto reset : emu_thread_resets()) reset();  // a pool thread starts as a fresh CUDA thread
             k(args...);
             g_warp_bar[t / 32].drop();  // returned: no longer part of its warp's or block's barriers
             g_block_bar.drop();

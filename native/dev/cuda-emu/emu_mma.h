@@ -58,25 +58,23 @@ inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32
   for (int i = 0; i < 4; ++i) d[i] = res[i];
 }
 
-struct EmuCopy { void* d; const void* s; };
-inline thread_local std::vector<EmuCopy> g_cp_open;                 // issued, not yet committed
-inline thread_local std::deque<std::vector<EmuCopy>> g_cp_groups;   // committed, not yet complete
-// copies a thread never waited for die with it, as on the GPU (not landing in its pool successor's block)
-inline void emu_cp_reset() { g_cp_open.clear(), g_cp_groups.clear(); }
-inline const bool g_emu_cp_reset_registered = (emu_thread_resets().push_back(&emu_cp_reset), true);
+// a CUDA thread's copies: emu_self().cp_open (issued, not yet committed) and .cp_groups
+// (committed, not yet complete); those it never waits for die with it, as on the GPU
 inline void cp_async16(void* d, const void* s) {
   const uintptr_t off = (uintptr_t)d - (uintptr_t)emu_dyn_smem;
   if (off % 16 != 0 || (uintptr_t)s % 16 != 0) { std::fprintf(stderr, "cp.async: misaligned 16-byte copy\n"); std::abort(); }
-  g_cp_open.push_back({d, s});
+  emu_self().cp_open.push_back({d, s});
 }
 inline void cp_async_commit() {
-  g_cp_groups.push_back(std::move(g_cp_open));
-  g_cp_open.clear();
+  EmuSelf& me = emu_self();
+  me.cp_groups.push_back(std::move(me.cp_open));
+  me.cp_open.clear();
 }
 template <int N>
 inline void cp_async_wait() {
-  while (g_cp_groups.size() > (size_t)N) {
-    for (auto& c : g_cp_groups.front()) std::memcpy(c.d, c.s, 16);
-    g_cp_groups.pop_front();
+  auto& groups = emu_self().cp_groups;
+  while (groups.size() > (size_t)N) {
+    for (auto& c : groups.front()) std::memcpy(c.d, c.s, 16);
+    groups.pop_front();
   }
 }

@@ -70,27 +70,29 @@ inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, 
   }
 }
 inline void fill_fragment(fragment<accumulator, 16, 16, 16, float>& f, float v) { for (auto& x : f.x) x = v; }
-inline float g_mma[32][3][16][16];
+// Two exchange buffers per warp, alternating per call: a lane that reaches call n+2 has passed call
+// n+1's barrier, so every lane has finished reading call n's buffer -- one warp barrier per
+// mma_sync instead of two (the emulated GEMMs spend most of their time in these barriers).
+inline float g_mma[32][2][3][16][16];
 template <class LA, class LB>
 inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA>& a,
                      const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
   const int w = emu_tid() / 32;
+  auto& m = g_mma[w][emu_self().mma_parity];
+  emu_self().mma_parity ^= 1;
   for (int i = 0; i < 8; ++i) {
     const int r = emu_row(i), cc = emu_col(i);
-    g_mma[w][0][r][cc] = __bfloat162float(a.x[i]);
-    g_mma[w][1][r][cc] = __bfloat162float(b.x[i]);
-    g_mma[w][2][r][cc] = c.x[i];
+    m[0][r][cc] = __bfloat162float(a.x[i]);
+    m[1][r][cc] = __bfloat162float(b.x[i]);
+    m[2][r][cc] = c.x[i];
   }
   g_warp_bar[w].wait();
-  float res[8];
   for (int i = 0; i < 8; ++i) {
     const int r = emu_row(i), cc = emu_col(i);
-    float acc = g_mma[w][2][r][cc];
-    for (int kk = 0; kk < 16; ++kk) acc += g_mma[w][0][r][kk] * g_mma[w][1][kk][cc];
-    res[i] = acc;
+    float acc = m[2][r][cc];
+    for (int kk = 0; kk < 16; ++kk) acc += m[0][r][kk] * m[1][kk][cc];
+    d.x[i] = acc;  // d may alias c: c was read into the buffer before the barrier
   }
-  g_warp_bar[w].wait();
-  for (int i = 0; i < 8; ++i) d.x[i] = res[i];
 }
 }}  // namespace nvcuda::wmma
 struct alignas(16) uint4 { unsigned x, y, z, w; };
