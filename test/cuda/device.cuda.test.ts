@@ -47,6 +47,12 @@ const { randn } = await import('../../ts/bench/engine.js');
 const { trainLayer, DEFAULT_BLD } = await import('../../ts/library/bld.js');
 const { gkdBackward } = await import('../../ts/distill/gkd.js');
 const { packedFromArrays } = await import('../../ts/train/batches.js');
+const { buildLibrary } = await import('../../ts/library/build.js');
+const { scoreLibrary } = await import('../../ts/score/replace1.js');
+const { loadModel, saveModel } = await import('../../ts/model/hf.js');
+const { runEval } = await import('../../ts/eval/run.js');
+const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+const { tmpdir } = await import('node:os');
 type Tensor = import('../../ts/core/tensor.js').Tensor;
 
 if (usable) console.log(`device tests on ${choice.where}: ${loadAddon().cudaInfo().description}`);
@@ -341,5 +347,47 @@ describe.runIf(usable)("the pipeline's training stages on the GPU match the CPU 
     }
     for (const k of ['cosine', 'kl', 'lm', 'loss'] as const) expect(Math.abs(out[1][k] / out[0][k] - 1), k).toBeLessThan(1e-2);
     children[0].blocks.forEach((b, i) => expectRel(children[1].blocks[i].gradBuffer(), b.gradBuffer(), TOL.mma, `child block ${i} gradients`));
+  }, 900_000);
+
+  it('the score and evaluate stages: replace-1-block scores of a library, and held-out metrics, with the models on cuda', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'puzzle-dev-score-'));
+    try {
+      const parentDir = join(work, 'parent');
+      const p = LlamaModel.random(config, 8);
+      saveModel(p, parentDir);
+      p.dispose();
+      const lib = join(work, 'lib');
+      await buildLibrary({
+        parentDir, lib, train: data, validation: data, dataSpec: 'synthetic',
+        space: { attention: [{ kvHeads: 1 }, 'noop'], ffn: ['linear', 'noop'], ffnMultiple: 8 },
+        settings: { batch: 2, steps: 1, calibrationBatches: 1, validationBatches: 1 },
+      });
+      cpSync(lib, join(work, 'lib-gpu'), { recursive: true });  // scores are stored in the library
+      const batches = [ids(rows.slice(0, 4).flatMap((r) => Array.from(r)), [4, 9])];
+      const pc = loadModel(parentDir), pg = loadModel(parentDir, 'cuda');
+      expect(pg.device).toBe('cuda');
+      const sc = await scoreLibrary(pc, lib, batches), sg = await scoreLibrary(pg, join(work, 'lib-gpu'), batches);
+      expect(sg.map((x) => `${x.layer}/${x.id}`)).toEqual(sc.map((x) => `${x.layer}/${x.id}`));
+      expect(sc.length).toBeGreaterThan(4);
+      for (const [i, c] of sc.entries()) {
+        const g = sg[i], what = `${c.layer}/${c.id}`;
+        expect(Math.abs(g.kl_div - c.kl_div), `${what} KL ${g.kl_div} against ${c.kl_div}`).toBeLessThanOrEqual(2e-2 * c.kl_div + 1e-5);
+        expect(Math.abs(g.lm_loss / c.lm_loss - 1), `${what} LM loss`).toBeLessThan(1e-3);
+        expect(g.tokens).toBe(c.tokens);
+      }
+
+      // the evaluate stage: a model (and a teacher) on cuda, over pre-tokenised sequences
+      const jsonl = join(work, 'heldout.jsonl');
+      writeFileSync(jsonl, rows.map((r) => JSON.stringify({ input_ids: Array.from(r) })).join('\n') + '\n');
+      const ec = await runEval({ model: parentDir, teacher: parentDir, data: jsonl, batch: 3 });
+      const eg = await runEval({ model: parentDir, teacher: parentDir, data: jsonl, batch: 3, device: 'cuda' });
+      expect(eg.tokens).toBe(ec.tokens);
+      expect(eg.tokens).toBeGreaterThan(0);
+      expect(Math.abs(eg.loss / ec.loss - 1), 'eval loss').toBeLessThan(1e-3);
+      expect(eg.kl!, 'KL of a model to itself').toBeLessThan(1e-6);
+      expect(eg.agreement).toBe(1);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   }, 900_000);
 });
