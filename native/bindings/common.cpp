@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -70,13 +71,34 @@ void check_finite(const TensorData& t, int64_t n, const std::string& where) {
     if (t.dtype == DType::BF16) return check_finite(static_cast<const bf16*>(t.ptr()), n, where);
     return check_finite(t.f32(), n, where);
   }
-  // On the GPU a float32 check is one reduction (NaN and infinity survive the sum of squares);
-  // only a failing tensor, or a bfloat16 one, comes to the host.
-  if (t.dtype == DType::F32 && std::isfinite(be.ops.sum_squares(t.f32(), n))) return;
-  std::vector<char> h((size_t)n * dtype_size(t.dtype));
-  be.copy_to_host(h.data(), t.ptr(), h.size());
-  if (t.dtype == DType::BF16) return check_finite(reinterpret_cast<const bf16*>(h.data()), n, where);
-  check_finite(reinterpret_cast<const float*>(h.data()), n, where);
+  // On the GPU a float32 check is one reduction (NaN and infinity survive the sum of squares), a
+  // bfloat16 one the same over float32 chunks widened on the device; only a failing piece comes
+  // to the host, to name the index.
+  const auto on_host = [&](const void* p, int64_t m, int64_t offset) {
+    std::vector<char> h((size_t)m * dtype_size(t.dtype));
+    be.copy_to_host(h.data(), p, h.size());
+    try {
+      if (t.dtype == DType::BF16) check_finite(reinterpret_cast<const bf16*>(h.data()), m, where);
+      else check_finite(reinterpret_cast<const float*>(h.data()), m, where);
+    } catch (const Failure& f) {
+      if (!offset) throw;
+      const std::string msg = f.what(), key = "flat index ";
+      const size_t k = msg.rfind(key);
+      fail(f.code, k == std::string::npos ? msg : msg.substr(0, k + key.size()) + std::to_string(offset + std::stoll(msg.substr(k + key.size()))));
+    }
+  };
+  if (t.dtype == DType::F32) {
+    if (!std::isfinite(be.ops.sum_squares(t.f32(), n))) on_host(t.ptr(), n, 0);
+    return;
+  }
+  constexpr int64_t kChunk = int64_t(1) << 22;  // 16 MiB of float32 scratch
+  BufferPtr scratch = make_buffer(be, (size_t)std::min(n, kChunk) * sizeof(float));
+  const bf16* x = static_cast<const bf16*>(t.ptr());
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    be.ops_bf16.to_f32(scratch->f32(), x + i, m);
+    if (!std::isfinite(be.ops.sum_squares(scratch->f32(), m))) on_host(x + i, m, i);
+  }
 }
 
 // ---------------------------------------------------------------- Args

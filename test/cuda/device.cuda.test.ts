@@ -128,6 +128,13 @@ describe.runIf(usable)('tensors on the GPU', () => {
       code: 'ERR_PUZZLE_NAN',
       message: expect.stringContaining('flat index 2'),
     });
+    const blk = new Block({ hidden: 8, attention: 'noop', ffn: 'linear', dtype: 'bfloat16', device: 'cuda' });
+    const xs = new Float32Array(16);
+    xs[11] = Infinity;
+    await expect(blk.forward(tensor(xs, [1, 2, 8], 'bfloat16', 'cuda'), 1, 2, null, false)).rejects.toMatchObject({
+      code: 'ERR_PUZZLE_NAN',
+      message: expect.stringContaining('Block.forward: x holds a non-finite value at flat index 11'),
+    });
   });
 });
 
