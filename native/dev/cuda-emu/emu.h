@@ -288,16 +288,51 @@ inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
 // Fiber t plays CUDA thread t of each block on the launching OS thread: it runs until it waits at
 // a barrier (parked until the last arrival readies it) or returns; the scheduler resumes ready
 // fibers in the order they became ready. Stacks are kept across blocks and launches.
+#if defined(__x86_64__)
+// Our own context switch: the callee-saved registers and the stack pointer. ucontext's
+// swapcontext also saves and restores the signal mask, two system calls per switch, which made it
+// most of the cost. Weak, since every translation unit that includes this emits it.
+extern "C" void emu_ctx_switch(void** save_sp, void* load_sp);
+__asm__(".text\n.weak emu_ctx_switch\n.type emu_ctx_switch,@function\nemu_ctx_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n.size emu_ctx_switch, .-emu_ctx_switch\n");
+struct EmuCtx {
+  void* sp = nullptr;
+};
+// A fresh context whose first switch "returns" into entry, with the stack aligned as for a call.
+inline void emu_ctx_start(EmuCtx& c, char* stack, size_t size, void (*entry)()) {
+  void** sp = (void**)(((uintptr_t)(stack + size)) & ~(uintptr_t)15);
+  *--sp = nullptr;  // entry's return address: it never returns
+  *--sp = (void*)entry;
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;  // rbp, rbx, r12-r15
+  c.sp = sp;
+}
+inline void emu_ctx_swap(EmuCtx& from, EmuCtx& to) { emu_ctx_switch(&from.sp, to.sp); }
+#else
+struct EmuCtx {
+  ucontext_t uc;
+};
+inline void emu_ctx_start(EmuCtx& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+inline void emu_ctx_swap(EmuCtx& from, EmuCtx& to) { swapcontext(&from.uc, &to.uc); }
+#endif
 struct EmuThreads {
   static constexpr size_t kStack = 256 * 1024;
   struct Fiber {
-    ucontext_t ctx;
+    EmuCtx ctx;
     EmuSelf self;
     char* stack = nullptr;
     bool done = false;
   };
   std::vector<Fiber> fibers;
-  ucontext_t sched;
+  EmuCtx sched;
   std::deque<int> ready;
   int cur = -1;
   std::function<void(unsigned)> body;
@@ -305,7 +340,8 @@ struct EmuThreads {
     EmuThreads& p = emu_threads_instance();
     const int id = p.cur;
     p.body((unsigned)id);
-    p.fibers[id].done = true;  // returning resumes the scheduler (uc_link)
+    p.fibers[id].done = true;
+    emu_ctx_swap(p.fibers[id].ctx, p.sched);  // back to the scheduler for good
   }
   static EmuThreads& emu_threads_instance();
   void run(unsigned nt, std::function<void(unsigned)> f) {
@@ -318,11 +354,7 @@ struct EmuThreads {
         if (m == MAP_FAILED) { std::fprintf(stderr, "emulator: no memory for a fiber stack\n"); std::abort(); }
         fb.stack = (char*)m;
       }
-      getcontext(&fb.ctx);
-      fb.ctx.uc_stack.ss_sp = fb.stack;
-      fb.ctx.uc_stack.ss_size = kStack;
-      fb.ctx.uc_link = &sched;
-      makecontext(&fb.ctx, &EmuThreads::trampoline, 0);
+      emu_ctx_start(fb.ctx, fb.stack, kStack, &EmuThreads::trampoline);
       fb.done = false;
       ready.push_back((int)t);
     }
@@ -331,7 +363,7 @@ struct EmuThreads {
       cur = ready.front();
       ready.pop_front();
       g_emu_self = &fibers[cur].self;
-      swapcontext(&sched, &fibers[cur].ctx);
+      emu_ctx_swap(sched, fibers[cur].ctx);
     }
     g_emu_self = outer;
     cur = -1;
@@ -347,7 +379,7 @@ inline int emu_fiber_current() { return EmuThreads::emu_threads_instance().cur; 
 inline void emu_fiber_ready(int id) { EmuThreads::emu_threads_instance().ready.push_back(id); }
 inline void emu_fiber_block() {
   EmuThreads& p = EmuThreads::emu_threads_instance();
-  swapcontext(&p.fibers[p.cur].ctx, &p.sched);
+  emu_ctx_swap(p.fibers[p.cur].ctx, p.sched);
   g_emu_self = &p.fibers[p.cur].self;  // resumed: the scheduler set cur to this fiber
 }
 inline EmuThreads& emu_threads() { return EmuThreads::emu_threads_instance(); }
