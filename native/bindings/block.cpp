@@ -25,20 +25,6 @@ BlockInputs block_inputs(const char* fn, int64_t B, int64_t T, const TensorRef& 
   return in;
 }
 
-// A block's output, on the block's device.
-TensorRef new_output(Napi::Env env, const std::vector<int64_t>& shape, DType dt, const Backend& be, const char* fn) {
-  auto t = std::make_shared<TensorData>();
-  t->shape = shape;
-  t->dtype = dt;
-  try {
-    t->buf = make_buffer(be, std::max<size_t>(t->numel(), 1) * dtype_size(dt));
-  } catch (const std::bad_alloc&) {
-    throw make_error(env, "ERR_PUZZLE_OOM", std::string(fn) + ": cannot allocate the output " + shape_str(shape) +
-                                                " on " + device_name(device_of(be)));
-  }
-  return t;
-}
-
 class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -126,19 +112,15 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       else if (d != "float32")
         throw make_error(env, "ERR_PUZZLE_ARG", "Block: config.dtype must be 'float32' or 'bfloat16', got '" + d + "'");
     }
-    device_ = read_device(c.Get("device"), "Block", "config.device");
-    const Backend& be = backend_of(env, device_, "Block");
+    const Device device = read_device(c.Get("device"), "Block", "config.device");
+    const Backend& be = backend_of(env, device, "Block");
     try {
       block_ = std::make_shared<Block>(be, cfg, dtype);
     } catch (const std::bad_alloc&) {
       throw make_error(env, "ERR_PUZZLE_OOM",
-                       std::string("Block: cannot allocate the parameters on ") + device_name(device_));
+                       std::string("Block: cannot allocate the parameters on ") + device_name(device));
     }
-    try {
-      device_done(be, "Block");
-    } catch (const Failure& f) {
-      throw make_error(env, f.code, f.what());
-    }
+    device_done(env, be, "Block");
   }
 
  private:
@@ -241,8 +223,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     return Napi::String::New(info.Env(), dtype_name(block(info.Env(), "dtype").dtype()));
   }
   Napi::Value DeviceName(const Napi::CallbackInfo& info) {
-    block(info.Env(), "device");
-    return Napi::String::New(info.Env(), device_name(device_));
+    return Napi::String::New(info.Env(), device_name(device_of(block(info.Env(), "device").backend())));
   }
   Napi::Value NumParams(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), (double)block(info.Env(), "numParams").num_params());
@@ -253,7 +234,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "forward");
     Args a(info, "Block.forward");
-    a.expect_device(device_, "the block");
+    a.expect_device(device_of(b.backend()), "the block");
     const BlockConfig& cfg = b.config();
     const DType dt = b.dtype();
     auto x = a.tensor(0, "x", dt);
@@ -272,7 +253,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       if (!pos && P < T)
         a.bad("ERR_PUZZLE_SHAPE", "the cos/sin tables hold " + std::to_string(P) + " positions but T = " + std::to_string(T));
     }
-    TensorRef out = new_output(env, x->shape, dt, b.backend(), "Block.forward");
+    TensorRef out = new_tensor(env, x->shape, dt, b.backend(), "Block.forward");
     auto blk = block_;
     saved_ = {x, cos, sin, pos};  // RoPE tables must live until backward
     return run_async(
@@ -300,7 +281,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "forwardCached");
     Args a(info, "Block.forwardCached");
-    a.expect_device(device_, "the block");
+    a.expect_device(device_of(b.backend()), "the block");
     const BlockConfig& cfg = b.config();
     bool gqa = cfg.attn == AttnKind::GQA;
     const DType dt = b.dtype();
@@ -326,7 +307,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       a.numel(cos, "cos", P * half, "P*headDim/2"), a.numel(sin, "sin", P * half, "P*headDim/2");
       a.numel(pos, "pos", T, "T");
     }
-    TensorRef out = new_output(env, x->shape, dt, b.backend(), "Block.forwardCached");
+    TensorRef out = new_tensor(env, x->shape, dt, b.backend(), "Block.forwardCached");
     auto blk = block_;
     return run_async(
         env, {x, cos, sin, pos, kc, vc, out},
@@ -352,14 +333,14 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Napi::Env env = info.Env();
     Block& b = block(env, "backward");
     Args a(info, "Block.backward");
-    a.expect_device(device_, "the block");
+    a.expect_device(device_of(b.backend()), "the block");
     const DType dt = b.dtype();
     auto dout = a.tensor(0, "dout", dt);
     bool want = a.flag(1, "wantInputGrad");
     if (saved_.empty()) a.bad("ERR_PUZZLE_STATE", "call forward(..., save = true) before backward");
     a.numel(dout, "dout", saved_[0]->numel(), "the forward input's size");
     TensorRef dx;
-    if (want) dx = new_output(env, saved_[0]->shape, dt, b.backend(), "Block.backward");
+    if (want) dx = new_tensor(env, saved_[0]->shape, dt, b.backend(), "Block.backward");
     (void)b.grad_buffer();  // allocate on the JS thread, before the worker runs
     auto blk = block_;
     std::vector<TensorRef> keep = saved_;
@@ -396,13 +377,9 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
       throw make_error(env, "ERR_PUZZLE_STATE",
                        "Block.savedActivation: no activation '" + name +
                            "' (names: attn_input, x1, ffn_input, ffn_hidden; it must exist in this variant and a forward with save = true must precede)");
-    TensorRef t = new_output(env, {rows, cols}, DType::F32, b.backend(), "Block.savedActivation");
+    TensorRef t = new_tensor(env, {rows, cols}, DType::F32, b.backend(), "Block.savedActivation");
     b.backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
-    try {
-      device_done(b.backend(), "Block.savedActivation");
-    } catch (const Failure& f) {
-      throw make_error(env, f.code, f.what());
-    }
+    device_done(env, b.backend(), "Block.savedActivation");
     return Tensor::Wrap(env, t);
   }
 
@@ -413,7 +390,6 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
   }
 
   std::shared_ptr<Block> block_;
-  Device device_ = Device::CPU;
   std::vector<TensorRef> saved_;
 };
 

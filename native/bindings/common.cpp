@@ -25,6 +25,39 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // ---------------------------------------------------------------- devices
+namespace {
+// Index of a NaN or infinity in x (any offender will do), or -1.
+int64_t non_finite_at(const float* x, int64_t n) {
+  std::atomic<int64_t> bad_at{-1};
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    float acc = 0.f;
+    for (int64_t i = i0; i < i1; ++i) acc += x[i] * 0.f;  // NaN or inf turns the sum to NaN
+    if (acc != 0.f) {
+      for (int64_t i = i0; i < i1; ++i)
+        if (!std::isfinite(x[i])) {
+          bad_at = i;
+          break;
+        }
+    }
+  });
+  return bad_at.load();
+}
+int64_t non_finite_at(const bf16* x, int64_t n) {
+  std::atomic<int64_t> bad_at{-1};
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      if ((x[i].bits & 0x7f80u) == 0x7f80u) {  // exponent all ones: an infinity or a NaN
+        bad_at = i;
+        break;
+      }
+  });
+  return bad_at.load();
+}
+[[noreturn]] void fail_non_finite(const std::string& where, int64_t at) {
+  fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(at));
+}
+}  // namespace
+
 const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 Device device_of(const Backend& be) { return &be == &cpu_backend() ? Device::CPU : Device::CUDA; }
 
@@ -59,6 +92,27 @@ void device_done(const Backend& be, const std::string& fn) {
   if (!err.empty()) fail("ERR_PUZZLE_CUDA", fn + ": " + err);
 }
 
+void device_done(Napi::Env env, const Backend& be, const std::string& fn) {
+  try {
+    device_done(be, fn);
+  } catch (const Failure& f) {
+    throw make_error(env, f.code, f.what());
+  }
+}
+
+TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype, const Backend& be, const char* fn) {
+  auto t = std::make_shared<TensorData>();
+  t->shape = std::move(shape);
+  t->dtype = dtype;
+  try {
+    t->buf = make_buffer(be, std::max<size_t>(t->numel(), 1) * dtype_size(dtype));
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "ERR_PUZZLE_OOM", std::string(fn) + ": cannot allocate " + shape_str(t->shape) + " " +
+                                                dtype_name(dtype) + " on " + device_name(device_of(be)));
+  }
+  return t;
+}
+
 std::vector<int32_t> host_i32(const TensorData& t, size_t n) {
   std::vector<int32_t> h(n);
   t.buf->backend->copy_to_host(h.data(), t.ptr(), n * sizeof(int32_t));
@@ -77,15 +131,9 @@ void check_finite(const TensorData& t, int64_t n, const std::string& where) {
   const auto on_host = [&](const void* p, int64_t m, int64_t offset) {
     std::vector<char> h((size_t)m * dtype_size(t.dtype));
     be.copy_to_host(h.data(), p, h.size());
-    try {
-      if (t.dtype == DType::BF16) check_finite(reinterpret_cast<const bf16*>(h.data()), m, where);
-      else check_finite(reinterpret_cast<const float*>(h.data()), m, where);
-    } catch (const Failure& f) {
-      if (!offset) throw;
-      const std::string msg = f.what(), key = "flat index ";
-      const size_t k = msg.rfind(key);
-      fail(f.code, k == std::string::npos ? msg : msg.substr(0, k + key.size()) + std::to_string(offset + std::stoll(msg.substr(k + key.size()))));
-    }
+    const int64_t at = t.dtype == DType::BF16 ? non_finite_at(reinterpret_cast<const bf16*>(h.data()), m)
+                                              : non_finite_at(reinterpret_cast<const float*>(h.data()), m);
+    if (at >= 0) fail_non_finite(where, offset + at);
   };
   if (t.dtype == DType::F32) {
     if (!std::isfinite(be.ops.sum_squares(t.f32(), n))) on_host(t.ptr(), n, 0);
@@ -165,34 +213,13 @@ void Args::numel(const TensorRef& t, const char* name, int64_t n, const std::str
                                 std::to_string(n) + " elements");
 }
 
+
 void check_finite(const float* x, int64_t n, const std::string& where) {
-  std::atomic<int64_t> bad_at{-1};
-  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
-    float acc = 0.f;
-    for (int64_t i = i0; i < i1; ++i) acc += x[i] * 0.f;  // NaN or inf turns the sum to NaN
-    if (acc != 0.f) {
-      for (int64_t i = i0; i < i1; ++i)
-        if (!std::isfinite(x[i])) {
-          bad_at = i;  // any offender will do; reported once
-          break;
-        }
-    }
-  });
-  if (bad_at.load() >= 0)
-    fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(bad_at.load()));
+  if (int64_t at = non_finite_at(x, n); at >= 0) fail_non_finite(where, at);
 }
 
 void check_finite(const bf16* x, int64_t n, const std::string& where) {
-  std::atomic<int64_t> bad_at{-1};
-  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      if ((x[i].bits & 0x7f80u) == 0x7f80u) {  // exponent all ones: an infinity or a NaN
-        bad_at = i;
-        break;
-      }
-  });
-  if (bad_at.load() >= 0)
-    fail("ERR_PUZZLE_NAN", where + " holds a non-finite value at flat index " + std::to_string(bad_at.load()));
+  if (int64_t at = non_finite_at(x, n); at >= 0) fail_non_finite(where, at);
 }
 
 // ---------------------------------------------------------------- async

@@ -56,8 +56,11 @@ Device read_device(const Napi::Value& v, const std::string& fn, const char* arg 
 const Backend& backend_of(Napi::Env env, Device d, const std::string& fn);
 const Backend& backend_of(Device d, const std::string& fn);
 // After device work: waits for the stream and turns a recorded CUDA error into ERR_PUZZLE_CUDA.
-// A no-op on the CPU.
+// A no-op on the CPU. The first form throws a JS error (JS thread), the second a Failure.
+void device_done(Napi::Env env, const Backend& be, const std::string& fn);
 void device_done(const Backend& be, const std::string& fn);
+// A new tensor on `be` (contents undefined); ERR_PUZZLE_OOM naming fn, shape and device.
+TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype, const Backend& be, const char* fn);
 // Host copies for the checks that read data (ids in range, finite values), wherever it lives.
 std::vector<int32_t> host_i32(const TensorData& t, size_t n);
 void check_finite(const TensorData& t, int64_t n, const std::string& where);

@@ -9,16 +9,16 @@ namespace {
 using R = std::vector<TensorRef>;
 constexpr DType F = DType::F32, I = DType::I32;
 
-// Runs an op's work where its arguments live (the work reads their backend as `be`), then
-// waits for the device and reports a CUDA error as ERR_PUZZLE_CUDA naming the op.
-Napi::Value run_on(const Args& a, std::vector<TensorRef> keep, std::function<void()> work,
+// Runs an op's work on the backend its arguments live on, then waits for the device and reports
+// a CUDA error as ERR_PUZZLE_CUDA naming the op.
+Napi::Value run_on(const Args& a, std::vector<TensorRef> keep, std::function<void(const Backend&)> work,
                    std::function<Napi::Value(Napi::Env)> result = nullptr, double flops = 1e300) {
   const Backend* be = &a.backend();
   std::string fn = a.fn();
   return run_async(
       a.env(), std::move(keep),
       [be, fn, work = std::move(work)] {
-        work();
+        work(*be);
         device_done(*be, fn);
       },
       std::move(result), flops);
@@ -41,12 +41,11 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out", F), ids = a.tensor(1, "ids", I), table = a.tensor(2, "table", F);
   int64_t N = a.dim(3, "N"), C = a.dim(4, "C"), V = a.dim(5, "V");
   a.numel(out, "out", N * C, "N*C"), a.numel(ids, "ids", N, "N"), a.numel(table, "table", V * C, "V*C");
-  const Backend* be = &a.backend();
   return run_on(
       a, {out, ids, table},
-      [=] {
+      [=](const Backend& be) {
         check_ids(*ids, N, V, "embeddingForward: ids", false);
-        be->ops.embedding_forward(out->f32(), ids->i32(), table->f32(), N, C);
+        be.ops.embedding_forward(out->f32(), ids->i32(), table->f32(), N, C);
       },
       nullptr, (double)N * (double)C);
 }
@@ -57,10 +56,9 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   auto dtable = a.tensor(0, "dtable", F), dout = a.tensor(1, "dout", F), ids = a.tensor(2, "ids", I);
   int64_t N = a.dim(3, "N"), C = a.dim(4, "C"), V = a.dim(5, "V");
   a.numel(dtable, "dtable", V * C, "V*C"), a.numel(dout, "dout", N * C, "N*C"), a.numel(ids, "ids", N, "N");
-  const Backend* be = &a.backend();
-  return run_on(a, {dtable, dout, ids}, [=] {
+  return run_on(a, {dtable, dout, ids}, [=](const Backend& be) {
     check_ids(*ids, N, V, "embeddingBackward: ids", false);
-    be->ops.embedding_backward(dtable->f32(), dout->f32(), ids->i32(), N, C);
+    be.ops.embedding_backward(dtable->f32(), dout->f32(), ids->i32(), N, C);
   });
 }
 
@@ -73,9 +71,8 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   float eps = (float)a.number(6, "eps");
   a.numel(out, "out", N * C, "N*C"), a.numel(rstd, "rstd", N, "N"), a.numel(inp, "inp", N * C, "N*C"),
       a.numel(w, "weight", C, "C");
-  const Backend* be = &a.backend();
   return run_on(
-      a, {out, rstd, inp, w}, [=] { be->ops.rmsnorm_forward(out->f32(), rstd->f32(), inp->f32(), w->f32(), N, C, eps); },
+      a, {out, rstd, inp, w}, [=](const Backend& be) { be.ops.rmsnorm_forward(out->f32(), rstd->f32(), inp->f32(), w->f32(), N, C, eps); },
       nullptr, 4.0 * (double)N * (double)C);
 }
 
@@ -87,9 +84,8 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(6, "N"), C = a.dim(7, "C");
   a.numel(dinp, "dinp", N * C, "N*C"), a.numel(dw, "dweight", C, "C"), a.numel(dout, "dout", N * C, "N*C"),
       a.numel(inp, "inp", N * C, "N*C"), a.numel(w, "weight", C, "C"), a.numel(rstd, "rstd", N, "N");
-  const Backend* be = &a.backend();
-  return run_on(a, {dinp, dw, dout, inp, w, rstd}, [=] {
-    be->ops.rmsnorm_backward(dinp ? dinp->f32() : nullptr, dw ? dw->f32() : nullptr, dout->f32(), inp->f32(), w->f32(),
+  return run_on(a, {dinp, dw, dout, inp, w, rstd}, [=](const Backend& be) {
+    be.ops.rmsnorm_backward(dinp ? dinp->f32() : nullptr, dw ? dw->f32() : nullptr, dout->f32(), inp->f32(), w->f32(),
                            rstd->f32(), N, C);
   });
 }
@@ -102,10 +98,9 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(4, "N"), C = a.dim(5, "C"), OC = a.dim(6, "OC");
   a.numel(out, "out", N * OC, "N*OC"), a.numel(inp, "inp", N * C, "N*C"), a.numel(w, "weight", OC * C, "OC*C"),
       a.numel(bias, "bias", OC, "OC");
-  const Backend* be = &a.backend();
   return run_on(
       a, {out, inp, w, bias},
-      [=] { be->ops.matmul_forward(out->f32(), inp->f32(), w->f32(), bias ? bias->f32() : nullptr, N, C, OC); }, nullptr,
+      [=](const Backend& be) { be.ops.matmul_forward(out->f32(), inp->f32(), w->f32(), bias ? bias->f32() : nullptr, N, C, OC); }, nullptr,
       2.0 * (double)N * (double)C * (double)OC);
 }
 
@@ -117,9 +112,8 @@ Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(6, "N"), C = a.dim(7, "C"), OC = a.dim(8, "OC");
   a.numel(dinp, "dinp", N * C, "N*C"), a.numel(dw, "dweight", OC * C, "OC*C"), a.numel(db, "dbias", OC, "OC"),
       a.numel(dout, "dout", N * OC, "N*OC"), a.numel(inp, "inp", N * C, "N*C"), a.numel(w, "weight", OC * C, "OC*C");
-  const Backend* be = &a.backend();
-  return run_on(a, {dinp, dw, db, dout, inp, w}, [=] {
-    be->ops.matmul_backward(dinp ? dinp->f32() : nullptr, dw ? dw->f32() : nullptr, db ? db->f32() : nullptr,
+  return run_on(a, {dinp, dw, db, dout, inp, w}, [=](const Backend& be) {
+    be.ops.matmul_backward(dinp ? dinp->f32() : nullptr, dw ? dw->f32() : nullptr, db ? db->f32() : nullptr,
                           dout->f32(), inp->f32(), w->f32(), N, C, OC);
   });
 }
@@ -138,10 +132,9 @@ Napi::Value Rope(const Napi::CallbackInfo& info, bool backward) {
   if (!pos && P < T) a.bad("ERR_PUZZLE_SHAPE", "the cos/sin tables hold " + std::to_string(P) +
                                                    " positions but T = " + std::to_string(T));
   std::string fn = a.fn();
-  const Backend* be = &a.backend();
-  return run_on(a, {out, inp, cos, sin, pos}, [=] {
+  return run_on(a, {out, inp, cos, sin, pos}, [=](const Backend& be) {
     if (pos) check_ids(*pos, T, P, fn + ": pos", false);
-    auto f = backward ? be->ops.rope_backward : be->ops.rope_forward;
+    auto f = backward ? be.ops.rope_backward : be.ops.rope_forward;
     f(out->f32(), inp->f32(), cos->f32(), sin->f32(), pos ? pos->i32() : nullptr, B, T, NH, HS, NH * HS);
   });
 }
@@ -167,9 +160,8 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   int64_t nq = d.B * d.T * d.NH * d.HS, nkv = d.B * d.T * d.NKV * d.HS;
   a.numel(out, "out", nq, "B*T*NH*HS"), a.numel(lse, "lse", d.B * d.NH * d.T, "B*NH*T"),
       a.numel(q, "q", nq, "B*T*NH*HS"), a.numel(k, "k", nkv, "B*T*NKV*HS"), a.numel(v, "v", nkv, "B*T*NKV*HS");
-  const Backend* be = &a.backend();
-  return run_on(a, {out, lse, q, k, v}, [=] {
-    be->ops.attention_forward(out->f32(), lse->f32(), q->f32(), k->f32(), v->f32(), d.B, d.T, d.NH, d.NKV, d.HS,
+  return run_on(a, {out, lse, q, k, v}, [=](const Backend& be) {
+    be.ops.attention_forward(out->f32(), lse->f32(), q->f32(), k->f32(), v->f32(), d.B, d.T, d.NH, d.NKV, d.HS,
                             d.NH * d.HS, d.NKV * d.HS);
   });
 }
@@ -186,9 +178,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
       a.numel(dout, "dout", nq, "B*T*NH*HS"), a.numel(q, "q", nq, "B*T*NH*HS"), a.numel(k, "k", nkv, "B*T*NKV*HS"),
       a.numel(v, "v", nkv, "B*T*NKV*HS"), a.numel(out, "out", nq, "B*T*NH*HS"),
       a.numel(lse, "lse", d.B * d.NH * d.T, "B*NH*T");
-  const Backend* be = &a.backend();
-  return run_on(a, {dq, dk, dv, dout, q, k, v, out, lse}, [=] {
-    be->ops.attention_backward(dq->f32(), dk->f32(), dv->f32(), dout->f32(), q->f32(), k->f32(), v->f32(), out->f32(),
+  return run_on(a, {dq, dk, dv, dout, q, k, v, out, lse}, [=](const Backend& be) {
+    be.ops.attention_backward(dq->f32(), dk->f32(), dv->f32(), dout->f32(), q->f32(), k->f32(), v->f32(), out->f32(),
                              lse->f32(), d.B, d.T, d.NH, d.NKV, d.HS, d.NH * d.HS, d.NKV * d.HS);
   });
 }
@@ -199,8 +190,7 @@ Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out", F), gu = a.tensor(1, "gu", F);
   int64_t N = a.dim(2, "N"), Fw = a.dim(3, "F");
   a.numel(out, "out", N * Fw, "N*F"), a.numel(gu, "gu", N * 2 * Fw, "N*2F");
-  const Backend* be = &a.backend();
-  return run_on(a, {out, gu}, [=] { be->ops.swiglu_forward(out->f32(), gu->f32(), N, Fw); });
+  return run_on(a, {out, gu}, [=](const Backend& be) { be.ops.swiglu_forward(out->f32(), gu->f32(), N, Fw); });
 }
 
 // swigluBackward(dgu[N,2F], dout[N,F], gu[N,2F], N, F)
@@ -209,9 +199,8 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   auto dgu = a.tensor(0, "dgu", F), dout = a.tensor(1, "dout", F), gu = a.tensor(2, "gu", F);
   int64_t N = a.dim(3, "N"), Fw = a.dim(4, "F");
   a.numel(dgu, "dgu", N * 2 * Fw, "N*2F"), a.numel(dout, "dout", N * Fw, "N*F"), a.numel(gu, "gu", N * 2 * Fw, "N*2F");
-  const Backend* be = &a.backend();
   return run_on(a, {dgu, dout, gu},
-                   [=] { be->ops.swiglu_backward(dgu->f32(), dout->f32(), gu->f32(), N, Fw); });
+                   [=](const Backend& be) { be.ops.swiglu_backward(dgu->f32(), dout->f32(), gu->f32(), N, Fw); });
 }
 
 // add(out, a, b, n)
@@ -220,8 +209,7 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out", F), x = a.tensor(1, "a", F), y = a.tensor(2, "b", F);
   int64_t n = a.dim(3, "n");
   a.numel(out, "out", n, "n"), a.numel(x, "a", n, "n"), a.numel(y, "b", n, "n");
-  const Backend* be = &a.backend();
-  return run_on(a, {out, x, y}, [=] { be->ops.add_forward(out->f32(), x->f32(), y->f32(), n); });
+  return run_on(a, {out, x, y}, [=](const Backend& be) { be.ops.add_forward(out->f32(), x->f32(), y->f32(), n); });
 }
 
 // accumulate(out, a, n): out += a
@@ -230,8 +218,7 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   auto out = a.tensor(0, "out", F), x = a.tensor(1, "a", F);
   int64_t n = a.dim(2, "n");
   a.numel(out, "out", n, "n"), a.numel(x, "a", n, "n");
-  const Backend* be = &a.backend();
-  return run_on(a, {out, x}, [=] { be->ops.accumulate(out->f32(), x->f32(), n); });
+  return run_on(a, {out, x}, [=](const Backend& be) { be.ops.accumulate(out->f32(), x->f32(), n); });
 }
 
 // crossEntropyForward(losses[N], lse[N], logits[N,V], targets[N], N, V)
@@ -242,11 +229,10 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(4, "N"), V = a.dim(5, "V");
   a.numel(losses, "losses", N, "N"), a.numel(lse, "lse", N, "N"), a.numel(logits, "logits", N * V, "N*V"),
       a.numel(targets, "targets", N, "N");
-  const Backend* be = &a.backend();
-  return run_on(a, {losses, lse, logits, targets}, [=] {
+  return run_on(a, {losses, lse, logits, targets}, [=](const Backend& be) {
     check_ids(*targets, N, V, "crossEntropyForward: targets", true);
     check_finite(*logits, N * V, "crossEntropyForward: logits");
-    be->ops.cross_entropy_forward(losses->f32(), lse->f32(), logits->f32(), targets->i32(), N, V);
+    be.ops.cross_entropy_forward(losses->f32(), lse->f32(), logits->f32(), targets->i32(), N, V);
   });
 }
 
@@ -259,10 +245,9 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   float scale = (float)a.number(6, "scale");
   a.numel(dlogits, "dlogits", N * V, "N*V"), a.numel(logits, "logits", N * V, "N*V"), a.numel(lse, "lse", N, "N"),
       a.numel(targets, "targets", N, "N");
-  const Backend* be = &a.backend();
-  return run_on(a, {dlogits, logits, lse, targets}, [=] {
+  return run_on(a, {dlogits, logits, lse, targets}, [=](const Backend& be) {
     check_ids(*targets, N, V, "crossEntropyBackward: targets", true);
-    be->ops.cross_entropy_backward(dlogits->f32(), logits->f32(), lse->f32(), targets->i32(), N, V, scale);
+    be.ops.cross_entropy_backward(dlogits->f32(), logits->f32(), lse->f32(), targets->i32(), N, V, scale);
   });
 }
 
@@ -272,11 +257,10 @@ Napi::Value KlForward(const Napi::CallbackInfo& info) {
   auto losses = a.tensor(0, "losses", F), t = a.tensor(1, "teacher", F), s = a.tensor(2, "student", F);
   int64_t N = a.dim(3, "N"), V = a.dim(4, "V");
   a.numel(losses, "losses", N, "N"), a.numel(t, "teacher", N * V, "N*V"), a.numel(s, "student", N * V, "N*V");
-  const Backend* be = &a.backend();
-  return run_on(a, {losses, t, s}, [=] {
+  return run_on(a, {losses, t, s}, [=](const Backend& be) {
     check_finite(*t, N * V, "klForward: teacher");
     check_finite(*s, N * V, "klForward: student");
-    be->ops.kl_forward(losses->f32(), t->f32(), s->f32(), N, V);
+    be.ops.kl_forward(losses->f32(), t->f32(), s->f32(), N, V);
   });
 }
 
@@ -287,9 +271,8 @@ Napi::Value KlBackward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(3, "N"), V = a.dim(4, "V");
   float scale = (float)a.number(5, "scale");
   a.numel(ds, "dstudent", N * V, "N*V"), a.numel(t, "teacher", N * V, "N*V"), a.numel(s, "student", N * V, "N*V");
-  const Backend* be = &a.backend();
   return run_on(a, {ds, t, s},
-                   [=] { be->ops.kl_backward(ds->f32(), t->f32(), s->f32(), N, V, scale); });
+                   [=](const Backend& be) { be.ops.kl_backward(ds->f32(), t->f32(), s->f32(), N, V, scale); });
 }
 
 // cosineForward(losses[N], x[N,C], y[N,C], N, C)
@@ -298,11 +281,10 @@ Napi::Value CosineForward(const Napi::CallbackInfo& info) {
   auto losses = a.tensor(0, "losses", F), x = a.tensor(1, "x", F), y = a.tensor(2, "y", F);
   int64_t N = a.dim(3, "N"), C = a.dim(4, "C");
   a.numel(losses, "losses", N, "N"), a.numel(x, "x", N * C, "N*C"), a.numel(y, "y", N * C, "N*C");
-  const Backend* be = &a.backend();
-  return run_on(a, {losses, x, y}, [=] {
+  return run_on(a, {losses, x, y}, [=](const Backend& be) {
     check_finite(*x, N * C, "cosineForward: x");
     check_finite(*y, N * C, "cosineForward: y");
-    be->ops.cosine_forward(losses->f32(), x->f32(), y->f32(), N, C);
+    be.ops.cosine_forward(losses->f32(), x->f32(), y->f32(), N, C);
   });
 }
 
@@ -313,8 +295,7 @@ Napi::Value CosineBackward(const Napi::CallbackInfo& info) {
   int64_t N = a.dim(3, "N"), C = a.dim(4, "C");
   float scale = (float)a.number(5, "scale");
   a.numel(dx, "dx", N * C, "N*C"), a.numel(x, "x", N * C, "N*C"), a.numel(y, "y", N * C, "N*C");
-  const Backend* be = &a.backend();
-  return run_on(a, {dx, x, y}, [=] { be->ops.cosine_backward(dx->f32(), x->f32(), y->f32(), N, C, scale); });
+  return run_on(a, {dx, x, y}, [=](const Backend& be) { be.ops.cosine_backward(dx->f32(), x->f32(), y->f32(), N, C, scale); });
 }
 
 // nmseForward(x, y, n) -> Promise<number>
@@ -324,13 +305,12 @@ Napi::Value NmseForward(const Napi::CallbackInfo& info) {
   int64_t n = a.dim(2, "n");
   a.numel(x, "x", n, "n"), a.numel(y, "y", n, "n");
   auto result = std::make_shared<double>(0);
-  const Backend* be = &a.backend();
   return run_on(
       a, {x, y},
-      [=] {
+      [=](const Backend& be) {
         check_finite(*x, n, "nmseForward: x");
         check_finite(*y, n, "nmseForward: y");
-        *result = be->ops.nmse_forward(x->f32(), y->f32(), n);
+        *result = be.ops.nmse_forward(x->f32(), y->f32(), n);
       },
       [=](Napi::Env env) { return Napi::Number::New(env, *result); });
 }
@@ -342,8 +322,7 @@ Napi::Value NmseBackward(const Napi::CallbackInfo& info) {
   int64_t n = a.dim(3, "n");
   float scale = (float)a.number(4, "scale");
   a.numel(dx, "dx", n, "n"), a.numel(x, "x", n, "n"), a.numel(y, "y", n, "n");
-  const Backend* be = &a.backend();
-  return run_on(a, {dx, x, y}, [=] { be->ops.nmse_backward(dx->f32(), x->f32(), y->f32(), n, scale); });
+  return run_on(a, {dx, x, y}, [=](const Backend& be) { be.ops.nmse_backward(dx->f32(), x->f32(), y->f32(), n, scale); });
 }
 
 // sumSquares(x, n) -> Promise<number>
@@ -353,9 +332,8 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   int64_t n = a.dim(1, "n");
   a.numel(x, "x", n, "n");
   auto result = std::make_shared<double>(0);
-  const Backend* be = &a.backend();
   return run_on(
-      a, {x}, [=] { *result = be->ops.sum_squares(x->f32(), n); },
+      a, {x}, [=](const Backend& be) { *result = be.ops.sum_squares(x->f32(), n); },
       [=](Napi::Env env) { return Napi::Number::New(env, *result); });
 }
 
@@ -369,9 +347,8 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
         gs = (float)a.number(10, "gradScale");
   int64_t t = a.dim(11, "t");
   a.numel(p, "param", n, "n"), a.numel(g, "grad", n, "n"), a.numel(m, "m", n, "n"), a.numel(v, "v", n, "n");
-  const Backend* be = &a.backend();
-  return run_on(a, {p, g, m, v}, [=] {
-    be->ops.adamw_update(p->f32(), g->f32(), m->f32(), v->f32(), n, lr, b1, b2, eps, wd, gs, t);
+  return run_on(a, {p, g, m, v}, [=](const Backend& be) {
+    be.ops.adamw_update(p->f32(), g->f32(), m->f32(), v->f32(), n, lr, b1, b2, eps, wd, gs, t);
   });
 }
 

@@ -89,28 +89,6 @@ DType read_dtype(const Napi::Value& v, const char* fn) {
                    std::string(fn) + ": argument 'dtype' must be 'float32', 'int32' or 'bfloat16', got '" + s + "'");
 }
 
-TensorRef new_tensor(Napi::Env env, std::vector<int64_t> shape, DType dtype, const Backend& be, const char* fn) {
-  auto t = std::make_shared<TensorData>();
-  t->shape = std::move(shape);
-  t->dtype = dtype;
-  try {
-    t->buf = make_buffer(be, std::max<size_t>(t->numel(), 1) * dtype_size(dtype));
-  } catch (const std::bad_alloc&) {
-    throw make_error(env, "ERR_PUZZLE_OOM", std::string(fn) + ": cannot allocate " + shape_str(t->shape) + " " +
-                                                dtype_name(dtype) + " on " + device_name(device_of(be)));
-  }
-  return t;
-}
-
-// Waits for the device and turns a CUDA error into a JS exception (JS-thread methods).
-void settle(Napi::Env env, const Backend& be, const char* fn) {
-  try {
-    device_done(be, fn);
-  } catch (const Failure& f) {
-    throw make_error(env, f.code, f.what());
-  }
-}
-
 // Fills a tensor from typed-array bytes of the matching JS type (Float32Array for float32 and
 // bfloat16, which is rounded to nearest even; Int32Array for int32), wherever it lives.
 void fill_from(Napi::Env env, const TensorRef& t, const char* src, const char* fn) {
@@ -125,7 +103,7 @@ void fill_from(Napi::Env env, const TensorRef& t, const char* src, const char* f
   } else {
     be.copy_to_device(t->ptr(), src, n * dtype_size(t->dtype));
   }
-  settle(env, be, fn);
+  device_done(env, be, fn);
 }
 
 }  // namespace
@@ -175,7 +153,7 @@ Napi::Value Tensor::Zeros(const Napi::CallbackInfo& info) {
   const Backend& be = backend_of(env, read_device(info[2], "Tensor.zeros"), "Tensor.zeros");
   TensorRef t = new_tensor(env, shape, dtype, be, "Tensor.zeros");
   be.memset_zero(t->ptr(), t->numel() * dtype_size(t->dtype));
-  settle(env, be, "Tensor.zeros");
+  device_done(env, be, "Tensor.zeros");
   return Wrap(env, t);
 }
 
@@ -188,8 +166,8 @@ Napi::Value Tensor::DeviceName(const Napi::CallbackInfo& info) {
 Napi::Value Tensor::To(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!data_) throw make_error(env, "ERR_PUZZLE_DISPOSED", "Tensor.to: the tensor was disposed");
-  const Device want = read_device(info[0], "Tensor.to");
   if (info[0].IsUndefined()) throw make_error(env, "ERR_PUZZLE_ARG", "Tensor.to: argument 'device' must be 'cpu' or 'cuda'");
+  const Device want = read_device(info[0], "Tensor.to");
   const Device have = device_of(*data_);
   if (want == have) return info.This();
   const Backend& dst = backend_of(env, want, "Tensor.to");
@@ -198,10 +176,10 @@ Napi::Value Tensor::To(const Napi::CallbackInfo& info) {
   const size_t bytes = data_->numel() * dtype_size(data_->dtype);
   if (want == Device::CPU) {
     src.copy_to_host(t->ptr(), data_->ptr(), bytes);
-    settle(env, src, "Tensor.to");
+    device_done(env, src, "Tensor.to");
   } else {
     dst.copy_to_device(t->ptr(), data_->ptr(), bytes);
-    settle(env, dst, "Tensor.to");
+    device_done(env, dst, "Tensor.to");
   }
   return Wrap(env, t);
 }
@@ -235,19 +213,19 @@ Napi::Value Tensor::ToArray(const Napi::CallbackInfo& info) {
   if (data_->dtype == DType::I32) {
     Napi::Int32Array a = Napi::Int32Array::New(env, n);
     be.copy_to_host(a.Data(), data_->ptr(), n * 4);
-    settle(env, be, "Tensor.toArray");
+    device_done(env, be, "Tensor.toArray");
     return a;
   }
   Napi::Float32Array a = Napi::Float32Array::New(env, n);
   if (data_->dtype == DType::BF16) {
     std::vector<bf16> staged(device_of(be) == Device::CPU ? 0 : n);
     if (!staged.empty()) be.copy_to_host(staged.data(), data_->ptr(), n * sizeof(bf16));
-    settle(env, be, "Tensor.toArray");
+    device_done(env, be, "Tensor.toArray");
     const bf16* s = staged.empty() ? static_cast<const bf16*>(data_->ptr()) : staged.data();
     for (size_t i = 0; i < n; ++i) a[i] = bf16_to_f32(s[i]);
   } else {
     be.copy_to_host(a.Data(), data_->ptr(), n * 4);
-    settle(env, be, "Tensor.toArray");
+    device_done(env, be, "Tensor.toArray");
   }
   return a;
 }
@@ -279,7 +257,12 @@ Napi::Value Tensor::Fill(const Napi::CallbackInfo& info) {
   double v = info[0].As<Napi::Number>().DoubleValue();
   const size_t n = data_->numel();
   const Backend& be = *data_->buf->backend;
-  // The values are made on the host (in place on the CPU, staged for a GPU).
+  if (v == 0) {  // all-zero bits in every dtype: no host staging of a GPU tensor (zeroing gradients)
+    be.memset_zero(data_->ptr(), n * dtype_size(data_->dtype));
+    device_done(env, be, "Tensor.fill");
+    return info.This();
+  }
+  // Other values are made on the host (in place on the CPU, staged for a GPU).
   std::vector<char> staged(device_of(be) == Device::CPU ? 0 : n * dtype_size(data_->dtype));
   void* dst = staged.empty() ? data_->ptr() : staged.data();
   if (data_->dtype == DType::I32)
@@ -289,7 +272,7 @@ Napi::Value Tensor::Fill(const Napi::CallbackInfo& info) {
   else
     std::fill_n(static_cast<float*>(dst), n, (float)v);
   if (!staged.empty()) be.copy_to_device(data_->ptr(), dst, staged.size());
-  settle(env, be, "Tensor.fill");
+  device_done(env, be, "Tensor.fill");
   return info.This();
 }
 

@@ -97,6 +97,7 @@ describe.runIf(usable)('tensors on the GPU', () => {
     expect(Array.from(zeros([2], 'bfloat16', 'cuda').fill(1.5).toArray())).toEqual([1.5, 1.5]);
     g.copyFrom(new Float32Array(37).fill(2));
     expect(g.toArray()[36]).toBe(2);
+    expect(Array.from(g.fill(0).toArray())).toEqual(new Array(37).fill(0));  // zero fill: a device memset
   });
 
   it('to() copies across and returns the tensor itself when it is already there', () => {

@@ -91,11 +91,10 @@ inline EmuSelf& emu_self() { return g_emu_self; }
 // one OS thread runs the block: a barrier parks its fiber until the last arrival readies them all
 struct EmuBarrier {
   int n = 0, count = 0;
-  long gen = 0;
   std::vector<int> waiting;
-  void init(int n_) { n = n_, count = 0, gen = 0, waiting.clear(); }
+  void init(int n_) { n = n_, count = 0, waiting.clear(); }
   void release() {
-    count = 0, ++gen;
+    count = 0;
     for (int id : waiting) emu_fiber_ready(id);
     waiting.clear();
   }

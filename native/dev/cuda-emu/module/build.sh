@@ -4,7 +4,7 @@
 #   native/dev/cuda-emu/module/build.sh OUT.so [--smoke]
 #   PUZZLE_CUDA_MODULE=OUT.so node ...    (native/src/cuda_loader.cpp dlopens it)
 # Each .cu goes through ../convert.sh (see ../emu.h; here every CUDA thread is a fiber switched
-# at barriers, EMU_FIBERS, about 70x faster than OS threads; no sanitizers) and g++ -O2;
+# at barriers, EMU_FIBERS: a 2-layer forward 0.26 s against 19.5 s on OS threads; no sanitizers) and g++ -O2;
 # no cuBLAS, so gemm.cu runs its own wmma kernels. The object is self-contained like the real
 # module (linked with --no-undefined; only the puzzle_cuda_* entry points are exported). Nothing
 # is rebuilt while OUT.so is newer than every source, emulator header and this script.
