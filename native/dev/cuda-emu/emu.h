@@ -66,9 +66,17 @@ inline dim3 blockDim, gridDim;
 struct EmuCopy { void* d; const void* s; };
 struct EmuSelf {
   uint3_ tid{};
-  int shfl_parity = 0, mma_parity = 0;
+  int shfl_parity = 0, mma_parity = 0, mma16816_parity = 0, ldsm_parity = 0;
   std::vector<EmuCopy> cp_open;
   std::deque<std::vector<EmuCopy>> cp_groups;
+  // fresh state, keeping the containers' memory (a std::deque allocates even when empty, and
+  // every CUDA thread of every block starts here)
+  void reset() {
+    tid = {};
+    shfl_parity = mma_parity = mma16816_parity = ldsm_parity = 0;
+    cp_open.clear();
+    cp_groups.clear();
+  }
 };
 #ifdef EMU_FIBERS
 // EMU_FIBERS (module/build.sh): a block's CUDA threads are fibers (ucontext) on the launching OS
@@ -99,7 +107,16 @@ struct EmuBarrier {
     waiting.clear();
   }
   void wait() {
-    if (++count == n) return release();
+    wait([] {});
+  }
+  // The last thread to arrive runs `last` before any waiter resumes: a warp-collective operation
+  // (mma_sync) is computed once for the warp instead of once per lane.
+  template <class F>
+  void wait(F&& last) {
+    if (++count == n) {
+      last();
+      return release();
+    }
     waiting.push_back(emu_fiber_current());
     emu_fiber_block();
   }
@@ -115,9 +132,12 @@ struct EmuBarrier {
   std::atomic<long> gen{0};
   int n = 0;
   void init(int n_) { n = n_; count.store(0); gen.store(0); }
-  void wait() {
+  void wait() { wait([] {}); }
+  template <class F>
+  void wait(F&& last) {
     long g = gen.load(std::memory_order_acquire);
     if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      last();  // after every arrival (acq_rel chain), before the release of gen
       count.store(0, std::memory_order_relaxed);
       gen.store(g + 1, std::memory_order_release);
       gen.notify_all();
@@ -136,10 +156,12 @@ struct EmuBarrier {
   int n = 0, count = 0;
   long gen = 0;
   void init(int n_) { n = n_; count = 0; gen = 0; }
-  void wait() {
+  void wait() { wait([] {}); }
+  template <class F>
+  void wait(F&& last) {
     std::unique_lock<std::mutex> l(m);
     long g = gen;
-    if (++count == n) { count = 0; ++gen; cv.notify_all(); }
+    if (++count == n) { last(); count = 0; ++gen; cv.notify_all(); }
     else cv.wait(l, [&] { return gen != g; });
   }
   // a thread that has returned: later phases wait for one fewer (and this one may complete one)
@@ -332,7 +354,15 @@ struct EmuThreads {
   };
   std::vector<Fiber> fibers;
   EmuCtx sched;
-  std::deque<int> ready;
+  // Ready fibers, first in first out: a ring over 1024 slots (a fiber is in it at most once, and a
+  // block has at most 1024 threads). A std::deque allocated a chunk every 128 wake-ups.
+  struct Ready {
+    int slot[1024];
+    unsigned head = 0, tail = 0;
+    bool empty() const { return head == tail; }
+    void push_back(int id) { slot[tail++ % 1024] = id; }
+    int pop_front() { return slot[head++ % 1024]; }
+  } ready;
   int cur = -1;
   std::function<void(unsigned)> body;
   static void trampoline() {
@@ -340,7 +370,15 @@ struct EmuThreads {
     const int id = p.cur;
     p.body((unsigned)id);
     p.fibers[id].done = true;
-    emu_ctx_swap(p.fibers[id].ctx, p.sched);  // back to the scheduler for good
+    p.switch_away(id);  // for good: this stack is started afresh for the next block
+  }
+  // Leaves fiber `id` (blocked or done) straight for the next ready fiber, or for the scheduler
+  // when none is ready: one switch instead of two through the scheduler.
+  void switch_away(int id) {
+    if (ready.empty()) return emu_ctx_swap(fibers[id].ctx, sched);
+    cur = ready.pop_front();
+    g_emu_self = &fibers[cur].self;
+    emu_ctx_swap(fibers[id].ctx, fibers[cur].ctx);
   }
   static EmuThreads& emu_threads_instance();
   void run(unsigned nt, std::function<void(unsigned)> f) {
@@ -359,8 +397,7 @@ struct EmuThreads {
     }
     EmuSelf* outer = g_emu_self;
     while (!ready.empty()) {
-      cur = ready.front();
-      ready.pop_front();
+      cur = ready.pop_front();
       g_emu_self = &fibers[cur].self;
       emu_ctx_swap(sched, fibers[cur].ctx);
     }
@@ -378,8 +415,7 @@ inline int emu_fiber_current() { return EmuThreads::emu_threads_instance().cur; 
 inline void emu_fiber_ready(int id) { EmuThreads::emu_threads_instance().ready.push_back(id); }
 inline void emu_fiber_block() {
   EmuThreads& p = EmuThreads::emu_threads_instance();
-  emu_ctx_swap(p.fibers[p.cur].ctx, p.sched);
-  g_emu_self = &p.fibers[p.cur].self;  // resumed: the scheduler set cur to this fiber
+  p.switch_away(p.cur);  // resumed later by whoever set cur and g_emu_self to this fiber
 }
 inline EmuThreads& emu_threads() { return EmuThreads::emu_threads_instance(); }
 #else
@@ -501,7 +537,7 @@ struct EmuLaunch {
           g_block_bar.init(nt);
           for (unsigned w = 0; w < nt / 32; ++w) g_warp_bar[w].init(32);
           emu_threads().run(nt, [&](unsigned t) {
-            emu_self() = EmuSelf{};  // a pool thread or fiber starts as a fresh CUDA thread
+            emu_self().reset();  // a pool thread or fiber starts as a fresh CUDA thread
             threadIdx = {t % b.x, (t / b.x) % b.y, t / (b.x * b.y)};
             blockIdx = {bx, by, bz};
             k(args...);
