@@ -1,39 +1,13 @@
 // The GPU from Node: device tensors, every op, Block (fp32 and bf16) and LlamaModel on 'cuda',
 // against the CPU engine. Where a GPU answers this runs on it. Elsewhere it runs on the whole CUDA
-// module built for the CPU emulator (native/dev/cuda-emu/module/build.sh: the real kernels and
-// host code, every CUDA thread an OS thread), loaded through PUZZLE_CUDA_MODULE: so the bindings'
-// device paths and the kernels behind them are exercised by every `npm test`, GPU or not. Shapes
-// are tiny because the emulator is slow; cuda_check (benchmarks/gpu/check.sh) covers real sizes.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// module built for the CPU emulator (test/support/cuda-module.ts), so the bindings' device paths
+// and the kernels behind them are exercised by every `npm test`, GPU or not. Shapes are tiny
+// because the emulator is slow; cuda_check (benchmarks/gpu/check.sh) covers real sizes.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addonPath } from '../../ts/native/loader.js';
+import { chooseCudaModule } from '../support/cuda-module.js';
 
-const root = join(import.meta.dirname, '..', '..');
-
-// Must run before anything asks the addon about CUDA: the module is chosen once per process.
-function chooseModule(): { where: string } | { skip: string } {
-  const probe = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(addonPath)}).cudaInfo().devices)`], {
-    encoding: 'utf8',
-  });
-  if (probe.status === 0 && Number(probe.stdout.trim()) > 0) return { where: 'gpu' };
-  const script = join(root, 'native', 'dev', 'cuda-emu', 'module', 'build.sh');
-  // inside this checkout's build folder: build.sh's up-to-date check compares times only, so a
-  // module shared between checkouts could be another checkout's
-  const dir = process.env.EMU_MODULE_DIR ?? join(root, 'build', 'cuda-emu');
-  const so = join(dir, 'puzzle_cuda_emu.so');
-  const r = spawnSync('bash', [script, so], {
-    cwd: root, encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 << 20, env: { ...process.env, EMU_WORK: join(dir, 'work') },
-  });
-  if (r.status !== 0 || !existsSync(so)) {
-    // A broken emulator build is our defect, not a missing tool: it fails the test below.
-    return { skip: `BUILD FAILED\n${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error ?? ''}`.split('\n').slice(-40).join('\n')}` };
-  }
-  process.env.PUZZLE_CUDA_MODULE = so;
-  return { where: 'emulator' };
-}
-const choice = chooseModule();
+const choice = chooseCudaModule();
 const usable = 'where' in choice;
 
 // Imported after PUZZLE_CUDA_MODULE is set (the addon reads it at the first CUDA question).

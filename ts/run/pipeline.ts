@@ -112,16 +112,23 @@ export function searchOptions(c: RunConfig, table: BlockLibrary): SearchOptions 
   return o as SearchOptions;
 }
 
+/** The stages that run models on config.device (profile has its own setting). */
+const MODEL_STAGES: ReadonlySet<StageName> = new Set(['library', 'score', 'gkd', 'evaluate']);
+
 export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOptions = {}): Promise<RunResult> {
   const dir = resolve(dirIn);
   const P = paths(dir);
   const emit = opts.onEvent ?? (() => {});
   if (!existsSync(join(config.parent, 'config.json')))
     throw new PuzzleError('ERR_PUZZLE_CONFIG', `parent: ${config.parent} is not a model folder (no config.json)`);
+  // where this session's model stages run, recorded in their done markers (the setting is outside
+  // the fingerprints, so a resumed run may have trained on one machine and distilled on another)
+  let ranOn = 'cpu';
   if (config.device === 'cuda') {
     // before any stage starts, not hours in at the first model load
     const cuda = loadAddon().cudaInfo();
     if (cuda.devices === 0) throw new PuzzleError('ERR_PUZZLE_NO_GPU', `device: cuda, but no GPU answers (${cuda.description}); set device: cpu or run on a GPU machine`);
+    ranOn = `cuda: ${cuda.description}`;
   }
   try {
     mkdirSync(join(dir, 'stages'), { recursive: true });
@@ -197,6 +204,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     }
     const t0 = performance.now();
     const summary = await body();
+    if (MODEL_STAGES.has(s)) summary.device = ranOn;
     finish(s, summary);
     emit({ kind: 'stage', index, total: STAGES.length, stage: s, status: 'done', summary, seconds: (performance.now() - t0) / 1000 });
   };

@@ -41,8 +41,14 @@ export function writeReport(dir: string, config: RunConfig): Record<string, unkn
   const costs = readJson<CostTable & { additivity?: unknown[] }>(join(dir, 'costs.json'));
   const gkd = readJson<{ summary: Record<string, unknown> }>(join(dir, 'stages', 'gkd.done.json'))?.summary ?? null;
   const library = readJson<{ summary: Record<string, unknown> }>(join(dir, 'stages', 'library.done.json'))?.summary ?? null;
+  // where each model stage ran, from its done marker
+  const ranOn: Record<string, string> = {};
+  for (const s of ['library', 'score', 'gkd', 'evaluate']) {
+    const d = readJson<{ summary?: { device?: string } }>(join(dir, 'stages', `${s}.done.json`))?.summary?.device;
+    if (d) ranOn[s] = d;
+  }
   const report = {
-    version: 1, dir, config, library, device: costs?.device ?? null, scenario: costs?.scenario ?? null, additivity: costs?.additivity ?? null,
+    version: 1, dir, config, library, ran_on: ranOn, device: costs?.device ?? null, scenario: costs?.scenario ?? null, additivity: costs?.additivity ?? null,
     search: solution && { status: solution.status, objective: solution.objective, metric: solution.metric, totals: solution.totals, budgets: solution.budgets, layers: solution.layers.map((l) => l.variant) },
     baselines: Object.fromEntries(Object.entries(baselines).map(([k, r]) => [k, { status: r.status, objective: r.objective, layers: r.layers.map((l) => l.variant) }])),
     gkd, evaluate,
@@ -79,7 +85,11 @@ function summaryMarkdown(report: Record<string, unknown>, e: Evaluate | null, so
   out.push(`- parent: \`${c.parent}\`; data: \`${c.data}\``);
   const dev = report.device as { kind?: string; model?: string; isa?: string; threads?: number } | null;
   const dtype = (report.scenario as { dtype?: string } | null)?.dtype ?? 'float32';
-  if (dev) out.push(`- device: ${dev.model} (${dev.isa}, ${dev.threads} ${dev.kind === 'cuda' ? 'SMs' : 'threads'}), ${dtype}; scenario: batch ${c.profile.batch}, prompt ${c.profile.prompt}, ${c.profile.generate} generated tokens`);
+  const ranOn = Object.entries((report.ran_on ?? {}) as Record<string, string>);
+  const places = [...new Set(ranOn.map(([, d]) => d))];
+  if (places.length === 1) out.push(`- models trained and evaluated on ${places[0]}`);
+  else if (places.length > 1) out.push(`- models ran on: ${ranOn.map(([s, d]) => `${s} ${d}`).join('; ')}`);
+  if (dev) out.push(`- costs measured on: ${dev.model} (${dev.isa}, ${dev.threads} ${dev.kind === 'cuda' ? 'SMs' : 'threads'}), ${dtype}; scenario: batch ${c.profile.batch}, prompt ${c.profile.prompt}, ${c.profile.generate} generated tokens`);
   out.push('');
   if (e) {
     out.push('## Parent against child (measured, test split)', '', '```', ...resultTable(e), '```', '');
