@@ -14,7 +14,7 @@ export { loadAddon } from './native/loader.js';
 export { parseConfig, toHfConfig, modelParams, type ModelConfig, type LayerSpec, type AttentionSpec, type FfnSpec } from './model/config.js';
 export { widthFromFfnMult, ffnMultForWidth, layerToBlockConfig, blockConfigToLayer, type DeciBlockConfig } from './model/decilm.js';
 export { openModelFolder, loadModel, saveModel, type SaveOptions } from './model/hf.js';
-export { LlamaModel, batchTensor, type KvCache } from './model/llama.js';
+export { LlamaModel, batchTensor, type KvCache, type ModelDType } from './model/llama.js';
 export { generate, type GenerateOptions } from './model/generate.js';
 export { openSafetensors, readFloat32, readInt32, writeSafetensors } from './model/safetensors.js';
 export { ropeTables, inverseFrequencies } from './model/rope.js';

@@ -221,6 +221,23 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   return run_on(a, {out, x}, [=](const Backend& be) { be.ops.accumulate(out->f32(), x->f32(), n); });
 }
 
+// cast(out, inp, n): float32 -> bfloat16 (rounded to nearest even) or bfloat16 -> float32 (exact),
+// on the device both live on: the residual stream of a bf16 model enters and leaves its blocks so
+constexpr DType B16 = DType::BF16;
+Napi::Value Cast(const Napi::CallbackInfo& info) {
+  Args a(info, "cast");
+  // the direction is the input's dtype (anything else fails in a.tensor, by name)
+  const TensorData* peek = info.Length() > 1 && Tensor::Is(info[1]) ? Tensor::Unwrap(info[1].As<Napi::Object>())->data().get() : nullptr;
+  const bool down = !peek || peek->dtype != B16;
+  auto out = a.tensor(0, "out", down ? B16 : F), inp = a.tensor(1, "inp", down ? F : B16);
+  int64_t n = a.dim(2, "n");
+  a.numel(out, "out", n, "n"), a.numel(inp, "inp", n, "n");
+  return run_on(a, {out, inp}, [=](const Backend& be) {
+    if (down) be.ops_bf16.to_bf16(static_cast<bf16*>(out->ptr()), inp->f32(), n);
+    else be.ops_bf16.to_f32(out->f32(), static_cast<const bf16*>(inp->ptr()), n);
+  });
+}
+
 // crossEntropyForward(losses[N], lse[N], logits[N,V], targets[N], N, V)
 Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   Args a(info, "crossEntropyForward");
@@ -369,6 +386,7 @@ void InitOps(Napi::Env env, Napi::Object exports) {
   o.Set("swigluForward", Napi::Function::New(env, SwigluForward));
   o.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
   o.Set("add", Napi::Function::New(env, Add));
+  o.Set("cast", Napi::Function::New(env, Cast));
   o.Set("accumulate", Napi::Function::New(env, Accumulate));
   o.Set("crossEntropyForward", Napi::Function::New(env, CrossEntropyForward));
   o.Set("crossEntropyBackward", Napi::Function::New(env, CrossEntropyBackward));

@@ -175,6 +175,18 @@ export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
   return out;
 }
 
+/**
+ * A copy of `x` in another dtype, on its device: float32 -> bfloat16 rounds to nearest even,
+ * bfloat16 -> float32 is exact. Returns `x` itself when it already has that dtype.
+ */
+export async function cast(x: Tensor, dtype: 'float32' | 'bfloat16'): Promise<Tensor> {
+  lastDim(x, 'x');
+  if (x.dtype === dtype) return x;
+  const out = zeros(x.shape, dtype, x.device);
+  await fill([out], () => raw().cast(out, x, x.numel));
+  return out;
+}
+
 /** out += a, in place. */
 export async function accumulate(out: Tensor, a: Tensor): Promise<void> {
   await native(() => raw().accumulate(out, a, out.numel));

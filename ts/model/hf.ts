@@ -10,7 +10,7 @@ import { replaceDirAtomic } from '../run/atomic.js';
 import { PuzzleError } from '../core/errors.js';
 import type { DeviceName } from '../core/tensor.js';
 import { parseConfig, toHfConfig, type ModelConfig } from './config.js';
-import { LlamaModel } from './llama.js';
+import { LlamaModel, type ModelDType } from './llama.js';
 import { openSafetensors, readFloat32, writeSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
@@ -81,11 +81,11 @@ function expectShape(folder: ModelFolder, name: string, want: number[]): void {
     throw new PuzzleError('ERR_PUZZLE_CONFIG', `${folder.dir}: tensor '${name}' is ${JSON.stringify(got)} but config.json implies ${JSON.stringify(want)}`);
 }
 
-/** Loads a whole model (weights read one tensor at a time into the engine, on `device`). */
-export function loadModel(dir: string, device: DeviceName = 'cpu'): LlamaModel {
+/** Loads a whole model (weights read one tensor at a time into the engine, on `device`; `dtype` 'bfloat16' for mixed precision). */
+export function loadModel(dir: string, device: DeviceName = 'cpu', dtype: ModelDType = 'float32'): LlamaModel {
   const folder = openModelFolder(dir);
   const c = folder.config;
-  const model = new LlamaModel(c, undefined, device);
+  const model = new LlamaModel(c, undefined, device, dtype);
   try {
     const load = (name: string, t: { shape: number[]; copyFrom(a: Float32Array): unknown }) => {
       expectShape(folder, name, t.shape);

@@ -9,6 +9,9 @@ import { PuzzleError } from '../core/errors.js';
 import * as ops from '../core/ops.js';
 import type { ParamGroup } from '../core/optim.js';
 import { ids as idsTensor, tensor, to, zeros, type DeviceName, type Tensor } from '../core/tensor.js';
+
+/** Storage of the residual stream, activations and KV caches inside the blocks. */
+export type ModelDType = 'float32' | 'bfloat16';
 import type { LayerSpec, ModelConfig } from './config.js';
 import { ropeTables } from './rope.js';
 
@@ -72,6 +75,12 @@ export class LlamaModel {
   readonly config: ModelConfig;
   /** where every weight, gradient, activation and KV cache of the model lives */
   readonly device: DeviceName;
+  /**
+   * 'bfloat16': mixed precision. The blocks keep float32 master weights and gradients and run on
+   * bf16 copies, with bf16 activations and KV caches; the embedding, final norm, LM head and
+   * losses stay float32, and the residual stream is rounded to bf16 on the way into the blocks.
+   */
+  readonly dtype: ModelDType;
   readonly embed: Tensor;
   readonly blocks: Block[];
   readonly norm: Tensor;
@@ -82,23 +91,32 @@ export class LlamaModel {
   private saved: Saved | null = null;
   private retained: Tensor[] = [];
 
-  /** `device` defaults to that of the blocks given, else the CPU; given blocks must all live there. */
-  constructor(config: ModelConfig, blocks?: Block[], device?: DeviceName) {
+  /**
+   * `device` and `dtype` default to those of the blocks given, else the CPU and float32; given
+   * blocks must all live there and have that dtype.
+   */
+  constructor(config: ModelConfig, blocks?: Block[], device?: DeviceName, dtype?: ModelDType) {
     this.config = config;
     this.device = device ?? blocks?.[0]?.device ?? 'cpu';
+    this.dtype = dtype ?? blocks?.[0]?.dtype ?? 'float32';
+    if (this.dtype !== 'float32' && this.dtype !== 'bfloat16')
+      throw new PuzzleError('ERR_PUZZLE_ARG', `LlamaModel: dtype must be 'float32' or 'bfloat16', got '${String(this.dtype)}'`);
     const elsewhere = blocks?.findIndex((b) => b.device !== this.device) ?? -1;
     if (elsewhere >= 0)
       throw new PuzzleError('ERR_PUZZLE_DEVICE', `LlamaModel: block ${elsewhere} is on ${blocks![elsewhere].device}, the model on ${this.device}`);
+    const other = blocks?.findIndex((b) => b.dtype !== this.dtype) ?? -1;
+    if (other >= 0)
+      throw new PuzzleError('ERR_PUZZLE_DTYPE', `LlamaModel: block ${other} is ${blocks![other].dtype}, the model ${this.dtype}`);
     const d = this.device;
     this.embed = zeros([config.vocab, config.hidden], 'float32', d);
     this.norm = tensor(new Float32Array(config.hidden).fill(1), [config.hidden], 'float32', d);
     this.head = config.tieEmbeddings ? null : zeros([config.vocab, config.hidden], 'float32', d);
-    this.blocks = blocks ?? config.layers.map((l) => new Block({ ...blockShape(config, l), device: d }));
+    this.blocks = blocks ?? config.layers.map((l) => new Block({ ...blockShape(config, l), device: d, dtype: this.dtype }));
   }
 
   /** HF-style random init: normal(0, 0.02) weights, unit norms. */
-  static random(config: ModelConfig, seed = 0, std = 0.02, device: DeviceName = 'cpu'): LlamaModel {
-    const m = new LlamaModel(config, undefined, device);
+  static random(config: ModelConfig, seed = 0, std = 0.02, device: DeviceName = 'cpu', dtype: ModelDType = 'float32'): LlamaModel {
+    const m = new LlamaModel(config, undefined, device, dtype);
     m.embed.copyFrom(normalInit(m.embed.numel, std, seed * 1000 + 1));
     m.head?.copyFrom(normalInit(m.head.numel, std, seed * 1000 + 2));
     m.blocks.forEach((b, i) => {
@@ -152,15 +170,17 @@ export class LlamaModel {
     const ids = to(hostIds, this.device);
     if (ids !== hostIds && opts.train) this.retained.push(ids);  // backward reads them
     const rope = this.ropeFor(T);
-    let h = await ops.embeddingForward(ids, this.embed);
+    let h = await this.intoBlocks(await ops.embeddingForward(ids, this.embed));
     if (ids !== hostIds && !opts.train) ids.dispose();
+    // hidden states are handed out in float32 (copies, for a bf16 model): the losses are float32
     const hidden: Tensor[] = [];
     for (const block of this.blocks) {
       const next = await block.forward(h, B, T, rope, Boolean(opts.train));
-      if (opts.hidden) hidden.push(next);
+      if (opts.hidden) hidden.push(await ops.cast(next, 'float32'));
       if (!hidden.includes(h)) h.dispose();
       h = next;
     }
+    h = await this.outOfBlocks(h, hidden);
     const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
     const logits = await ops.matmulForward(normed, this.head ?? this.embed);
     this.retained.push(...hidden);
@@ -176,13 +196,13 @@ export class LlamaModel {
     return { logits, hidden };
   }
 
-  /** A KV cache for B sequences of up to Tmax tokens: K and V [B, Tmax, kvHeads, headDim] per GQA layer. */
+  /** A KV cache for B sequences of up to Tmax tokens: K and V [B, Tmax, kvHeads, headDim] per GQA layer, in the model's dtype. */
   newCache(B: number, Tmax: number): KvCache {
     const layers = this.config.layers.map((l) =>
       l.attention.kind === 'gqa'
         ? {
-          k: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], 'float32', this.device),
-          v: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], 'float32', this.device),
+          k: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], this.dtype, this.device),
+          v: zeros([B, Tmax, l.attention.kvHeads, this.config.headDim], this.dtype, this.device),
         }
         : null);
     return { B, Tmax, length: 0, layers };
@@ -202,19 +222,34 @@ export class LlamaModel {
     const rope = this.ropeFor(past + T);
     const pos = idsTensor(Int32Array.from({ length: T }, (_, t) => past + t), [T], this.device);
     const ids = to(hostIds, this.device);
-    let h = await ops.embeddingForward(ids, this.embed);
+    let h = await this.intoBlocks(await ops.embeddingForward(ids, this.embed));
     if (ids !== hostIds) ids.dispose();
     for (const [i, block] of this.blocks.entries()) {
       const next = await block.forwardCached(h, B, T, { ...rope, pos }, cache.layers[i], past);
       h.dispose();
       h = next;
     }
+    h = await this.outOfBlocks(h, []);
     pos.dispose();
     const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
     const logits = await ops.matmulForward(normed, this.head ?? this.embed);
     h.dispose(), normed.dispose(), rstd.dispose();
     cache.length += T;
     return logits;
+  }
+
+  /** The embedding's float32 output in the blocks' dtype (consumed). */
+  private async intoBlocks(x: Tensor): Promise<Tensor> {
+    const y = await ops.cast(x, this.dtype);
+    if (y !== x) x.dispose();
+    return y;
+  }
+
+  /** The last block's output in float32 for the final norm (consumed unless it is one of `keep`). */
+  private async outOfBlocks(h: Tensor, keep: Tensor[]): Promise<Tensor> {
+    const y = await ops.cast(h, 'float32');
+    if (y !== h && !keep.includes(h)) h.dispose();
+    return y;
   }
 
   /** Releases what the last forward kept (hidden states, saved activations). */
@@ -262,14 +297,23 @@ export class LlamaModel {
     lm.dinp.dispose();
     await ops.accumulate(g.norm, nb.dweight);
     nb.dweight.dispose();
-    let d = nb.dinp;
+    let d = await this.intoBlocks(nb.dinp);
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       const extra = extraHidden?.[i];
-      if (extra) await ops.accumulate(d, extra);
+      if (extra) {
+        // the extra gradient is float32 (as the hidden states handed out are): add in float32
+        const wide = await ops.cast(d, 'float32');
+        await ops.accumulate(wide, extra);
+        if (wide !== d) {
+          d.dispose();
+          d = await this.intoBlocks(wide);
+        }
+      }
       const dx = (await this.blocks[i].backward(d, true))!;
       d.dispose();
       d = dx;
     }
+    d = await this.outOfBlocks(d, []);
     await ops.embeddingBackward(g.embed, d, s.ids);
     d.dispose();
   }

@@ -43,6 +43,7 @@ export interface NativeOps {
   swigluBackward(dgu: T, dout: T, gu: T, N: number, F: number): Promise<void>;
   add(out: T, a: T, b: T, n: number): Promise<void>;
   accumulate(out: T, a: T, n: number): Promise<void>;
+  cast(out: T, inp: T, n: number): Promise<void>;
   crossEntropyForward(losses: T, lse: T, logits: T, targets: T, N: number, V: number): Promise<void>;
   crossEntropyBackward(dlogits: T, logits: T, lse: T, targets: T, N: number, V: number, scale: number): Promise<void>;
   klForward(losses: T, teacher: T, student: T, N: number, V: number): Promise<void>;
