@@ -370,15 +370,15 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     std::lock_guard<std::mutex> lk(b.mutex());
     int64_t rows = 0, cols = 0;
-    if (b.dtype() != DType::F32)
-      throw make_error(env, "ERR_PUZZLE_DTYPE", "Block.savedActivation: a bfloat16 block keeps bfloat16 activations; this reads float32 blocks only");
-    const float* src = b.saved_activation(name, &rows, &cols);
+    const void* src = b.saved_activation(name, &rows, &cols);
     if (!src)
       throw make_error(env, "ERR_PUZZLE_STATE",
                        "Block.savedActivation: no activation '" + name +
                            "' (names: attn_input, x1, ffn_input, ffn_hidden; it must exist in this variant and a forward with save = true must precede)");
+    // float32 always: a bfloat16 block's activation is widened (exactly) on its device
     TensorRef t = new_tensor(env, {rows, cols}, DType::F32, b.backend(), "Block.savedActivation");
-    b.backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
+    if (b.dtype() == DType::BF16) b.backend().ops_bf16.to_f32(t->f32(), static_cast<const bf16*>(src), rows * cols);
+    else b.backend().copy_device(t->buf->ptr, src, (size_t)rows * cols * sizeof(float));
     device_done(env, b.backend(), "Block.savedActivation");
     return Tensor::Wrap(env, t);
   }

@@ -225,16 +225,15 @@ void Block::forward_t(T* out, const T* x, const BlockInputs& in, bool save) {
   saved_ = save;
 }
 
-const float* Block::saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const {
-  if (dtype_ != DType::F32) throw std::logic_error("Block::saved_activation: the activations of a bf16 block are bf16");
+const void* Block::saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const {
   *rows = ws_N_;
   *cols = 0;
   if (!saved_) return nullptr;
   const bool attn = cfg_.attn != AttnKind::NoOp, ffn = cfg_.ffn != FfnKind::NoOp;
-  if (name == "attn_input" && attn) return *cols = cfg_.C, ln1_->f32();
-  if (name == "x1") return *cols = cfg_.C, x1_->f32();
-  if (name == "ffn_input" && ffn) return *cols = cfg_.C, ln2_->f32();
-  if (name == "ffn_hidden" && cfg_.ffn == FfnKind::SwiGLU) return *cols = cfg_.F, h_->f32();
+  if (name == "attn_input" && attn) return *cols = cfg_.C, ln1_->ptr;
+  if (name == "x1") return *cols = cfg_.C, x1_->ptr;
+  if (name == "ffn_input" && ffn) return *cols = cfg_.C, ln2_->ptr;
+  if (name == "ffn_hidden" && cfg_.ffn == FfnKind::SwiGLU) return *cols = cfg_.F, h_->ptr;
   return nullptr;
 }
 

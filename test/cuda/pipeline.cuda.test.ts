@@ -1,5 +1,6 @@
-// `puzzle run` end to end with `device: cuda` against the same run on the CPU: every stage that runs
-// models (BLD library, replace-1-block scores, GKD, evaluation) goes through the CUDA module, and
+// `puzzle run` end to end with `device: cuda` (and its default mixed precision) against the same
+// run on the CPU in bfloat16: every stage that runs models (BLD library, replace-1-block scores,
+// GKD, evaluation) goes through the CUDA module, and
 // what each stage wrote must agree with the CPU run's within the tolerances of tensor-core
 // products. On a machine without a GPU the module is the one built for the CPU emulator
 // (test/support/cuda-module.ts); the settings are small so that this takes minutes there.
@@ -50,14 +51,15 @@ describe.runIf(usable)('puzzle run with device: cuda', () => {
   it('runs every stage on the GPU, and what each stage wrote agrees with the CPU run', async () => {
     const work = mkdtempSync(join(tmpdir(), 'puzzle-run-cuda-'));
     const cpu = join(work, 'cpu'), gpu = join(work, 'cuda');
-    await runPipeline(resolveConfig({ ...SMALL, device: 'cpu' }, 'cpu.json'), cpu);
+    // mixed precision on both sides: explicit on the CPU, the default (auto) on cuda
+    await runPipeline(resolveConfig({ ...SMALL, device: 'cpu', dtype: 'bfloat16' }, 'cpu.json'), cpu);
     await runPipeline(resolveConfig({ ...SMALL, device: 'cuda' }, 'cuda.json'), gpu);
 
     // where each model stage ran is recorded, and said in the summary
     const report = json(gpu, 'report.json');
-    for (const s of ['library', 'score', 'gkd', 'evaluate']) expect(report.ran_on[s], s).toMatch(/^cuda: /);
-    expect(json(cpu, 'report.json').ran_on.library).toBe('cpu');
-    expect(readFileSync(join(gpu, 'summary.md'), 'utf8')).toMatch(/models trained and evaluated on cuda: /);
+    for (const s of ['library', 'score', 'gkd', 'evaluate']) expect(report.ran_on[s], s).toMatch(/^cuda: .*, bfloat16$/);
+    expect(json(cpu, 'report.json').ran_on.library).toBe('cpu, bfloat16');
+    expect(readFileSync(join(gpu, 'summary.md'), 'utf8')).toMatch(/models trained and evaluated on cuda: .*, bfloat16/);
 
     // BLD: the training-free init and one step, per variant (NMSE of the layer output)
     const libC = perVariant(cpu, 'subblocks'), libG = perVariant(gpu, 'subblocks');
@@ -71,7 +73,7 @@ describe.runIf(usable)('puzzle run with device: cuda', () => {
       expect(relDiff(g.valNmseBld, c.valNmseBld), `${k} BLD NMSE ${g.valNmseBld} vs ${c.valNmseBld}`).toBeLessThan(0.05);
     }
     expect(trained).toBeGreaterThanOrEqual(8 * 4);
-    // and it really ran elsewhere: bf16 tensor-core operands never reproduce the CPU's bits
+    // and it really ran elsewhere: the GPU's products never reproduce the CPU's bits
     expect([...libC].filter(([k, c]) => c.valNmseBld !== undefined && c.valNmseBld !== libG.get(k)!.valNmseBld).length).toBeGreaterThan(trained / 2);
 
     // replace-1-block scores: the child's LM loss and its KL from the parent

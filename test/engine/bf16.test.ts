@@ -164,13 +164,30 @@ describe('bfloat16 blocks against the PyTorch goldens', () => {
     await expectError(() => f32.block.dropMasterWeights(), 'ERR_PUZZLE_DTYPE', 'bfloat16');
   });
 
-  it('refuses float32 activations, savedActivation and unknown dtypes with typed errors', async () => {
+  it('hands saved activations out widened to float32', async () => {
+    const g = new Golden('block_gqa2_swiglu');
+    const b16 = build(g, 'bfloat16'), b32 = build(g, 'float32');
+    const x16 = tensor(g.f32('x'), g.shape('x'), 'bfloat16'), x32 = tensor(g.f32('x'), g.shape('x'));
+    live.push(x16, x32);
+    live.push(await b16.block.forward(x16, g.meta('B'), g.meta('T'), b16.rope, true), await b32.block.forward(x32, g.meta('B'), g.meta('T'), b32.rope, true));
+    for (const name of ['attn_input', 'x1', 'ffn_input', 'ffn_hidden']) {
+      const a16 = b16.block.savedActivation(name), a32 = b32.block.savedActivation(name);
+      live.push(a16, a32);
+      expect(a16.dtype).toBe('float32');
+      expect(a16.shape).toEqual(a32.shape);
+      const v = a16.toArray();
+      // bf16 values, exactly widened, close to the float32 block's
+      expect(Array.from(tensor(v, a16.shape, 'bfloat16').toArray())).toEqual(Array.from(v));
+      expect(relL2(v, a32.toArray()), name).toBeLessThan(2e-2);
+    }
+  });
+
+  it('refuses float32 activations and unknown dtypes with typed errors', async () => {
     const g = new Golden('block_gqa2_swiglu');
     const { block, rope } = build(g, 'bfloat16');
     const x = tensor(g.f32('x'), g.shape('x'));
     live.push(x);
     await expectError(block.forward(x, g.meta('B'), g.meta('T'), rope, true), 'ERR_PUZZLE_DTYPE', "'x'", 'bfloat16', 'float32');
-    await expectError(() => block.savedActivation('x1'), 'ERR_PUZZLE_DTYPE', 'bfloat16');
     const bad = g.f32('x').slice();
     bad[5] = Infinity;
     const xb = tensor(bad, g.shape('x'), 'bfloat16');

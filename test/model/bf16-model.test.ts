@@ -6,7 +6,10 @@ import * as ops from '../../ts/core/ops.js';
 import { ids, tensor } from '../../ts/core/tensor.js';
 import { Block } from '../../ts/core/block.js';
 import { LlamaModel, blockShape } from '../../ts/model/llama.js';
-import { tinyConfig } from '../support/tiny-run.js';
+import { tinyConfig, synthetic } from '../support/tiny-run.js';
+import { trainLayer, DEFAULT_BLD, type VariantJob } from '../../ts/library/bld.js';
+import { gkdBackward } from '../../ts/distill/gkd.js';
+import { packedFromArrays } from '../../ts/train/batches.js';
 import { expectError } from '../support/expect-error.js';
 
 function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -14,6 +17,7 @@ function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < b.length; i++) num += (a[i] - b[i]) ** 2, den += b[i] ** 2;
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
+const relNum = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 // every activation rounded to 8 significant bits between ops, summed in float32
 const TOL = 2e-2;
 
@@ -95,5 +99,34 @@ describe('a bfloat16 LlamaModel', () => {
     const blocks = c.layers.map((l, i) => new Block({ ...blockShape(c, l), dtype: i === 1 ? 'bfloat16' : 'float32' }));
     expect(() => new LlamaModel(c, blocks)).toThrow(/block 1 is bfloat16, the model float32/);
     expect(() => new LlamaModel(c, undefined, 'cpu', 'float16' as 'bfloat16')).toThrow(/dtype must be 'float32' or 'bfloat16', got 'float16'/);
+  });
+
+  it('trains BLD variants and takes GKD steps as the float32 model does', async () => {
+    const c = tinyConfig();
+    const data = packedFromArrays(synthetic(6, 9, 3));
+    const L = c.layers[1];
+    const jobs = [
+      { id: 'ffn-linear', layer: { attention: L.attention, ffn: { kind: 'linear' } }, trains: ['ffn'] },
+      { id: 'attn-kv1', layer: { attention: { kind: 'gqa', kvHeads: 1 }, ffn: L.ffn }, trains: ['attention'] },
+    ] as VariantJob[];
+    const settings = { ...DEFAULT_BLD, batch: 2, steps: 2, lr: 1e-3, calibrationBatches: 1, validationBatches: 1 };
+    const res = [] as Awaited<ReturnType<typeof trainLayer>>[];
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const parent = LlamaModel.random(c, 5, 0.02, 'cpu', dtype);
+      res.push(await trainLayer({ parent, layer: 1, jobs, train: data, validation: data, settings }));
+    }
+    for (const [i, v] of res[1].entries()) {
+      expect(v.block.dtype).toBe('bfloat16');
+      expect(relNum(v.valNmseInit, res[0][i].valNmseInit), `${v.job.id} init`).toBeLessThan(5e-2);
+      expect(relNum(v.valNmseFinal, res[0][i].valNmseFinal), `${v.job.id} final`).toBeLessThan(5e-2);
+    }
+    const input = ids([1, 5, 9, 2, 23, 7, 0, 12], [2, 4]), targets = ids([5, 9, 2, 23, 7, 0, 12, 3], [8]);
+    const losses = [] as number[];
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const parent = LlamaModel.random(c, 6, 0.02, 'cpu', dtype), child = LlamaModel.random(c, 7, 0.02, 'cpu', dtype);
+      child.zeroGrad();
+      losses.push((await gkdBackward(parent, child, input, targets, { cosine: 1, kl: 1, lm: 0.5 })).loss);
+    }
+    expect(relNum(losses[1], losses[0])).toBeLessThan(2e-2);
   });
 });

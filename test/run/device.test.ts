@@ -25,10 +25,25 @@ describe('the device of the training stages', () => {
   });
 
   it('is in no stage fingerprint: a run resumes on another machine without redoing finished stages', () => {
-    const cpu = resolveConfig({}, 'a'), cuda = resolveConfig({ device: 'cuda' }, 'b');
+    // at the same precision (cuda's default is bfloat16, the CPU's float32)
+    const cpu = resolveConfig({ dtype: 'bfloat16' }, 'a'), cuda = resolveConfig({ device: 'cuda' }, 'b');
     for (const s of STAGES) expect(fingerprint(stageSettings(cuda, s)), s).toBe(fingerprint(stageSettings(cpu, s)));
     // while a real setting of a stage does change its fingerprint
     expect(fingerprint(stageSettings(resolveConfig({ gkd: { steps: 1 } }, 'c'), 'gkd'))).not.toBe(fingerprint(stageSettings(cpu, 'gkd')));
+  });
+
+  it('has a precision: auto is bfloat16 on cuda and float32 on cpu, and bfloat16 is fingerprinted', () => {
+    expect(resolveConfig({}, 'a').dtype).toBe('float32');
+    expect(resolveConfig({ device: 'cuda' }, 'a').dtype).toBe('bfloat16');
+    expect(resolveConfig({ device: 'cuda', dtype: 'float32' }, 'a').dtype).toBe('float32');
+    expect(() => resolveConfig({ dtype: 'half' }, 'run.yaml')).toThrow(/run.yaml: "dtype": expected auto, float32 or bfloat16, got "half"/);
+    const f32 = resolveConfig({}, 'a'), b16 = resolveConfig({ dtype: 'bfloat16' }, 'a');
+    // float32 adds nothing: runs from before the setting keep their fingerprints
+    for (const s of STAGES) expect(stageSettings(f32, s), s).not.toHaveProperty('dtype');
+    for (const s of STAGES) {
+      const same = s === 'parent' || s === 'profile';
+      expect(fingerprint(stageSettings(b16, s)) === fingerprint(stageSettings(f32, s)), s).toBe(same);
+    }
   });
 
   it.runIf(loadAddon().cudaInfo().devices === 0)('is refused before any stage starts where no GPU answers', async () => {

@@ -8,7 +8,7 @@ import { gkd, type GkdResult } from '../distill/gkd.js';
 import { readHeader } from '../library/store.js';
 import { loadModel, saveModel } from '../model/hf.js';
 import { fromPacked } from '../train/batches.js';
-import { DEVICE_HELP, device, int, num } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface AssembleOptions {
@@ -52,6 +52,7 @@ export interface GkdCliOptions {
   evalBatches: number;
   checkpointEvery?: number;
   device?: 'cpu' | 'cuda';
+  dtype?: 'auto' | 'float32' | 'bfloat16';
   json?: boolean;
 }
 
@@ -61,7 +62,7 @@ export async function runGkd(o: GkdCliOptions): Promise<GkdResult> {
   const data = await loadSplits(o.data);
   const train = fromPacked(await packSplit(data, 'train', tok, o.seq));
   const validation = fromPacked(await packSplit(data, 'validation', tok, o.seq));
-  const parent = loadModel(o.parent, o.device);  // the child trains where the parent runs
+  const parent = loadModel(o.parent, o.device, resolveDType(o.dtype, o.device));  // the child trains where and as the parent runs
   try {
     return await gkd({
       parent, childDir: o.child, train, validation, outDir: o.out, steps: o.steps, batch: o.batch, lr: o.lr, warmup: o.warmup, seed: o.seed,
@@ -121,6 +122,7 @@ export function registerDistillCommands(program: Command): void {
     .option('--eval-batches <n>', 'validation batches', int('--eval-batches'), 8)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', int('--checkpoint-every'))
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
+    .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'one JSON event per line')
     .action(async (o: GkdCliOptions) => {
       await runGkd(o);

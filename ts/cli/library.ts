@@ -13,7 +13,7 @@ import { openModelFolder } from '../model/hf.js';
 import { writeJsonAtomic } from '../run/atomic.js';
 import { LIBRARY_FILE, LIBRARY_FORMAT } from '../search/load.js';
 import { fromPacked } from '../train/batches.js';
-import { DEVICE_HELP, device, int, num } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface LibraryBuildOptions {
@@ -30,6 +30,7 @@ export interface LibraryBuildOptions {
   linearInit: 'product' | 'least-squares';
   shard?: string;
   device?: 'cpu' | 'cuda';
+  dtype?: 'auto' | 'float32' | 'bfloat16';
   json?: boolean;
 }
 
@@ -56,7 +57,7 @@ export async function runLibraryBuild(o: LibraryBuildOptions) {
   }
   const steps = Math.max(1, Math.round(o.tokens / (o.batch * o.seq)));
   const r = await buildLibrary({
-    parentDir: o.parent, lib: o.out, train, validation, dataSpec: o.data, space, coupled: o.coupled, shard: parseShard(o.shard), device: o.device,
+    parentDir: o.parent, lib: o.out, train, validation, dataSpec: o.data, space, coupled: o.coupled, shard: parseShard(o.shard), device: o.device, dtype: resolveDType(o.dtype, o.device),
     settings: { batch: o.batch, steps, lr: o.lr, ffnInit: o.ffnInit, linearInit: o.linearInit },
     onEvent: (e) => {
       progress.event(e as unknown as Record<string, unknown>);
@@ -92,6 +93,7 @@ export function registerLibraryCommands(program: Command): void {
     .option('--linear-init <m>', 'product | least-squares', 'product')
     .option('--shard <i/N>', 'build only layers with layer % N == i (run N of these, then `library show` checks)')
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
+    .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'one JSON event per line')
     .action(async (o: LibraryBuildOptions) => {
       const r = await runLibraryBuild(o);

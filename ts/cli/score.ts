@@ -5,7 +5,7 @@ import { loadModel } from '../model/hf.js';
 import { evalBatches } from '../eval/run.js';
 import { scoreLibrary } from '../score/replace1.js';
 import { builtinTasks } from '../data/tasks.js';
-import { DEVICE_HELP, device, int } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int } from './args.js';
 import { createProgress } from './progress.js';
 
 export function registerScoreCommand(program: Command): void {
@@ -20,10 +20,11 @@ export function registerScoreCommand(program: Command): void {
     .option('--seq <n>', 'sequence length', int('--seq'), 256)
     .option('--task-items <n>', 'also score downstream-task accuracy on this many items per built-in task (0 = off)', int('--task-items'), 0)
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
+    .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'one JSON event per line')
-    .action(async (o: { parent: string; library: string; data: string; split: 'validation' | 'test' | 'train'; sequences: number; seq: number; taskItems: number; device: 'cpu' | 'cuda'; json?: boolean }) => {
+    .action(async (o: { parent: string; library: string; data: string; split: 'validation' | 'test' | 'train'; sequences: number; seq: number; taskItems: number; device: 'cpu' | 'cuda'; dtype: 'auto' | 'float32' | 'bfloat16'; json?: boolean }) => {
       const progress = createProgress({ json: o.json });
-      const parent = loadModel(o.parent, o.device);
+      const parent = loadModel(o.parent, o.device, resolveDType(o.dtype, o.device));
       try {
         const tok = Tokenizer.load(o.parent);
         const { batches } = await evalBatches(o.data, () => tok, parent.config.vocab, o.split, o.seq, 8, o.sequences);

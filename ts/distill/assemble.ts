@@ -11,7 +11,7 @@ import { composeBlock } from '../library/compose.js';
 import { checkLibrary, readHeader, type LibraryEntry } from '../library/store.js';
 import type { ModelConfig } from '../model/config.js';
 import { loadModel } from '../model/hf.js';
-import { LlamaModel } from '../model/llama.js';
+import { LlamaModel, type ModelDType } from '../model/llama.js';
 
 /** One variant name per layer, as the search reports them ("attn-kv2+ffn-w384"). */
 export type Architecture = string[];
@@ -58,8 +58,8 @@ export function childConfig(parent: ModelConfig, lib: string, arch: Architecture
   }) };
 }
 
-/** Builds the child in memory on `device` (weights from the library and the parent). */
-export function assembleChild(lib: string, arch: Architecture, parentDir?: string, device: DeviceName = 'cpu'): LlamaModel {
+/** Builds the child in memory on `device`, in `dtype` (weights from the library and the parent). */
+export function assembleChild(lib: string, arch: Architecture, parentDir?: string, device: DeviceName = 'cpu', dtype: ModelDType = 'float32'): LlamaModel {
   const header = readHeader(lib);
   const check = checkLibrary(lib);
   if (!check.complete) throw new PuzzleError('ERR_PUZZLE_LIBRARY', `${lib} is incomplete (${check.missing.length} missing); finish puzzle library build first`);
@@ -72,7 +72,7 @@ export function assembleChild(lib: string, arch: Architecture, parentDir?: strin
     try {
       arch.forEach((v, i) => {
         const { attention, ffn } = entriesFor(byKey, i, v);
-        blocks.push(composeBlock(parent.config, lib, attention, ffn, device));
+        blocks.push(composeBlock(parent.config, lib, attention, ffn, device, dtype));
       });
     } catch (err) {
       blocks.forEach((b) => b.dispose());
@@ -82,7 +82,7 @@ export function assembleChild(lib: string, arch: Architecture, parentDir?: strin
       const { attention, ffn } = entriesFor(byKey, i, arch[i]);
       return { attention: attention.attention!, ffn: ffn.ffn! };
     }) };
-    const child = new LlamaModel(config, blocks, device);
+    const child = new LlamaModel(config, blocks, device, dtype);
     child.embed.copyFrom(parent.embed.toArray() as Float32Array);
     child.norm.copyFrom(parent.norm.toArray() as Float32Array);
     if (child.head && parent.head) child.head.copyFrom(parent.head.toArray() as Float32Array);

@@ -146,11 +146,11 @@ export async function gkd(o: GkdOptions): Promise<GkdResult> {
     const st = readCheckpointState(ckptDir);
     if (st.fingerprint !== fp)
       throw new PuzzleError('ERR_PUZZLE_CHECKPOINT', `${ckptDir} was written by a GKD run with other settings (fingerprint ${st.fingerprint}, this run ${fp}); use another --out or delete the checkpoint`);
-    child = loadCheckpointModel(ckptDir, o.parent.device);  // the child trains where the parent runs
+    child = loadCheckpointModel(ckptDir, o.parent.device, o.parent.dtype);  // the child trains where and as the parent runs
     step = st.step;
     history = st.history as GkdResult['history'];
     before = st.before as LmMetrics | undefined;
-  } else child = loadModel(o.childDir, o.parent.device);
+  } else child = loadModel(o.childDir, o.parent.device, o.parent.dtype);
   if (child.config.layers.length !== o.parent.config.layers.length || child.config.hidden !== o.parent.config.hidden || child.config.vocab !== o.parent.config.vocab)
     throw new PuzzleError('ERR_PUZZLE_CONFIG', `gkd: the child (${child.config.layers.length} layers, hidden ${child.config.hidden}, vocab ${child.config.vocab}) does not match the parent (${o.parent.config.layers.length}, ${o.parent.config.hidden}, ${o.parent.config.vocab})`);
   const opt = new AdamW(child.paramGroups(), { lr, beta1: 0.9, beta2: 0.95, weightDecay: o.weightDecay ?? 0.0, clip: o.clip ?? 1.0 });

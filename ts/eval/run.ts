@@ -11,7 +11,7 @@ import { Tokenizer } from '../data/tokenizer.js';
 import type { SplitName } from '../data/split.js';
 import { loadData } from '../data/source.js';
 import { loadModel } from '../model/hf.js';
-import type { LlamaModel } from '../model/llama.js';
+import type { LlamaModel, ModelDType } from '../model/llama.js';
 import { evaluateChoices } from './choice.js';
 import { accumulateBatch, emptyTotals, finish, type LmMetrics } from './lm.js';
 
@@ -29,6 +29,8 @@ export interface EvalOptions {
   taskItems?: number;
   /** where the model (and teacher) run; default cpu */
   device?: DeviceName;
+  /** 'bfloat16': both in mixed precision (default float32) */
+  dtype?: ModelDType;
 }
 
 export interface EvalReport extends LmMetrics {
@@ -67,7 +69,7 @@ export async function evalBatches(data: string, tokenizer: () => Tokenizer, voca
 }
 
 export async function runEval(o: EvalOptions): Promise<EvalReport> {
-  const model = loadModel(o.model, o.device);
+  const model = loadModel(o.model, o.device, o.dtype);
   let teacher: LlamaModel | undefined;
   try {
     // the tokenizer is needed for text only: pre-tokenised data is scored as given
@@ -81,7 +83,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       return tok;
     };
     if (o.teacher) {
-      teacher = loadModel(o.teacher, o.device);
+      teacher = loadModel(o.teacher, o.device, o.dtype);
       if (teacher.config.vocab !== model.config.vocab)
         throw new PuzzleError('ERR_PUZZLE_CONFIG', `--teacher ${o.teacher} has vocabulary ${teacher.config.vocab}, the model ${model.config.vocab}`);
     }

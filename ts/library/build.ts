@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PuzzleError } from '../core/errors.js';
 import { Block } from '../core/block.js';
 import { loadModel } from '../model/hf.js';
-import { blockShape } from '../model/llama.js';
+import { blockShape, type ModelDType } from '../model/llama.js';
 import type { PackedSequences } from '../train/batches.js';
 import { DEFAULT_BLD, coupledJob, decoupledJob, trainLayer, type BldSettings, type VariantJob } from './bld.js';
 import { defaultSpace, layerVariants, type SearchSpaceConfig } from './space.js';
@@ -53,11 +53,13 @@ export interface BuildOptions {
   shard?: { index: number; count: number };
   /** where the parent runs and the variants train (default cpu) */
   device?: DeviceName;
+  /** 'bfloat16': the parent and the variants in mixed precision (default float32) */
+  dtype?: ModelDType;
   onEvent?: (e: LibraryEvent) => void;
 }
 
 export async function buildLibrary(o: BuildOptions): Promise<CheckResult> {
-  const parent = loadModel(o.parentDir, o.device);
+  const parent = loadModel(o.parentDir, o.device, o.dtype);
   const c = parent.config;
   const space = o.space ?? defaultSpace(c);
   const settings: BldSettings = { ...DEFAULT_BLD, ...o.settings };

@@ -46,6 +46,14 @@ export interface RunConfig {
    * of any stage's fingerprint: a run may resume on another machine without redoing its stages.
    */
   device: 'cpu' | 'cuda';
+  /**
+   * precision of the model stages (library, score, GKD, evaluation): 'bfloat16' is mixed
+   * precision (bf16 blocks, activations and KV caches with float32 master weights, float32
+   * embedding, head and losses); 'auto' (the default) is bfloat16 on cuda and float32 on cpu.
+   * Resolved when the config is read, and part of the fingerprints when it is bfloat16: a run
+   * resumed elsewhere must compute as it began.
+   */
+  dtype: 'auto' | 'float32' | 'bfloat16';
 }
 
 /** The built-in demo: the shipped default parent, about 6-8 minutes on 2 CPU cores. */
@@ -60,11 +68,12 @@ export const DEMO_CONFIG: RunConfig = {
   evaluate: { sequences: 32, seq: 256, task_items: 200, speed_rounds: 3 },
   seed: 0,
   device: 'cpu',
+  dtype: 'auto',
 };
 
 type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'object|null';
 const SCHEMA: Record<string, Kind | Record<string, Kind>> = {
-  parent: 'string', data: 'string', seed: 'integer', device: 'string',
+  parent: 'string', data: 'string', seed: 'integer', device: 'string', dtype: 'string',
   library: { tokens: 'integer', batch: 'integer', seq: 'integer', lr: 'number', coupled: 'boolean', space: 'object|null' },
   score: { sequences: 'integer', seq: 'integer', task_items: 'integer' },
   profile: { batch: 'integer', prompt: 'integer', generate: 'integer', repeats: 'integer', children: 'integer', device: 'string', dtype: 'string' },
@@ -113,6 +122,8 @@ export function resolveConfig(partial: unknown, source: string): RunConfig {
     ['gkd.batch', c.gkd.batch], ['gkd.seq', c.gkd.seq], ['evaluate.sequences', c.evaluate.sequences], ['evaluate.speed_rounds', c.evaluate.speed_rounds]] as const)
     if (v < 1) fail(`${source}: "${k}"`, `must be at least 1, got ${v}`);
   if (c.device !== 'cpu' && c.device !== 'cuda') fail(`${source}: "device"`, `expected cpu or cuda, got ${JSON.stringify(c.device)}`);
+  if (!['auto', 'float32', 'bfloat16'].includes(c.dtype)) fail(`${source}: "dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.dtype)}`);
+  if (c.dtype === 'auto') c.dtype = c.device === 'cuda' ? 'bfloat16' : 'float32';
   if (c.profile.device !== 'cpu' && c.profile.device !== 'cuda') fail(`${source}: "profile.device"`, `expected cpu or cuda, got ${JSON.stringify(c.profile.device)}`);
   if (!['auto', 'float32', 'bfloat16'].includes(c.profile.dtype)) fail(`${source}: "profile.dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.profile.dtype)}`);
   if (c.profile.device === 'cpu' && c.profile.dtype === 'bfloat16')
@@ -183,7 +194,11 @@ const SECTIONS: Record<StageName, Array<keyof RunConfig>> = {
 };
 
 export function stageSettings(c: RunConfig, stage: StageName): Record<string, unknown> {
-  return Object.fromEntries(SECTIONS[stage].map((k) => [k, c[k]]));
+  const s: Record<string, unknown> = Object.fromEntries(SECTIONS[stage].map((k) => [k, c[k]]));
+  // the model stages' precision, from the library on; only when not float32, so that the
+  // fingerprints of float32 runs are what they were before the setting existed
+  if (c.dtype !== 'float32' && !['parent', 'profile'].includes(stage)) s.dtype = c.dtype;
+  return s;
 }
 
 export function fingerprint(x: unknown): string {

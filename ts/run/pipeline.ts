@@ -124,6 +124,8 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   // where this session's model stages run, recorded in their done markers (the setting is outside
   // the fingerprints, so a resumed run may have trained on one machine and distilled on another)
   let ranOn = 'cpu';
+  // resolveConfig turns 'auto' into the device's default; a config built by hand may still say it
+  const modelDType = config.dtype === 'bfloat16' || (config.dtype === 'auto' && config.device === 'cuda') ? 'bfloat16' : 'float32';
   if (config.device === 'cuda') {
     // before any stage starts, not hours in at the first model load
     const cuda = loadAddon().cudaInfo();
@@ -204,7 +206,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     }
     const t0 = performance.now();
     const summary = await body();
-    if (MODEL_STAGES.has(s)) summary.device = ranOn;
+    if (MODEL_STAGES.has(s)) Object.assign(summary, { device: ranOn, dtype: modelDType });
     finish(s, summary);
     emit({ kind: 'stage', index, total: STAGES.length, stage: s, status: 'done', summary, seconds: (performance.now() - t0) / 1000 });
   };
@@ -224,7 +226,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     let layer = 0;
     const r = await buildLibrary({
       parentDir: config.parent, lib: P.library, train, validation, dataSpec: config.data, space: (config.library.space ?? undefined) as SearchSpaceConfig | undefined,
-      coupled: config.library.coupled, settings: { batch: config.library.batch, steps, lr: config.library.lr }, device: config.device,
+      coupled: config.library.coupled, settings: { batch: config.library.batch, steps, lr: config.library.lr }, device: config.device, dtype: modelDType,
       onEvent: (e) => {
         if (e.kind === 'layer') {
           layer = e.layer;
@@ -237,7 +239,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   });
 
   await stage('score', async () => {
-    const parent = loadModel(config.parent, config.device);
+    const parent = loadModel(config.parent, config.device, modelDType);
     try {
       const { batches } = await evalBatches(config.data, () => tok, parentCfg.vocab, 'validation', config.score.seq, 8, config.score.sequences);
       const tasks = config.score.task_items > 0
@@ -313,7 +315,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     const d = await getData();
     const train = fromPacked(await packSplit(d, 'train', tok, config.gkd.seq));
     const validation = fromPacked(await packSplit(d, 'validation', tok, config.gkd.seq));
-    const parent = loadModel(config.parent, config.device);
+    const parent = loadModel(config.parent, config.device, modelDType);
     try {
       const r = await gkd({
         parent, childDir: P.child, train, validation, outDir: P.gkd, steps: config.gkd.steps, batch: config.gkd.batch, lr: config.gkd.lr, seed: config.seed,
@@ -343,7 +345,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
 
   await stage('evaluate', async () => {
     const quality = async (model: string, teacher?: string): Promise<EvalReport> =>
-      runEval({ model, teacher, data: config.data, split: 'test', seq: config.evaluate.seq, batch: 8, maxSequences: config.evaluate.sequences, tasks: config.evaluate.task_items > 0, taskItems: config.evaluate.task_items, device: config.device });
+      runEval({ model, teacher, data: config.data, split: 'test', seq: config.evaluate.seq, batch: 8, maxSequences: config.evaluate.sequences, tasks: config.evaluate.task_items > 0, taskItems: config.evaluate.task_items, device: config.device, dtype: modelDType });
     emit({ kind: 'log', stage: 'evaluate', line: 'quality of the parent and the child on the test split' });
     const parentQ = await quality(config.parent);
     const childQ = await quality(P.model, config.parent);

@@ -44,8 +44,8 @@ export function writeReport(dir: string, config: RunConfig): Record<string, unkn
   // where each model stage ran, from its done marker
   const ranOn: Record<string, string> = {};
   for (const s of ['library', 'score', 'gkd', 'evaluate']) {
-    const d = readJson<{ summary?: { device?: string } }>(join(dir, 'stages', `${s}.done.json`))?.summary?.device;
-    if (d) ranOn[s] = d;
+    const sum = readJson<{ summary?: { device?: string; dtype?: string } }>(join(dir, 'stages', `${s}.done.json`))?.summary;
+    if (sum?.device) ranOn[s] = `${sum.device}${sum.dtype ? `, ${sum.dtype}` : ''}`;
   }
   const report = {
     version: 1, dir, config, library, ran_on: ranOn, device: costs?.device ?? null, scenario: costs?.scenario ?? null, additivity: costs?.additivity ?? null,

@@ -55,7 +55,8 @@ interface ParentPass {
 async function parentPass(parent: LlamaModel, ids: Tensor): Promise<ParentPass> {
   const [B, T] = ids.shape;
   const rope = parent.ropeFor(T);
-  const inputs: Tensor[] = [await ops.embeddingForward(ids, parent.embed)];
+  // layer inputs in the blocks' dtype (a bfloat16 parent: its residual stream rounded as its forward does)
+  const inputs: Tensor[] = [await castOwned(await ops.embeddingForward(ids, parent.embed), parent.dtype)];
   for (let i = 0; i < parent.blocks.length - 1; i++) inputs.push(await parent.blocks[i].forward(inputs[i], B, T, rope, false));
   // the parent's own logits continue from the last layer's input: no layer runs twice
   const last = parent.blocks.length - 1;
@@ -74,10 +75,18 @@ async function logitsFrom(parent: LlamaModel, ids: Tensor, input: Tensor, layer:
     h.dispose();
     h = next;
   }
+  h = await castOwned(h, 'float32');
   const { out: normed, rstd } = await ops.rmsnormForward(h, parent.norm, parent.config.eps);
   const logits = await ops.matmulForward(normed, parent.head ?? parent.embed);
   [h, normed, rstd].forEach((t) => t.dispose());
   return logits;
+}
+
+/** `x` in `dtype`; a converted copy replaces (and releases) it. */
+async function castOwned(x: Tensor, dtype: 'float32' | 'bfloat16'): Promise<Tensor> {
+  const y = await ops.cast(x, dtype);
+  if (y !== x) x.dispose();
+  return y;
 }
 
 export type ScoreEvent = { kind: 'entry'; done: number; total: number; score: ReplaceScore; skipped: boolean };
@@ -109,7 +118,7 @@ export async function scoreLibrary(parent: LlamaModel, lib: string, batches: Ten
         const L = parent.config.layers[e.layer];
         const attn = e.kind === 'attention' ? e : byKey.get(`${e.layer}/${attentionId(L.attention)}`)!;
         const ffn = e.kind === 'ffn' ? e : byKey.get(`${e.layer}/${ffnId(L.ffn)}`)!;
-        const block = e.kind === 'pair' ? composeBlock(parent.config, lib, e, e, parent.device) : composeBlock(parent.config, lib, attn, ffn, parent.device);
+        const block = e.kind === 'pair' ? composeBlock(parent.config, lib, e, e, parent.device, parent.dtype) : composeBlock(parent.config, lib, attn, ffn, parent.device, parent.dtype);
         const a = { kl: 0, loss: 0, agree: 0, tokens: 0 };
         for (const pp of passes) {
           const logits = await logitsFrom(parent, pp.ids, pp.inputs[e.layer], e.layer, block);

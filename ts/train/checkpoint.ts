@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PuzzleError } from '../core/errors.js';
 import type { AdamW } from '../core/optim.js';
 import { loadModel, saveModel } from '../model/hf.js';
-import type { LlamaModel } from '../model/llama.js';
+import type { LlamaModel, ModelDType } from '../model/llama.js';
 import { openSafetensors, readFloat32, writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { replaceDirAtomic, writeJsonAtomic } from '../run/atomic.js';
 import type { DeviceName } from '../core/tensor.js';
@@ -45,8 +45,8 @@ export function readCheckpointState(dir: string): CheckpointState {
   }
 }
 
-export function loadCheckpointModel(dir: string, device: DeviceName = 'cpu'): LlamaModel {
-  return loadModel(join(dir, 'model'), device);
+export function loadCheckpointModel(dir: string, device: DeviceName = 'cpu', dtype: ModelDType = 'float32'): LlamaModel {
+  return loadModel(join(dir, 'model'), device, dtype);
 }
 
 export function restoreOptimizer(dir: string, opt: AdamW): void {

@@ -93,8 +93,8 @@ class Block {
   // An activation kept by the last forward(save = true), by name: "attn_input" (RMSNorm(x),
   // [N,C]), "x1" (x + attention, [N,C]), "ffn_input" (RMSNorm(x1), [N,C]), "ffn_hidden"
   // (silu(gate)*up, [N,F]). Null (with *cols = 0) when this block has no such activation.
-  // fp32 blocks only (throws on a bf16 block).
-  const float* saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const;
+  // In the block's dtype: float for a float32 block, bf16 for a bfloat16 one.
+  const void* saved_activation(const std::string& name, int64_t* rows, int64_t* cols) const;
 
   std::mutex& mutex() { return mu_; }
   const Backend& backend() const { return be_; }
