@@ -122,7 +122,7 @@ for (const dtype of ['float32', 'bfloat16']) {
   });
 }
 
-await timed('model', async () => {
+for (const dtype of ['float32', 'bfloat16']) await timed(`${dtype} model`, async () => {
   const config = {
     ...Z({ vocab: 1000, hidden: 512, heads: 8, headDim: 64 }, { vocab: 40, hidden: 32, heads: 4, headDim: 8 }),
     eps: 1e-5, maxPositions: 1024, ropeTheta: 500000, ropeScaling: null,
@@ -133,16 +133,18 @@ await timed('model', async () => {
       { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'noop' } },
     ],
   };
-  const mc = LlamaModel.random(config, 3), mg = LlamaModel.random(config, 3, 0.02, 'cuda');
+  // a bfloat16 model is mixed precision on both sides: the same roundings, other summation orders
+  const mc = LlamaModel.random(config, 3, 0.02, 'cpu', dtype), mg = LlamaModel.random(config, 3, 0.02, 'cuda', dtype);
+  const tol = dtype === 'bfloat16' ? TOL.bf16 : TOL.mma, tag = `${dtype} model`;
   const T = Z(128, 6), V = config.vocab, tokens = Array.from({ length: 2 * T }, (_, i) => (i * 37) % V);
   const input = ids(tokens, [2, T]), tgt = ids(tokens.map((t) => (t + 1) % V));
   // inference first (before the step below moves the weights apart by Adam's normalised updates)
   const cc = mc.newCache(2, T + 8), cg = mg.newCache(2, T + 8);
-  check('model cached prefill logits', await mg.forwardCached(input, cg), await mc.forwardCached(input, cc), TOL.mma);
+  check(`${tag} cached prefill logits`, await mg.forwardCached(input, cg), await mc.forwardCached(input, cc), tol);
   const step = ids([5, 9], [2, 1]);
-  check('model decode-step logits', await mg.forwardCached(step, cg), await mc.forwardCached(step, cc), TOL.mma);
+  check(`${tag} decode-step logits`, await mg.forwardCached(step, cg), await mc.forwardCached(step, cc), tol);
   const lc = await mc.forward(input, { train: true }), lg = await mg.forward(input, { train: true });
-  check(`model logits B2 T${T} (3 layers)`, lg.logits, lc.logits, TOL.mma);
+  check(`${tag} logits B2 T${T} (3 layers)`, lg.logits, lc.logits, tol);
   const losses = [];
   for (const [m, l] of [[mc, lc], [mg, lg]]) {
     const ce = await ops.crossEntropyForward(l.logits, tgt);
@@ -150,14 +152,14 @@ await timed('model', async () => {
     await m.backward(await ops.crossEntropyBackward(l.logits, ce.lse, tgt, 1 / ce.count));
     losses.push([ce.loss, (await new AdamW(m.paramGroups(), { lr: 1e-3 }).step()).gradNorm]);
   }
-  report('model loss', Math.abs(losses[1][0] / losses[0][0] - 1), 1e-4);
-  report('model gradient norm', Math.abs(losses[1][1] / losses[0][1] - 1), TOL.mma);
+  report(`${tag} loss`, Math.abs(losses[1][0] / losses[0][0] - 1), dtype === 'bfloat16' ? 1e-3 : 1e-4);
+  report(`${tag} gradient norm`, Math.abs(losses[1][1] / losses[0][1] - 1), tol);
   let worst = 0;
   const pg = mg.namedParameters();
   for (const [i, [, p]] of mc.namedParameters().entries()) worst = Math.max(worst, rel(pg[i][1].toArray(), p.toArray()));
   // Adam divides by sqrt(v): where a gradient is near zero, the small GPU-CPU difference in it
   // becomes a difference of up to lr in the update, hence a looser bound than the products'
-  report('model parameters after one AdamW step (worst)', worst, 3e-2);
+  report(`${tag} parameters after one AdamW step (worst)`, worst, 3e-2);
 });
 
 console.log(`node device checks: ${passed} passed, ${failed} failed`);
