@@ -70,7 +70,9 @@ export interface GkdResult {
 
 function fingerprint(o: GkdOptions, losses: GkdLosses): string {
   const keys = { child: folderFingerprint(o.childDir), steps: o.steps, batch: o.batch, losses, lr: o.lr, warmup: o.warmup, minLrFraction: o.minLrFraction,
-    weightDecay: o.weightDecay, clip: o.clip, seed: o.seed, seqLen: o.train.seqLen, count: o.train.count, parent: o.parent.numParams() };
+    weightDecay: o.weightDecay, clip: o.clip, seed: o.seed, seqLen: o.train.seqLen, count: o.train.count, parent: o.parent.numParams(),
+    // the precision, when not float32 (float32 checkpoints keep the fingerprints they were written with)
+    ...(o.parent.dtype !== 'float32' ? { dtype: o.parent.dtype } : {}) };
   return createHash('sha256').update(JSON.stringify(keys)).digest('hex').slice(0, 16);
 }
 

@@ -9,11 +9,11 @@ import { PuzzleError } from '../core/errors.js';
 import * as ops from '../core/ops.js';
 import type { ParamGroup } from '../core/optim.js';
 import { ids as idsTensor, tensor, to, zeros, type DeviceName, type Tensor } from '../core/tensor.js';
+import type { LayerSpec, ModelConfig } from './config.js';
+import { ropeTables } from './rope.js';
 
 /** Storage of the residual stream, activations and KV caches inside the blocks. */
 export type ModelDType = 'float32' | 'bfloat16';
-import type { LayerSpec, ModelConfig } from './config.js';
-import { ropeTables } from './rope.js';
 
 export function blockShape(c: ModelConfig, l: LayerSpec): BlockShape {
   return {
@@ -238,7 +238,7 @@ export class LlamaModel {
     return logits;
   }
 
-  /** The embedding's float32 output in the blocks' dtype (consumed). */
+  /** A float32 tensor entering the blocks (the embedding's output, the head's gradient) in their dtype (consumed). */
   private async intoBlocks(x: Tensor): Promise<Tensor> {
     const y = await ops.cast(x, this.dtype);
     if (y !== x) x.dispose();
