@@ -8,10 +8,14 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chooseCudaModule } from '../support/cuda-module.js';
+import { chooseCudaModule, emulatedProfiler } from '../support/cuda-module.js';
 
 const choice = chooseCudaModule();
-const usable = 'where' in choice;
+// costs and the final speed from the GPU too: puzzle_cuda_profile, built for the emulator where
+// no GPU answers (its timings are then the CPU's; only the contract is checked)
+const profiler = 'where' in choice && choice.where === 'emulator' ? emulatedProfiler() : null;
+if (profiler && 'path' in profiler) process.env.PUZZLE_CUDA_PROFILER = profiler.path;
+const usable = 'where' in choice && !(profiler && 'skip' in profiler);
 
 // Imported after PUZZLE_CUDA_MODULE is set (the addon reads it at the first CUDA question).
 const { resolveConfig } = await import('../../ts/run/config.js');
@@ -41,9 +45,9 @@ function perVariant(dir: string, kind: 'subblocks' | 'scores'): Map<string, Reco
 }
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-describe.runIf('skip' in choice && choice.skip.startsWith('BUILD FAILED'))('the emulated CUDA module', () => {
-  it('builds', () => {
-    expect.fail('skip' in choice ? choice.skip : '');
+describe.runIf(('skip' in choice && choice.skip.startsWith('BUILD FAILED')) || (profiler !== null && 'skip' in profiler))('the emulated CUDA module and profiler', () => {
+  it('build', () => {
+    expect.fail('skip' in choice ? choice.skip : profiler && 'skip' in profiler ? profiler.skip : '');
   });
 });
 
@@ -53,13 +57,19 @@ describe.runIf(usable)('puzzle run with device: cuda', () => {
     const cpu = join(work, 'cpu'), gpu = join(work, 'cuda');
     // mixed precision on both sides: explicit on the CPU, the default (auto) on cuda
     await runPipeline(resolveConfig({ ...SMALL, device: 'cpu', dtype: 'bfloat16' }, 'cpu.json'), cpu);
-    await runPipeline(resolveConfig({ ...SMALL, device: 'cuda' }, 'cuda.json'), gpu);
+    await runPipeline(resolveConfig({ ...SMALL, device: 'cuda', profile: { ...SMALL.profile, device: 'cuda' } }, 'cuda.json'), gpu);
 
     // where each model stage ran is recorded, and said in the summary
     const report = json(gpu, 'report.json');
     for (const s of ['library', 'score', 'gkd', 'evaluate']) expect(report.ran_on[s], s).toMatch(/^cuda: .*, bfloat16$/);
     expect(json(cpu, 'report.json').ran_on.library).toBe('cpu, bfloat16');
     expect(readFileSync(join(gpu, 'summary.md'), 'utf8')).toMatch(/models trained and evaluated on cuda: .*, bfloat16/);
+    // the costs and the parent-against-child speed measured on the GPU, blocks in bf16
+    const costs = json(gpu, 'costs.json');
+    expect(costs.device.kind).toBe('cuda');
+    expect(costs.scenario.dtype).toBe('bfloat16');
+    expect(json(gpu, 'evaluate.json').speed.scenario.device).toBe('cuda');
+    expect(json(cpu, 'costs.json').device.kind).toBe('cpu');
 
     // BLD: the training-free init and one step, per variant (NMSE of the layer output)
     const libC = perVariant(cpu, 'subblocks'), libG = perVariant(gpu, 'subblocks');

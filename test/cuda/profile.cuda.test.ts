@@ -7,6 +7,9 @@ import { loadAddon } from '../../ts/native/loader.js';
 import { cudaProfilerPath, profileSpaceCuda } from '../../ts/profile/cuda.js';
 import { parseGpuDescription, requireSameDevice, scenario } from '../../ts/profile/scenario.js';
 import { tinyConfig } from '../support/tiny-run.js';
+import { emulatedProfiler } from '../support/cuda-module.js';
+import { compareSpeedCuda } from '../../ts/profile/cuda.js';
+import { defaultSpace, layerVariants } from '../../ts/library/space.js';
 
 const cuda = loadAddon().cudaInfo();
 const noGpu = cuda.devices === 0;
@@ -44,5 +47,57 @@ describe('puzzle profile --device cuda', () => {
     expect(table.scenario.dtype).toBe('bfloat16');
     expect(table.subblocks.map((x) => x.id)).toContain('attn-kv2');
     for (const r of additivity) expect(Math.abs(r.predictedDecode - r.measuredDecode) / r.measuredDecode).toBeLessThan(0.5);
+  });
+});
+
+// Where no GPU answers, the same native tool built against the CPU emulator (its CUDA events,
+// stream capture and graph replays emulated): the contract between it and `puzzle profile`,
+// never its timings, which are the CPU's.
+describe.runIf(noGpu)('puzzle profile --device cuda on the emulated GPU', () => {
+  const tool = emulatedProfiler();
+  const withTool = async <R>(fn: () => Promise<R>): Promise<R> => {
+    if ('skip' in tool) expect.fail(tool.skip);
+    const before = process.env.PUZZLE_CUDA_PROFILER;
+    process.env.PUZZLE_CUDA_PROFILER = tool.path;
+    try {
+      return await fn();
+    } finally {
+      if (before === undefined) delete process.env.PUZZLE_CUDA_PROFILER;
+      else process.env.PUZZLE_CUDA_PROFILER = before;
+    }
+  };
+
+  it('measures every option of the space, in bfloat16, with decode steps replayed from captured graphs, and the stacks', async () => {
+    const c = tinyConfig();
+    const s = scenario({ batch: 2, prompt: 8, generate: 3, repeats: 2, device: 'cuda', dtype: 'bfloat16' });
+    const { table, additivity } = await withTool(() => profileSpaceCuda(c, s, undefined, { children: 2, layers: 2 }));
+    expect(table.device).toMatchObject({ kind: 'cuda', model: 'CUDA emulator (CPU)', isa: 'sm_90' });
+    expect(table.scenario).toMatchObject({ device: 'cuda', dtype: 'bfloat16', batch: 2, prompt: 8, generate: 3 });
+    const v = layerVariants(c, 0, defaultSpace(c));
+    expect(table.subblocks.map((x) => x.id).sort()).toEqual([...v.attention, ...v.ffn].map((x) => x.id).sort());
+    // (a no-op option costs its layer's empty block, which the tool subtracts, and the empty
+    // block's own time is about nothing: either may come out a hair below zero)
+    for (const x of table.subblocks.filter((y) => !y.id.endsWith('-noop'))) {
+      expect(x.prefill_ms, x.id).toBeGreaterThan(0);
+      expect(x.decode_ms, x.id).toBeGreaterThan(0);
+    }
+    // the kernels ran: attention over a KV cache costs thousands of times an empty block's call
+    const kv2 = table.subblocks.find((x) => x.id === 'attn-kv2')!;
+    // (the emulator runs them on the CPU: some milliseconds against some microseconds, so a
+    // decode graph that replayed nothing would fail this by orders of magnitude, not by noise)
+    expect(kv2.prefill_ms).toBeGreaterThan(100 * Math.abs(table.empty.prefill_ms));
+    expect(kv2.decode_ms).toBeGreaterThan(100 * Math.abs(table.empty.decode_ms));
+    expect(additivity.map((r) => r.name)).toEqual(['parent', 'child 1', 'child 2']);
+    for (const r of additivity) for (const k of ['predictedPrefill', 'measuredPrefill', 'predictedDecode', 'measuredDecode'] as const) expect(r[k], `${r.name} ${k}`).toBeGreaterThan(0);
+  });
+
+  it('compares two whole models, as the evaluate stage of a run does', async () => {
+    const parent = tinyConfig();
+    const child = { ...parent, layers: [parent.layers[0], { attention: { kind: 'linear' as const }, ffn: { kind: 'noop' as const } }] };
+    const s = scenario({ batch: 1, prompt: 8, generate: 2, repeats: 1, device: 'cuda', dtype: 'bfloat16' });
+    const r = await withTool(() => compareSpeedCuda(parent, child, s, 2));
+    expect(r.parent.decode_tok_s).toBeGreaterThan(0);
+    expect(r.child.decode_tok_s).toBeGreaterThan(0);
+    expect(Number.isFinite(r.decode_speedup) && Number.isFinite(r.prefill_speedup)).toBe(true);
   });
 });

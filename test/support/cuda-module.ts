@@ -31,3 +31,19 @@ export function chooseCudaModule(): ModuleChoice {
   process.env.PUZZLE_CUDA_MODULE = so;
   return { where: 'emulator' };
 }
+
+/**
+ * puzzle_cuda_profile built against the CPU emulator (native/dev/cuda-emu/module/build-profiler.sh),
+ * beside the emulated module, for `puzzle profile --device cuda` where no GPU answers; its
+ * timings are the emulator's. A path, or why it could not be built.
+ */
+export function emulatedProfiler(): { path: string } | { skip: string } {
+  const dir = process.env.EMU_MODULE_DIR ?? join(root, 'build', 'cuda-emu');
+  const tool = join(dir, 'puzzle_cuda_profile_emu');
+  const r = spawnSync('bash', [join(root, 'native', 'dev', 'cuda-emu', 'module', 'build-profiler.sh'), tool], {
+    cwd: root, encoding: 'utf8', timeout: 1_800_000, maxBuffer: 64 << 20, env: { ...process.env, EMU_WORK: join(dir, 'work') },
+  });
+  if (r.status !== 0 || !existsSync(tool))
+    return { skip: `BUILD FAILED\n${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error ?? ''}`.split('\n').slice(-40).join('\n')}` };
+  return { path: tool };
+}

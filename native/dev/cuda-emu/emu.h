@@ -239,6 +239,14 @@ cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int v) {
   g_emu_max_attr = std::max(g_emu_max_attr, (size_t)v);
   return cudaSuccess;
 }
+// Stream capture (emu_runtime.h): while a graph is being captured, launches, copies and memsets
+// are recorded as nodes instead of run, and memory allocated for the capture (the graph's own,
+// as cudaMallocAsync inside a capture is on a GPU) lives as long as the graph that owns it.
+struct EmuGraph {
+  std::vector<std::function<void()>> nodes;
+  std::vector<void*> owned;
+};
+inline EmuGraph* g_emu_capture = nullptr;
 inline bool g_emu_capturing = false;
 inline long g_emu_allocs = 0, g_emu_frees = 0;
 inline cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* s) {
@@ -274,6 +282,7 @@ inline void emu_fault(const char* what) {
 inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
   *p = std::malloc(bytes ? bytes : 1);
   if (!*p) return cudaErrorMemoryAllocation;
+  if (g_emu_capture) g_emu_capture->owned.push_back(*p);
   // poison scratch so unwritten parts show up
   for (size_t i = 0; i < bytes / 4; ++i) ((float*)*p)[i] = std::numeric_limits<float>::quiet_NaN();
   std::lock_guard<std::mutex> l(g_emu_count_mu);
@@ -283,7 +292,14 @@ inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
 #endif
   return cudaSuccess;
 }
+inline cudaError_t emu_free_device(void* p);
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
+  // freed inside the capture that allocated it: the graph's memory, released with the graph
+  if (g_emu_capture && std::find(g_emu_capture->owned.begin(), g_emu_capture->owned.end(), p) != g_emu_capture->owned.end())
+    return cudaSuccess;
+  return emu_free_device(p);
+}
+inline cudaError_t emu_free_device(void* p) {
 #ifdef EMU_DEVICE_POINTERS
   if (p) {
     std::lock_guard<std::mutex> l(g_emu_count_mu);
@@ -299,6 +315,10 @@ inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t) {
 #ifdef EMU_DEVICE_POINTERS
   if (bytes && !emu_is_device(p)) return cudaErrorInvalidValue;
 #endif
+  if (g_emu_capture) {
+    g_emu_capture->nodes.push_back([p, v, bytes] { std::memset(p, v, bytes); });
+    return cudaSuccess;
+  }
   std::lock_guard<std::mutex> l(g_emu_launch_mu);
   std::memset(p, v, bytes);
   return cudaSuccess;
@@ -507,6 +527,14 @@ struct EmuLaunch {
     ((host_arg = host_arg || (emu_pointer(args) && !emu_is_device(emu_pointer(args)))), ...);
     if (host_arg) return emu_fault("a kernel argument is not device memory (an illegal address on a GPU); the kernel did not run");
 #endif
+    if (g_emu_capture) {  // recorded with its arguments, run at each replay of the graph
+      g_emu_capture->nodes.push_back([self = *this, args...]() mutable { self.run(args...); });
+      return;
+    }
+    run(args...);
+  }
+  template <class... A>
+  void run(A... args) {
     std::lock_guard<std::mutex> lock(g_emu_launch_mu);
     const unsigned nt = b.x * b.y * b.z;
     if (nt == 0 || nt > 1024 || nt % 32 != 0 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {

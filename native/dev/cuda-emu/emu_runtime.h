@@ -5,6 +5,7 @@
 // stream; the stream handle is a dummy. Included at the end of emu.h.
 #pragma once
 #include <unistd.h>
+#include <chrono>
 
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -27,6 +28,10 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cud
 #else
   (void)kind;
 #endif
+  if (g_emu_capture) {
+    g_emu_capture->nodes.push_back([dst, src, bytes] { std::memcpy(dst, src, bytes); });
+    return cudaSuccess;
+  }
   std::lock_guard<std::mutex> l(g_emu_launch_mu);
   std::memcpy(dst, src, bytes);
   return cudaSuccess;
@@ -86,6 +91,7 @@ struct cudaDeviceProp {
   int multiProcessorCount;
   int warpSize;
   int maxThreadsPerBlock;
+  int l2CacheSize;
 };
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   if (d != 0) return cudaErrorInvalidValue;
@@ -99,6 +105,7 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->multiProcessorCount = g_emu_sms;
   p->warpSize = 32;
   p->maxThreadsPerBlock = 1024;
+  p->l2CacheSize = 1 << 20;  // what a profiler flushes between repeats: small, the emulator's time is the CPU's
   return cudaSuccess;
 }
 inline cudaError_t cudaDriverGetVersion(int* v) {
@@ -107,5 +114,69 @@ inline cudaError_t cudaDriverGetVersion(int* v) {
 }
 inline cudaError_t cudaRuntimeGetVersion(int* v) {
   *v = 0;
+  return cudaSuccess;
+}
+
+// ---- graphs: a capture records the stream's work (emu.h); instantiating hands the nodes and the
+// memory allocated during the capture to the executable graph; a launch replays the nodes in order.
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+typedef EmuGraph* cudaGraph_t;
+typedef EmuGraph* cudaGraphExec_t;
+inline void emu_graph_free(EmuGraph* g) {
+  for (void* p : g->owned) emu_free_device(p);
+  delete g;
+}
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+  if (g_emu_capture) return cudaErrorInvalidValue;  // one capture at a time
+  g_emu_capture = new EmuGraph;
+  g_emu_capturing = true;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* g) {
+  if (!g_emu_capture) return cudaErrorInvalidValue;
+  *g = g_emu_capture;
+  g_emu_capture = nullptr;
+  g_emu_capturing = false;
+  return cudaGetLastError();
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t g, unsigned long long) {
+  *exec = new EmuGraph{g->nodes, std::move(g->owned)};
+  g->owned.clear();
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+  emu_graph_free(g);
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t g) {
+  emu_graph_free(g);
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t g, cudaStream_t) {
+  if (g_emu_capture) return cudaErrorInvalidValue;
+  for (auto& node : g->nodes) node();
+  return cudaGetLastError();
+}
+
+// ---- events: launches are synchronous, so an event records the host clock when it is reached
+// (timings are the emulator's, not a GPU's)
+struct EmuEvent { std::chrono::steady_clock::time_point t; };
+typedef EmuEvent* cudaEvent_t;
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new EmuEvent{std::chrono::steady_clock::now()};
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+  if (g_emu_capture) return cudaErrorInvalidValue;  // not recorded into graphs here
+  e->t = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaGetLastError(); }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
   return cudaSuccess;
 }
