@@ -1,5 +1,6 @@
 /** Option parsers for commander that fail with the option's name and what was expected. */
 import { InvalidArgumentError } from 'commander';
+import type { DTypeSetting } from '../model/llama.js';
 
 export const int = (name: string) => (v: string): number => {
   const n = Number(v);
@@ -21,11 +22,9 @@ export const device = (name: string) => (v: string): 'cpu' | 'cuda' => {
 export const DEVICE_HELP = 'where the models run and train: cpu or cuda (the GPU through the same engine)';
 
 /** --dtype: the models' precision; auto is bfloat16 (mixed precision) on cuda, float32 on cpu. */
-export const modelDType = (name: string) => (v: string): 'auto' | 'float32' | 'bfloat16' => {
+export const modelDType = (name: string) => (v: string): DTypeSetting => {
   if (v !== 'auto' && v !== 'float32' && v !== 'bfloat16') throw new InvalidArgumentError(`${name} expects auto, float32 or bfloat16, got '${v}'`);
   return v;
 };
 export const DTYPE_HELP = 'precision: float32, bfloat16 (bf16 blocks, activations and KV caches with float32 master weights) or auto (bfloat16 on cuda, float32 on cpu)';
-export function resolveDType(dtype: 'auto' | 'float32' | 'bfloat16' | undefined, device: 'cpu' | 'cuda' | undefined): 'float32' | 'bfloat16' {
-  return dtype === 'float32' || dtype === 'bfloat16' ? dtype : device === 'cuda' ? 'bfloat16' : 'float32';
-}
+export { resolveDType, type DTypeSetting } from '../model/llama.js';

@@ -8,7 +8,7 @@ import { gkd, type GkdResult } from '../distill/gkd.js';
 import { readHeader } from '../library/store.js';
 import { loadModel, saveModel } from '../model/hf.js';
 import { fromPacked } from '../train/batches.js';
-import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int, num } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, type DTypeSetting, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface AssembleOptions {
@@ -52,7 +52,7 @@ export interface GkdCliOptions {
   evalBatches: number;
   checkpointEvery?: number;
   device?: 'cpu' | 'cuda';
-  dtype?: 'auto' | 'float32' | 'bfloat16';
+  dtype?: DTypeSetting;
   json?: boolean;
 }
 

@@ -4,7 +4,7 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { loadModel } from '../model/hf.js';
 import { generate } from '../model/generate.js';
 import { runEval, type EvalReport } from '../eval/run.js';
-import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int, num } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, type DTypeSetting, int, num } from './args.js';
 
 function printReport(r: EvalReport): void {
   console.log(`model        ${r.model}`);
@@ -31,7 +31,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
     .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'print one JSON object')
-    .action(async (o: { model: string; data: string; teacher?: string; split: 'train' | 'validation' | 'test'; seq: number; batch: number; maxSequences: number; tasks?: boolean; taskItems?: number; device: 'cpu' | 'cuda'; dtype: 'auto' | 'float32' | 'bfloat16'; json?: boolean }) => {
+    .action(async (o: { model: string; data: string; teacher?: string; split: 'train' | 'validation' | 'test'; seq: number; batch: number; maxSequences: number; tasks?: boolean; taskItems?: number; device: 'cpu' | 'cuda'; dtype: DTypeSetting; json?: boolean }) => {
       const r = await runEval({ ...o, dtype: resolveDType(o.dtype, o.device) });
       if (o.json) console.log(JSON.stringify(r));
       else printReport(r);
@@ -49,7 +49,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
     .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'print one JSON object')
-    .action(async (o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; seed: number; device: 'cpu' | 'cuda'; dtype: 'auto' | 'float32' | 'bfloat16'; json?: boolean }) => {
+    .action(async (o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; seed: number; device: 'cpu' | 'cuda'; dtype: DTypeSetting; json?: boolean }) => {
       const model = loadModel(o.model, o.device, resolveDType(o.dtype, o.device));
       try {
         const tok = Tokenizer.load(o.model);

@@ -13,7 +13,7 @@ import { openModelFolder } from '../model/hf.js';
 import { writeJsonAtomic } from '../run/atomic.js';
 import { LIBRARY_FILE, LIBRARY_FORMAT } from '../search/load.js';
 import { fromPacked } from '../train/batches.js';
-import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int, num } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, type DTypeSetting, int, num } from './args.js';
 import { createProgress } from './progress.js';
 
 export interface LibraryBuildOptions {
@@ -30,7 +30,7 @@ export interface LibraryBuildOptions {
   linearInit: 'product' | 'least-squares';
   shard?: string;
   device?: 'cpu' | 'cuda';
-  dtype?: 'auto' | 'float32' | 'bfloat16';
+  dtype?: DTypeSetting;
   json?: boolean;
 }
 

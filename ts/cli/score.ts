@@ -5,7 +5,7 @@ import { loadModel } from '../model/hf.js';
 import { evalBatches } from '../eval/run.js';
 import { scoreLibrary } from '../score/replace1.js';
 import { builtinTasks } from '../data/tasks.js';
-import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, int } from './args.js';
+import { DEVICE_HELP, DTYPE_HELP, modelDType, resolveDType, device, type DTypeSetting, int } from './args.js';
 import { createProgress } from './progress.js';
 
 export function registerScoreCommand(program: Command): void {
@@ -22,7 +22,7 @@ export function registerScoreCommand(program: Command): void {
     .option('--device <d>', DEVICE_HELP, device('--device'), 'cpu')
     .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'one JSON event per line')
-    .action(async (o: { parent: string; library: string; data: string; split: 'validation' | 'test' | 'train'; sequences: number; seq: number; taskItems: number; device: 'cpu' | 'cuda'; dtype: 'auto' | 'float32' | 'bfloat16'; json?: boolean }) => {
+    .action(async (o: { parent: string; library: string; data: string; split: 'validation' | 'test' | 'train'; sequences: number; seq: number; taskItems: number; device: 'cpu' | 'cuda'; dtype: DTypeSetting; json?: boolean }) => {
       const progress = createProgress({ json: o.json });
       const parent = loadModel(o.parent, o.device, resolveDType(o.dtype, o.device));
       try {

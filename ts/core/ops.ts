@@ -187,6 +187,13 @@ export async function cast(x: Tensor, dtype: 'float32' | 'bfloat16'): Promise<Te
   return out;
 }
 
+/** `x` in `dtype`, consuming it: a converted copy replaces (and releases) it. */
+export async function castOwned(x: Tensor, dtype: 'float32' | 'bfloat16'): Promise<Tensor> {
+  const y = await cast(x, dtype);
+  if (y !== x) x.dispose();
+  return y;
+}
+
 /** out += a, in place. */
 export async function accumulate(out: Tensor, a: Tensor): Promise<void> {
   await native(() => raw().accumulate(out, a, out.numel));

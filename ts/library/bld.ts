@@ -68,29 +68,21 @@ export interface TrainedVariant {
 }
 
 /**
- * Runs the parent up to layer `layer` on ids[B, T]: returns its input and output (caller
- * disposes), in float32 (a bfloat16 parent's exactly widened).
+ * Runs the parent up to layer `layer` on ids[B, T]: returns its input, in the blocks' dtype (what
+ * the variants take), and its output in float32 (what the losses take); the caller disposes both.
  */
 export async function parentLayerIO(parent: LlamaModel, ids: Tensor, layer: number): Promise<{ x: Tensor; y: Tensor }> {
   const [B, T] = ids.shape;
   const rope = parent.ropeFor(T);
-  const e = await ops.embeddingForward(ids, parent.embed);
-  let h = await ops.cast(e, parent.dtype);  // into the blocks' dtype, as LlamaModel.forward does
-  if (h !== e) e.dispose();
+  // into the blocks' dtype, as LlamaModel.forward does
+  let h = await ops.castOwned(await ops.embeddingForward(ids, parent.embed), parent.dtype);
   for (let i = 0; i < layer; i++) {
     const next = await parent.blocks[i].forward(h, B, T, rope, false);
     h.dispose();
     h = next;
   }
   const y = await parent.blocks[layer].forward(h, B, T, rope, true);
-  return { x: await wide(h), y: await wide(y) };
-}
-
-/** A block output in float32 for the losses (a bf16 output is widened and released). */
-async function wide(out: Tensor): Promise<Tensor> {
-  const w = await ops.cast(out, 'float32');
-  if (w !== out) out.dispose();
-  return w;
+  return { x: h, y: await ops.castOwned(y, 'float32') };
 }
 
 /**
@@ -148,14 +140,12 @@ export async function trainLayer(opts: {
       const ids = valSched.inputAt(k);
       const { x, y } = await parentLayerIO(parent, ids, layer);
       const rope = parent.ropeFor(T);
-      const xb = await ops.cast(x, parent.dtype);
       for (const [i, v] of variants.entries()) {
-        const out = await wide(await v.block.forward(xb, B, T, rope, false));
+        const out = await ops.castOwned(await v.block.forward(x, B, T, rope, false), 'float32');
         num[i] += await ops.nmseForward(out, y);
         out.dispose();
       }
       count++;
-      if (xb !== x) xb.dispose();
       x.dispose(), y.dispose(), ids.dispose();
     }
     return Array.from(num, (v) => v / Math.max(1, count));
@@ -167,19 +157,15 @@ export async function trainLayer(opts: {
     const ids = trainSched.inputAt(step);
     const { x, y } = await parentLayerIO(parent, ids, layer);
     const lr = warmupCosine(step, s.steps, s.lr, s.warmup, 0);
-    const xb = await ops.cast(x, parent.dtype);
     for (const v of variants) {
       if (!v.opt) continue;
       v.block.zeroGrad();
-      const out = await wide(await v.block.forward(xb, B, T, rope, true));
-      const d = await ops.nmseBackward(out, y, 1);
-      const db = await ops.cast(d, parent.dtype);
-      await v.block.backward(db, false);
+      const out = await ops.castOwned(await v.block.forward(x, B, T, rope, true), 'float32');
+      const d = await ops.castOwned(await ops.nmseBackward(out, y, 1), parent.dtype);
+      await v.block.backward(d, false);
       await v.opt.step(lr);
       out.dispose(), d.dispose();
-      if (db !== d) db.dispose();
     }
-    if (xb !== x) xb.dispose();
     x.dispose(), y.dispose(), ids.dispose();
     opts.onProgress?.(step + 1, s.steps);
   }

@@ -14,6 +14,12 @@ import { ropeTables } from './rope.js';
 
 /** Storage of the residual stream, activations and KV caches inside the blocks. */
 export type ModelDType = 'float32' | 'bfloat16';
+/** A precision as asked for: 'auto' is mixed precision on cuda and float32 on the CPU. */
+export type DTypeSetting = ModelDType | 'auto';
+
+export function resolveDType(dtype: DTypeSetting | undefined, device: DeviceName | undefined): ModelDType {
+  return dtype === 'float32' || dtype === 'bfloat16' ? dtype : device === 'cuda' ? 'bfloat16' : 'float32';
+}
 
 export function blockShape(c: ModelConfig, l: LayerSpec): BlockShape {
   return {
@@ -170,7 +176,7 @@ export class LlamaModel {
     const ids = to(hostIds, this.device);
     if (ids !== hostIds && opts.train) this.retained.push(ids);  // backward reads them
     const rope = this.ropeFor(T);
-    let h = await this.intoBlocks(await ops.embeddingForward(ids, this.embed));
+    let h = await ops.castOwned(await ops.embeddingForward(ids, this.embed), this.dtype);
     if (ids !== hostIds && !opts.train) ids.dispose();
     // hidden states are handed out in float32 (copies, for a bf16 model): the losses are float32
     const hidden: Tensor[] = [];
@@ -180,7 +186,7 @@ export class LlamaModel {
       if (!hidden.includes(h)) h.dispose();
       h = next;
     }
-    h = await this.outOfBlocks(h, hidden);
+    h = await ops.castOwned(h, 'float32');  // never one of `hidden`: those are float32 copies
     const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
     const logits = await ops.matmulForward(normed, this.head ?? this.embed);
     this.retained.push(...hidden);
@@ -222,34 +228,20 @@ export class LlamaModel {
     const rope = this.ropeFor(past + T);
     const pos = idsTensor(Int32Array.from({ length: T }, (_, t) => past + t), [T], this.device);
     const ids = to(hostIds, this.device);
-    let h = await this.intoBlocks(await ops.embeddingForward(ids, this.embed));
+    let h = await ops.castOwned(await ops.embeddingForward(ids, this.embed), this.dtype);
     if (ids !== hostIds) ids.dispose();
     for (const [i, block] of this.blocks.entries()) {
       const next = await block.forwardCached(h, B, T, { ...rope, pos }, cache.layers[i], past);
       h.dispose();
       h = next;
     }
-    h = await this.outOfBlocks(h, []);
+    h = await ops.castOwned(h, 'float32');
     pos.dispose();
     const { out: normed, rstd } = await ops.rmsnormForward(h, this.norm, this.config.eps);
     const logits = await ops.matmulForward(normed, this.head ?? this.embed);
     h.dispose(), normed.dispose(), rstd.dispose();
     cache.length += T;
     return logits;
-  }
-
-  /** A float32 tensor entering the blocks (the embedding's output, the head's gradient) in their dtype (consumed). */
-  private async intoBlocks(x: Tensor): Promise<Tensor> {
-    const y = await ops.cast(x, this.dtype);
-    if (y !== x) x.dispose();
-    return y;
-  }
-
-  /** The last block's output in float32 for the final norm (consumed unless it is one of `keep`). */
-  private async outOfBlocks(h: Tensor, keep: Tensor[]): Promise<Tensor> {
-    const y = await ops.cast(h, 'float32');
-    if (y !== h && !keep.includes(h)) h.dispose();
-    return y;
   }
 
   /** Releases what the last forward kept (hidden states, saved activations). */
@@ -297,7 +289,7 @@ export class LlamaModel {
     lm.dinp.dispose();
     await ops.accumulate(g.norm, nb.dweight);
     nb.dweight.dispose();
-    let d = await this.intoBlocks(nb.dinp);
+    let d = await ops.castOwned(nb.dinp, this.dtype);
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       const extra = extraHidden?.[i];
       if (extra) {
@@ -306,14 +298,14 @@ export class LlamaModel {
         await ops.accumulate(wide, extra);
         if (wide !== d) {
           d.dispose();
-          d = await this.intoBlocks(wide);
+          d = await ops.castOwned(wide, this.dtype);
         }
       }
       const dx = (await this.blocks[i].backward(d, true))!;
       d.dispose();
       d = dx;
     }
-    d = await this.outOfBlocks(d, []);
+    d = await ops.castOwned(d, 'float32');
     await ops.embeddingBackward(g.embed, d, s.ids);
     d.dispose();
   }

@@ -10,6 +10,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { PuzzleError } from '../core/errors.js';
+import { resolveDType, type DTypeSetting } from '../model/llama.js';
 
 export interface RunConfig {
   /** the parent HF folder */
@@ -53,7 +54,7 @@ export interface RunConfig {
    * Resolved when the config is read, and part of the fingerprints when it is bfloat16: a run
    * resumed elsewhere must compute as it began.
    */
-  dtype: 'auto' | 'float32' | 'bfloat16';
+  dtype: DTypeSetting;
 }
 
 /** The built-in demo: the shipped default parent, about 6-8 minutes on 2 CPU cores. */
@@ -123,7 +124,7 @@ export function resolveConfig(partial: unknown, source: string): RunConfig {
     if (v < 1) fail(`${source}: "${k}"`, `must be at least 1, got ${v}`);
   if (c.device !== 'cpu' && c.device !== 'cuda') fail(`${source}: "device"`, `expected cpu or cuda, got ${JSON.stringify(c.device)}`);
   if (!['auto', 'float32', 'bfloat16'].includes(c.dtype)) fail(`${source}: "dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.dtype)}`);
-  if (c.dtype === 'auto') c.dtype = c.device === 'cuda' ? 'bfloat16' : 'float32';
+  c.dtype = resolveDType(c.dtype, c.device);
   if (c.profile.device !== 'cpu' && c.profile.device !== 'cuda') fail(`${source}: "profile.device"`, `expected cpu or cuda, got ${JSON.stringify(c.profile.device)}`);
   if (!['auto', 'float32', 'bfloat16'].includes(c.profile.dtype)) fail(`${source}: "profile.dtype"`, `expected auto, float32 or bfloat16, got ${JSON.stringify(c.profile.dtype)}`);
   if (c.profile.device === 'cpu' && c.profile.dtype === 'bfloat16')
@@ -180,6 +181,8 @@ export function loadRunConfig(path: string | undefined, sets: string[] = []): Ru
 /** The stages, in order, and which config sections each depends on (its own and upstream). */
 export const STAGES = ['parent', 'library', 'score', 'profile', 'search', 'assemble', 'gkd', 'export', 'evaluate'] as const;
 export type StageName = (typeof STAGES)[number];
+/** The stages that run models on `device` in `dtype` (profile has settings of its own). */
+export const MODEL_STAGES: readonly StageName[] = ['library', 'score', 'gkd', 'evaluate'];
 
 const SECTIONS: Record<StageName, Array<keyof RunConfig>> = {
   parent: ['parent'],

@@ -31,6 +31,7 @@ import { buildLibrary, folderFingerprint } from '../library/build.js';
 import { buildSearchInput, readCostTable } from '../library/search-input.js';
 import type { SearchSpaceConfig } from '../library/space.js';
 import { loadModel, openModelFolder, saveModel } from '../model/hf.js';
+import { resolveDType } from '../model/llama.js';
 import { profileSpace, additivityCheck, type AdditivityRow, type CostTable } from '../profile/profile.js';
 import { compareSpeedCuda, profileSpaceCuda } from '../profile/cuda.js';
 import { scenario as makeScenario } from '../profile/scenario.js';
@@ -42,7 +43,7 @@ import type { SearchResult } from '../search/result.js';
 import { fromPacked } from '../train/batches.js';
 import { loadAddon } from '../native/loader.js';
 import { writeJsonAtomic } from './atomic.js';
-import { configDiff, fingerprint, STAGES, stageSettings, type RunConfig, type StageName } from './config.js';
+import { configDiff, fingerprint, MODEL_STAGES, STAGES, stageSettings, type RunConfig, type StageName } from './config.js';
 import { writeReport } from './report.js';
 
 export type RunEvent =
@@ -112,9 +113,6 @@ export function searchOptions(c: RunConfig, table: BlockLibrary): SearchOptions 
   return o as SearchOptions;
 }
 
-/** The stages that run models on config.device (profile has its own setting). */
-const MODEL_STAGES: ReadonlySet<StageName> = new Set(['library', 'score', 'gkd', 'evaluate']);
-
 export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOptions = {}): Promise<RunResult> {
   const dir = resolve(dirIn);
   const P = paths(dir);
@@ -125,7 +123,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
   // the fingerprints, so a resumed run may have trained on one machine and distilled on another)
   let ranOn = 'cpu';
   // resolveConfig turns 'auto' into the device's default; a config built by hand may still say it
-  const modelDType = config.dtype === 'bfloat16' || (config.dtype === 'auto' && config.device === 'cuda') ? 'bfloat16' : 'float32';
+  const modelDType = resolveDType(config.dtype, config.device);
   if (config.device === 'cuda') {
     // before any stage starts, not hours in at the first model load
     const cuda = loadAddon().cudaInfo();
@@ -206,7 +204,7 @@ export async function runPipeline(config: RunConfig, dirIn: string, opts: RunOpt
     }
     const t0 = performance.now();
     const summary = await body();
-    if (MODEL_STAGES.has(s)) Object.assign(summary, { device: ranOn, dtype: modelDType });
+    if (MODEL_STAGES.includes(s)) Object.assign(summary, { device: ranOn, dtype: modelDType });
     finish(s, summary);
     emit({ kind: 'stage', index, total: STAGES.length, stage: s, status: 'done', summary, seconds: (performance.now() - t0) / 1000 });
   };

@@ -13,7 +13,7 @@ import type { SearchResult } from '../search/result.js';
 import type { BlockLibrary } from '../search/library.js';
 import { niceTicks } from '../search/svg.js';
 import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
-import type { RunConfig } from './config.js';
+import { MODEL_STAGES, type RunConfig } from './config.js';
 
 const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as T) : null);
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(1)}%`);
@@ -43,7 +43,7 @@ export function writeReport(dir: string, config: RunConfig): Record<string, unkn
   const library = readJson<{ summary: Record<string, unknown> }>(join(dir, 'stages', 'library.done.json'))?.summary ?? null;
   // where each model stage ran, from its done marker
   const ranOn: Record<string, string> = {};
-  for (const s of ['library', 'score', 'gkd', 'evaluate']) {
+  for (const s of MODEL_STAGES) {
     const sum = readJson<{ summary?: { device?: string; dtype?: string } }>(join(dir, 'stages', `${s}.done.json`))?.summary;
     if (sum?.device) ranOn[s] = `${sum.device}${sum.dtype ? `, ${sum.dtype}` : ''}`;
   }

@@ -56,7 +56,7 @@ async function parentPass(parent: LlamaModel, ids: Tensor): Promise<ParentPass> 
   const [B, T] = ids.shape;
   const rope = parent.ropeFor(T);
   // layer inputs in the blocks' dtype (a bfloat16 parent: its residual stream rounded as its forward does)
-  const inputs: Tensor[] = [await castOwned(await ops.embeddingForward(ids, parent.embed), parent.dtype)];
+  const inputs: Tensor[] = [await ops.castOwned(await ops.embeddingForward(ids, parent.embed), parent.dtype)];
   for (let i = 0; i < parent.blocks.length - 1; i++) inputs.push(await parent.blocks[i].forward(inputs[i], B, T, rope, false));
   // the parent's own logits continue from the last layer's input: no layer runs twice
   const last = parent.blocks.length - 1;
@@ -75,18 +75,11 @@ async function logitsFrom(parent: LlamaModel, ids: Tensor, input: Tensor, layer:
     h.dispose();
     h = next;
   }
-  h = await castOwned(h, 'float32');
+  h = await ops.castOwned(h, 'float32');
   const { out: normed, rstd } = await ops.rmsnormForward(h, parent.norm, parent.config.eps);
   const logits = await ops.matmulForward(normed, parent.head ?? parent.embed);
   [h, normed, rstd].forEach((t) => t.dispose());
   return logits;
-}
-
-/** `x` in `dtype`; a converted copy replaces (and releases) it. */
-async function castOwned(x: Tensor, dtype: 'float32' | 'bfloat16'): Promise<Tensor> {
-  const y = await ops.cast(x, dtype);
-  if (y !== x) x.dispose();
-  return y;
 }
 
 export type ScoreEvent = { kind: 'entry'; done: number; total: number; score: ReplaceScore; skipped: boolean };

@@ -129,14 +129,12 @@ inline void emu_graph_free(EmuGraph* g) {
 inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
   if (g_emu_capture) return cudaErrorInvalidValue;  // one capture at a time
   g_emu_capture = new EmuGraph;
-  g_emu_capturing = true;
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* g) {
   if (!g_emu_capture) return cudaErrorInvalidValue;
   *g = g_emu_capture;
   g_emu_capture = nullptr;
-  g_emu_capturing = false;
   return cudaGetLastError();
 }
 inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t g, unsigned long long) {
