@@ -492,11 +492,15 @@ void check_bf16_ops() {
     check("bf16 rmsnorm backward dinp (accumulates)", gdx.get(), widen16(dx), TOL.bf16);
     check("bf16 rmsnorm backward dweight (fp32)", gdw.get(), dw, TOL.bf16_f32out);
   }
-  // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs
+  // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs. Without
+  // cuBLAS (or with PUZZLE_CUDA_GEMM=own) the aligned ones (row strides a multiple of 8) run the
+  // mma.sync kernel: the last three reach its 256-wide tiles on 132 SMs, with ragged N or K
   struct S { bool ta, tb; int64_t M, N, K, pad; float alpha, beta; } shapes[] = {
       {false, true, 257, 193, 300, 3, 1.f, 0.f}, {true, false, 128, 256, 96, 0, 1.f, 1.f},
       {false, false, 130, 70, 64, 1, 0.5f, 1.f}, {true, true, 96, 160, 40, 0, 1.f, 0.f},
-      {false, true, 1, 515, 260, 1, 1.f, 0.f},   {false, true, 16, 1024, 512, 0, 1.f, 1.f}};
+      {false, true, 1, 515, 260, 1, 1.f, 0.f},   {false, true, 16, 1024, 512, 0, 1.f, 1.f},
+      {false, false, 300, 520, 72, 8, 1.f, 1.f}, {false, true, 1536, 2824, 200, 0, 1.f, 0.f},
+      {true, false, 2048, 4096, 264, 0, 0.5f, 1.f}, {false, false, 2048, 2048, 128, 0, 1.f, 0.f}};
   for (const S& t : shapes) {
     const int64_t lda = (t.ta ? t.M : t.K) + t.pad, ldb = (t.tb ? t.K : t.N) + t.pad, ldc = t.N + t.pad;
     auto A = round16(randn((t.ta ? t.K : t.M) * lda)), B = round16(randn((t.tb ? t.N : t.K) * ldb));

@@ -100,7 +100,7 @@ void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B
 // puzzle/gemm.h); beta == 0 overwrites C.
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-const char* gemm_kernel_name();  // "cublas" or "puzzle-wmma-bf16" (for reports)
+const char* gemm_kernel_name();  // "cublas", "puzzle-mma-bf16" or "puzzle-wmma-bf16" (for reports)
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
                     int64_t OC);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -126,6 +126,13 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
 void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                  const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// gemm_mma.cu: the same for bf16 operands on mma.sync with cp.async stages (what gemm() runs for
+// large bf16 shapes without cuBLAS); false, nothing queued, unless A and B are 16-byte aligned with
+// row strides a multiple of 8 and M, N, K fit an int.
+bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
+              const bf16x* B, int64_t ldb, float beta, bf16x* C, int64_t ldc);
+bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
+              const bf16x* B, int64_t ldb, float beta, float* C, int64_t ldc);
 // attention.cu: the tensor-core forward reading and writing bf16 directly (HS 64/128 unless
 // PUZZLE_CUDA_ATTN=simt; returns false, queuing nothing, otherwise).
 bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,

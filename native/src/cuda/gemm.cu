@@ -15,7 +15,9 @@
 //      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem;
 //      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
 //        one block per 4 columns, all its threads along k (o and down projections of a decode).
-//  * otherwise: our tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
+//  * bf16 operands otherwise: gemm_mma.cu's kernel (cp.async k-tiles several stages ahead,
+//    ldmatrix, mma.sync m16n8k16) when they are 16-byte aligned with row strides a multiple of 8.
+//  * otherwise: our wmma tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
 //    m16n16k16): block tile 128x128x32, 8 warps in a 4x2 grid of 32x64 warp tiles, operands
 //    converted to bf16 when stored to shared memory, double-buffered smem with the next k-tile
 //    prefetched into registers while the current one is multiplied (128 registers, so two
@@ -26,7 +28,8 @@
 //    tiles are stored per element.
 //  * with PUZZLE_HAVE_CUBLAS: cublasGemmEx (fp32 storage, CUBLAS_COMPUTE_32F_FAST_16BF) replaces
 //    the tensor-core kernel for the large shapes; the few-rows kernels stay ours.
-// PUZZLE_CUDA_GEMM=own|cublas (read once) forces our kernels, or cuBLAS for every shape.
+// PUZZLE_CUDA_GEMM=own|wmma|cublas (read once) forces our kernels (wmma: the wmma kernel for bf16
+// operands too, to time the two), or cuBLAS for every shape.
 // Everything is queued on stream() with no allocation and no synchronisation, so calls can be
 // captured into a CUDA graph (the cuBLAS handle and its workspace are created once, outside
 // any capture, the first time gemm() or gemm_kernel_name() runs).
@@ -696,12 +699,14 @@ void scale_c(int64_t M, int64_t N, float beta, TOut* C, int64_t ldc) {
 // Path selection
 // ============================================================================================
 
-enum class Mode { kAuto, kOwn, kCublas };
+// kWmma: our kernels with the older wmma kernel for bf16 operands too (to time one against the other)
+enum class Mode { kAuto, kOwn, kWmma, kCublas };
 
 Mode gemm_mode() {
   static const Mode mode = [] {
     const char* e = std::getenv("PUZZLE_CUDA_GEMM");
     if (e && std::strcmp(e, "own") == 0) return Mode::kOwn;
+    if (e && std::strcmp(e, "wmma") == 0) return Mode::kWmma;
     if (e && std::strcmp(e, "cublas") == 0) return Mode::kCublas;
     return Mode::kAuto;
   }();
@@ -789,10 +794,15 @@ void gemm_t(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alp
 #else
   (void)mode;
 #endif
-  if (small)
+  if (small) {
     small_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else
-    tc_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // bf16 operands: the cp.async / mma.sync kernel of gemm_mma.cu unless PUZZLE_CUDA_GEMM=wmma or
+  // it refuses the operands (alignment); the wmma kernel otherwise and for fp32 operands.
+  if constexpr (std::is_same_v<TIn, bf16x>)
+    if (mode != Mode::kWmma && gemm_mma(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  tc_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace
@@ -812,9 +822,9 @@ void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
 
 const char* gemm_kernel_name() {
 #ifdef PUZZLE_HAVE_CUBLAS
-  if (gemm_mode() != Mode::kOwn && cublas_handle()) return "cublas";
+  if (gemm_mode() != Mode::kOwn && gemm_mode() != Mode::kWmma && cublas_handle()) return "cublas";
 #endif
-  return "puzzle-wmma-bf16";
+  return gemm_mode() == Mode::kWmma ? "puzzle-wmma-bf16" : "puzzle-mma-bf16";
 }
 
 }  // namespace puzzle::cuda

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -252,7 +253,28 @@ void t_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
   check("attention cached forward (bf16 bridge)" + s, gco.get(), rco.get(), ULP);
 }
 
+// The mma.sync kernel (gemm_mma.cu) for bf16 operands: strides a multiple of 8 (ld+pad with
+// K, M or N + pad = 0 mod 8), ragged edges in every dimension (a partial k chunk: K 70 in a row
+// of 72), K past several pipeline stages, beta; BN 128 below one tile per SM (8 SMs here), BN
+// 256 at and above it (M 264, N 1032: 15 tiles; M 256, N 2048: 16)
+void t_gemm_mma() {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      t_gemm(ta, tb, 136, 144, 160, 0, 1.f, 0.f);
+      t_gemm(ta, tb, 134, 150, 70, 2, 0.5f, 1.f);
+    }
+  t_gemm(false, true, 200, 300, 300, 4, 1.f, 0.f);
+  t_gemm(false, false, 264, 1032, 40, 0, 1.f, 1.f);
+  t_gemm(true, true, 256, 2048, 48, 0, 1.f, 0.f);
+}
+
 int main() {
+  // OPS_ONLY=gemm_mma: only those (run.sh's TSan pass)
+  if (const char* only = std::getenv("OPS_ONLY"); only && std::string(only) == "gemm_mma") {
+    t_gemm_mma();
+    std::printf("%d/%d passed, %d failed\n", total - fails, total, fails);
+    return fails || G::g_errors ? 1 : 0;
+  }
   for (int64_t n : {1, 7, 64, 1001})
     for (int oa : {0, 1, 3}) t_flat(n, oa, oa);
   t_flat(515, 1, 2);
@@ -272,6 +294,7 @@ int main() {
       t_gemm(ta, tb, 1, 300, 70, 1, 1.f, 1.f);
       t_gemm(ta, tb, 200, 5, 40, 0, 1.f, 0.f);
     }
+  t_gemm_mma();
   // the few-rows dot kernel's 16-byte weight loads (8 bf16 per lane): K past one vector sweep
   // (256 values), a ragged tail, row strides that allow 16-byte loads and ones that do not
   t_gemm(false, true, 3, 70, 300, 0, 1.f, 0.f);

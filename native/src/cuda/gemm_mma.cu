@@ -1,0 +1,307 @@
+// Our own GEMM for bf16 operands on mma.sync (cuda/mma.cuh), where cuBLAS is absent or
+// PUZZLE_CUDA_GEMM=own: C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, bf16 operands, fp32
+// accumulation, bf16 or fp32 C, the semantics of gemm() in gemm.cu (which calls this for the
+// large bf16 shapes and keeps its wmma kernel for fp32 operands and for operands this one refuses).
+//
+// Why a second kernel: gemm.cu's wmma kernel loads each k-tile into registers, converts and
+// stores it to shared memory and waits for it, two stages deep; on the H200 it ran at 111 TFLOP/s
+// (benchmarks/results/gpu-h200-2026-11-28.md) where cuBLAS ran at 790. Operands already in bf16
+// need no conversion, so they can go straight from global to shared memory with cp.async, several
+// k-tiles ahead of the tensor cores, which is the structure of CUTLASS's sm80 kernels:
+//  * block tile BM x BN x 32 (BM 128; BN 256 when there are enough tiles to fill every SM once,
+//    else 128), 8 warps in a 2 x 4 grid of 64 x BN/4 warp tiles, fp32 accumulators in registers
+//    (mma.m16n8k16: 64 x 64 per warp is 128 floats a thread);
+//  * STAGES k-tiles in flight (4 at BN 256: 120 KiB of shared memory; 3 at BN 128: 60 KiB, so
+//    two blocks share an SM), one cp.async group per k-tile, one barrier per k-tile;
+//  * each operand tile kept in shared memory in its global layout (k-contiguous rows, or rows
+//    along m / n) with 8 bf16 of padding per row, which makes every ldmatrix conflict-free;
+//    ldmatrix.trans turns the m- or n-contiguous layouts into the fragments mma.sync wants, so
+//    all four (transA, transB) cases read global memory in whole 16-byte chunks;
+//  * tiles launched in groups of 8 tile rows (the grid walks down a column of 8 tiles before
+//    moving right), so neighbouring blocks share their A and B panels in L2;
+//  * the epilogue writes straight from the accumulators: a lane's two adjacent columns as one
+//    8-byte (fp32) or 4-byte (bf16) store, beta * C read the same way, edges per element.
+// Preconditions (else it returns false and queues nothing): A and B 16-byte aligned with row
+// strides a multiple of 8 elements (every cp.async chunk aligned), M, N, K within int. Chunks that
+// cross the edge of the matrix (ragged M, N or K) are loaded element by element with zeros past
+// the edge, so no shape is excluded. Everything is queued on stream() without allocation or
+// synchronisation (graph capture safe).
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/common.cuh"
+#include "cuda/mma.cuh"
+
+namespace puzzle::cuda {
+namespace {
+
+constexpr int kMmaGemmThreads = 256;  // 8 warps: 2 along M x 4 along N
+constexpr int kBM = 128, kBK = 32;
+constexpr int kPad = 8;  // bf16 of padding per shared-memory row (16 bytes)
+constexpr int kGroupRows = 8;  // tile rows per launch group (L2 reuse)
+
+// Shared-memory geometry of one (transA, transB, BN) configuration, in bf16 elements.
+template <bool TA, bool TB, int BN>
+struct MmaGemmGeo {
+  static constexpr int STAGES = BN == 256 ? 4 : 3;
+  static constexpr int WN = BN / 4;  // warp tile columns (64 or 32)
+  static constexpr int NT = WN / 8;  // n8 tiles per warp
+  // A: !TA: [kBM][kBK + kPad] (k contiguous); TA: [kBK][kBM + kPad] (m contiguous)
+  static constexpr int LDA = TA ? kBM + kPad : kBK + kPad;
+  static constexpr int A_ELEMS = TA ? kBK * LDA : kBM * LDA;
+  // B: TB: [BN][kBK + kPad] (k contiguous, B given as [N, K]); !TB: [kBK][BN + kPad] (n contiguous)
+  static constexpr int LDB = TB ? kBK + kPad : BN + kPad;
+  static constexpr int B_ELEMS = TB ? BN * LDB : kBK * LDB;
+  static constexpr int STAGE_ELEMS = A_ELEMS + B_ELEMS;
+  static constexpr size_t bytes = (size_t)STAGES * STAGE_ELEMS * 2;
+  static_assert(A_ELEMS % 64 == 0 && B_ELEMS % 64 == 0, "every tile starts 128-byte aligned");
+  static_assert(NT % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+};
+
+// One 16-byte chunk (8 bf16 along the contiguous dimension) from global to shared memory: by
+// cp.async when all 8 exist, else element by element with zeros for the missing ones (nvalid may
+// be <= 0: all zeros, and src is not read).
+__device__ __forceinline__ void load_chunk(bf16x* dst, const bf16x* src, int nvalid) {
+  if (nvalid >= 8) {
+    cp_async16(dst, src);
+  } else if (nvalid <= 0) {
+    *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+  } else {
+    alignas(16) bf16x v[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = e < nvalid ? src[e] : __float2bfloat16_rn(0.f);
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+  }
+}
+
+// The k-tile starting at k0 of both operands into one stage of shared memory (cp.async chunks,
+// not yet committed).
+template <bool TA, bool TB, int BN>
+__device__ __forceinline__ void load_stage(bf16x* sA, bf16x* sB, const bf16x* __restrict__ A, int64_t lda,
+                                           const bf16x* __restrict__ B, int64_t ldb, int M, int N, int K, int m0,
+                                           int n0, int k0) {
+  using G = MmaGemmGeo<TA, TB, BN>;
+  constexpr int A_CHUNKS = kBM * kBK / 8, B_CHUNKS = BN * kBK / 8;
+  static_assert(A_CHUNKS % kMmaGemmThreads == 0 && B_CHUNKS % kMmaGemmThreads == 0, "whole chunks per thread");
+#pragma unroll
+  for (int j = 0; j < A_CHUNKS / kMmaGemmThreads; ++j) {
+    const int i = (int)threadIdx.x + j * kMmaGemmThreads;
+    if (!TA) {  // A [M, K]: row m, k chunk
+      const int r = i / (kBK / 8), c = (i % (kBK / 8)) * 8, m = m0 + r, k = k0 + c;
+      load_chunk(sA + r * G::LDA + c, A + (int64_t)m * lda + k, m < M ? K - k : 0);
+    } else {  // A [K, M]: row k, m chunk
+      const int r = i / (kBM / 8), c = (i % (kBM / 8)) * 8, k = k0 + r, m = m0 + c;
+      load_chunk(sA + r * G::LDA + c, A + (int64_t)k * lda + m, k < K ? M - m : 0);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < B_CHUNKS / kMmaGemmThreads; ++j) {
+    const int i = (int)threadIdx.x + j * kMmaGemmThreads;
+    if (TB) {  // B [N, K]: row n, k chunk
+      const int r = i / (kBK / 8), c = (i % (kBK / 8)) * 8, n = n0 + r, k = k0 + c;
+      load_chunk(sB + r * G::LDB + c, B + (int64_t)n * ldb + k, n < N ? K - k : 0);
+    } else {  // B [K, N]: row k, n chunk
+      const int r = i / (BN / 8), c = (i % (BN / 8)) * 8, k = k0 + r, n = n0 + c;
+      load_chunk(sB + r * G::LDB + c, B + (int64_t)k * ldb + n, k < K ? N - n : 0);
+    }
+  }
+}
+
+// Adjacent pairs of C for the epilogue (p 8-byte aligned for fp32, 4-byte for bf16).
+__device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
+__device__ __forceinline__ float2 load_pair(const bf16x* p) {
+  const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(p);
+  return make_float2(__low2float(v), __high2float(v));
+}
+__device__ __forceinline__ void store_pair(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
+__device__ __forceinline__ void store_pair(bf16x* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+__device__ __forceinline__ float load_one(const float* p) { return *p; }
+__device__ __forceinline__ float load_one(const bf16x* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void store_one(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_one(bf16x* p, float v) { *p = __float2bfloat16_rn(v); }
+
+template <bool TA, bool TB, int BN, class TOut>
+__global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
+    gemm_mma_kernel(int M, int N, int K, float alpha, const bf16x* __restrict__ A, int64_t lda,
+                    const bf16x* __restrict__ B, int64_t ldb, float beta, TOut* C, int64_t ldc, bool pair_ok) {
+  using G = MmaGemmGeo<TA, TB, BN>;
+  extern __shared__ __align__(128) unsigned char tc_smem[];
+  bf16x* smem = reinterpret_cast<bf16x*>(tc_smem);
+
+  // Tile of this block: groups of kGroupRows tile rows, walked column by column.
+  const int tiles_m = (M + kBM - 1) / kBM, tiles_n = (N + BN - 1) / BN;
+  const int per_group = kGroupRows * tiles_n;
+  const int pid = (int)blockIdx.x, group = pid / per_group, first = group * kGroupRows;
+  const int rows_here = min(tiles_m - first, kGroupRows);
+  const int in_group = pid - group * per_group;
+  const int m0 = (first + in_group % rows_here) * kBM, n0 = (in_group / rows_here) * BN;
+
+  const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
+  const int wm = warp / 4, wn = warp % 4;  // warp tile: rows wm*64.., columns wn*WN..
+  const int q = lane / 8, l8 = lane % 8;   // ldmatrix: matrix q's row addresses come from lanes 8q..8q+7
+
+  float acc[4][G::NT][4];
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < G::NT; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+
+  const int ktiles = (K + kBK - 1) / kBK;
+  // Prologue: the first STAGES-1 k-tiles in flight, one group each (empty groups past the end
+  // keep the count that cp_async_wait relies on).
+#pragma unroll
+  for (int s = 0; s < G::STAGES - 1; ++s) {
+    if (s < ktiles)
+      load_stage<TA, TB, BN>(smem + s * G::STAGE_ELEMS, smem + s * G::STAGE_ELEMS + G::A_ELEMS, A, lda, B, ldb, M, N, K,
+                             m0, n0, s * kBK);
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < ktiles; ++kt) {
+    // k-tile kt has landed (for this thread's copies; the barrier makes everyone's visible and
+    // also says every warp is done with the stage the prefetch below overwrites, read at kt-1)
+    cp_async_wait<G::STAGES - 2>();
+    __syncthreads();
+    {
+      const int pf = kt + G::STAGES - 1, ps = pf % G::STAGES;
+      if (pf < ktiles)
+        load_stage<TA, TB, BN>(smem + ps * G::STAGE_ELEMS, smem + ps * G::STAGE_ELEMS + G::A_ELEMS, A, lda, B, ldb, M,
+                               N, K, m0, n0, pf * kBK);
+      cp_async_commit();
+    }
+    const bf16x* sA = smem + (kt % G::STAGES) * G::STAGE_ELEMS;
+    const bf16x* sB = sA + G::A_ELEMS;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      uint32_t af[4][4];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int m = wm * 64 + mi * 16;
+        if (!TA)  // matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15), rows from lanes % 16
+          ldsm_x4(af[mi], sA + (m + lane % 16) * G::LDA + kk + (lane / 16) * 8);
+        else  // stored [k][m]: matrix q is m + (q % 2) * 8, k + (q / 2) * 8, transposed
+          ldsm_x4_trans(af[mi], sA + (kk + (q / 2) * 8 + l8) * G::LDA + m + (q % 2) * 8);
+      }
+      uint32_t bfr[G::NT][2];
+#pragma unroll
+      for (int nj = 0; nj < G::NT / 2; ++nj) {
+        const int n = wn * G::WN + nj * 16;
+        uint32_t r[4];  // matrix q: n + (q / 2) * 8, k + (q % 2) * 8
+        if (TB)
+          ldsm_x4(r, sB + (n + (q / 2) * 8 + l8) * G::LDB + kk + (q % 2) * 8);
+        else  // stored [k][n]
+          ldsm_x4_trans(r, sB + (kk + (q % 2) * 8 + l8) * G::LDB + n + (q / 2) * 8);
+        bfr[2 * nj][0] = r[0], bfr[2 * nj][1] = r[1], bfr[2 * nj + 1][0] = r[2], bfr[2 * nj + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < G::NT; ++ni) mma_16816(acc[mi][ni], af[mi], bfr[ni][0], bfr[ni][1]);
+    }
+  }
+  cp_async_wait<0>();  // no copy may still target shared memory when the block exits
+
+  // Epilogue: lane (g, t) holds rows g and g+8, columns 2t and 2t+1 of each 16x8 accumulator.
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < G::NT; ++ni) {
+      const int col = n0 + wn * G::WN + ni * 8 + 2 * t;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = m0 + wm * 64 + mi * 16 + g + 8 * h;
+        if (row >= M || col >= N) continue;
+        TOut* p = C + (int64_t)row * ldc + col;
+        float v0 = alpha * acc[mi][ni][2 * h], v1 = alpha * acc[mi][ni][2 * h + 1];
+        if (pair_ok && col + 1 < N) {
+          if (beta != 0.f) {
+            const float2 c = load_pair(p);
+            v0 += beta * c.x, v1 += beta * c.y;
+          }
+          store_pair(p, v0, v1);
+        } else {
+          if (beta != 0.f) v0 += beta * load_one(p);
+          store_one(p, v0);
+          if (col + 1 < N) {
+            if (beta != 0.f) v1 += beta * load_one(p + 1);
+            store_one(p + 1, v1);
+          }
+        }
+      }
+    }
+}
+
+int device_attr(cudaDeviceAttr a) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) return 0;
+  return v;
+}
+
+// Launches one configuration; false (nothing queued) if its shared memory cannot be granted.
+template <bool TA, bool TB, int BN, class TOut>
+bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, const bf16x* B, int64_t ldb, float beta,
+                TOut* C, int64_t ldc) {
+  using G = MmaGemmGeo<TA, TB, BN>;
+  auto kernel = gemm_mma_kernel<TA, TB, BN, TOut>;
+  static const bool granted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   (int)G::bytes) == cudaSuccess;
+  if (!granted) {
+    (void)cudaGetLastError();  // a refused opt-in is not an error of the next launch
+    return false;
+  }
+  const int64_t tiles = (int64_t)((M + kBM - 1) / kBM) * ((N + BN - 1) / BN);
+  if (tiles > INT_MAX) return false;
+  const bool pair_ok = ldc % 2 == 0 && reinterpret_cast<uintptr_t>(C) % (2 * sizeof(TOut)) == 0;
+  kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                                                    pair_ok);
+  PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+  return true;
+}
+
+template <bool TA, bool TB, class TOut>
+bool dispatch_bn(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, const bf16x* B, int64_t ldb,
+                 float beta, TOut* C, int64_t ldc) {
+  // BN 256 (more work per byte of shared memory read) when its tiles fill every SM at least once
+  // and the device grants its shared memory; BN 128 otherwise.
+  static const int sms = std::max(device_attr(cudaDevAttrMultiProcessorCount), 1);
+  static const int optin = device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  const int64_t tiles256 = (int64_t)((M + kBM - 1) / kBM) * ((N + 255) / 256);
+  if (tiles256 >= sms && (size_t)optin >= MmaGemmGeo<TA, TB, 256>::bytes &&
+      launch_mma<TA, TB, 256>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return true;
+  if ((size_t)optin < MmaGemmGeo<TA, TB, 128>::bytes) return false;
+  return launch_mma<TA, TB, 128>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class TOut>
+bool gemm_mma_t(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
+                const bf16x* B, int64_t ldb, float beta, TOut* C, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0 || M > INT_MAX || N > INT_MAX || K > INT_MAX) return false;
+  const auto aligned = [](const bf16x* p, int64_t ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 8 == 0; };
+  if (!aligned(A, lda) || !aligned(B, ldb)) return false;
+  const int m = (int)M, n = (int)N, k = (int)K;
+  if (!transA && !transB) return dispatch_bn<false, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!transA && transB) return dispatch_bn<false, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (transA && !transB) return dispatch_bn<true, false>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  return dispatch_bn<true, true>(m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
+              const bf16x* B, int64_t ldb, float beta, bf16x* C, int64_t ldc) {
+  return gemm_mma_t(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
+              const bf16x* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  return gemm_mma_t(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace puzzle::cuda
