@@ -6,7 +6,9 @@
 #   2. checks every CUDA op and block against the CPU engine;
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
-#   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch;
+#   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
+#      where an 8B block's training and decode steps spend their GPU time, kernel by kernel (CUPTI),
+#      ours beside PyTorch's;
 #      then `puzzle profile --device cuda`'s native side on Llama-3.1-8B and -70B shapes;
 #   5. prints one table and writes it, with date, card, driver and commit, to
 #      $OUT/gpu-check.md (commit it under benchmarks/results/).
@@ -61,6 +63,11 @@ if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
     --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
 fi
 
+# Where a bf16 8B block's training step and decode steps spend their GPU time, kernel by kernel
+# (CUPTI activity records; PyTorch's beside them from torch.profiler in the anchor below)
+say "kernel breakdowns (puzzle_cuda_check --kernels)"
+timeout 90 "$BUILD/puzzle_cuda_check" --kernels --json "$OUT/kernels.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "kernels of|unavailable|skipped"
+
 # The GPU from Node (device tensors, ops, fp32/bf16 blocks, a model's step and decode against the
 # CPU engine: node_device_check.mjs). A GPU machine has no npm registry, so it needs dist/ and
 # build/Release/puzzle.node carried from the build machine (after npm ci; the run tool's
@@ -80,7 +87,7 @@ fi
 
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   say "PyTorch anchor"
-  timeout 200 python3 benchmarks/gpu/torch_anchor.py --json "$OUT/torch.json" $QUICK > "$OUT/torch.log" 2>&1; tail -3 "$OUT/torch.log"
+  timeout 200 python3 benchmarks/gpu/torch_anchor.py --json "$OUT/torch.json" --kernels $QUICK > "$OUT/torch.log" 2>&1; tail -3 "$OUT/torch.log"
 else
   say "no PyTorch with CUDA here: table without the anchor"
 fi
@@ -112,13 +119,13 @@ fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-mma.json"  # its rows are in gpu-check.md and its log in check.log
+rm -f "$OUT/ours-bf16-mma.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log"     # in gpu-check.md
 say "done"
 exit $RC

@@ -14,6 +14,7 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--commit", default="")
     ap.add_argument("--smi", default="")
+    ap.add_argument("--kernels", help="puzzle_cuda_check --kernels JSON: kernel breakdowns, beside PyTorch's")
     a = ap.parse_args()
     parts = [json.load(open(p)) for p in a.ours if os.path.exists(p)]
     if not parts:
@@ -76,6 +77,36 @@ def main():
             for c in checks:
                 f.write(f"| {c['name']} | {c['err']:.2e} | {c['tol']:.0e} | {'ok' if c['pass'] else 'FAIL'} |\n")
             f.write("\n</details>\n")
+            kern = json.load(open(a.kernels)) if a.kernels and os.path.exists(a.kernels) else {}
+            f.write(kernel_tables(kern.get("kernels", []), torch.get("kernels", [])))
+
+
+def kernel_tables(ours, theirs, top=15):
+    """Markdown: per workload, the kernels taking the most GPU time per step, ours then PyTorch's."""
+    if not ours and not theirs:
+        return ""
+    tmap = {k["workload"]: k for k in theirs}
+    out = ["\n## Where the time goes, kernel by kernel (CUPTI; per step)\n"]
+    base = lambda w: re.sub(r" \[.*\]$", "", w["workload"])
+    ours_bases = {base(o) for o in ours}
+    groups = [(o["workload"], [("puzzle", o)] + ([("PyTorch", tmap[base(o)])] if base(o) in tmap else []))
+              for o in ours]
+    groups += [(t["workload"], [("PyTorch", t)]) for t in theirs if t["workload"] not in ours_bases]
+    for title, pairs in groups:
+        out.append(f"\n### {title}\n")
+        for who, k in pairs:
+            n = k["iters"]
+            busy = sum(r["ms"] for r in k["rows"]) / n
+            out.append(f"\n{who}: {k['step_ms']:.4f} ms a step by events, {busy:.4f} ms of it in kernels and copies "
+                       f"({n} steps traced)\n\n| ms | share | calls | kernel |\n|---|---|---|---|\n")
+            for r in k["rows"][:top]:
+                out.append(f"| {r['ms'] / n:.4f} | {100 * r['ms'] / n / k['step_ms']:.1f}% | {r['calls'] / n:g} | "
+                           f"`{r['name']}` |\n")
+            rest = k["rows"][top:]
+            if rest:
+                out.append(f"| {sum(r['ms'] for r in rest) / n:.4f} | | {sum(r['calls'] for r in rest) / n:g} | "
+                           f"{len(rest)} others |\n")
+    return "".join(out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,29 @@ def timed(fn, warmup, repeats, between=None):
     return {"median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9)}
 
 
+def kernel_breakdown(out, workload, iters, step_ms, fn):
+    """--kernels: fn run `iters` times under torch.profiler (CUPTI, as puzzle_cuda_check --kernels),
+    GPU time summed by kernel name; kept in out["kernels"] in puzzle_cuda_check's JSON shape."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(iters):
+                fn()
+            torch.cuda.synchronize()
+        sums = {}
+        for e in prof.events():
+            if str(getattr(e, "device_type", "")).endswith("CUDA"):
+                c, t = sums.get(e.name, (0, 0.0))
+                sums[e.name] = (c + 1, t + e.time_range.elapsed_us() / 1000.0)
+        rows = sorted(({"name": n[:120], "calls": c, "ms": t} for n, (c, t) in sums.items()), key=lambda r: -r["ms"])
+        out.setdefault("kernels", []).append({"workload": workload, "iters": iters, "step_ms": step_ms, "rows": rows})
+        print(f"  torch kernels of {workload}: {len(rows)} kernels, {sum(r['ms'] for r in rows) / iters:.4f} ms a step",
+              flush=True)
+    except Exception as e:  # the breakdown is a diagnosis, not a result
+        print(f"  torch kernel breakdown of {workload} failed: {e}", file=sys.stderr)
+
+
 def rope(x, cos, sin):  # x [B, H, T, D], rotate-half
     h = x.shape[-1] // 2
     x1, x2 = x[..., :h], x[..., h:]
@@ -93,6 +116,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--kernels", action="store_true", help="also the kernel breakdowns of the 8B block's steps")
     args = ap.parse_args()
     torch.manual_seed(0)
     reps = 10 if args.quick else 30
@@ -166,6 +190,8 @@ def main():
             flops = 6.0 * T * nparams + 3.0 * 4.0 * T * T * HS * NH / 2
             emit("block", f"{name} block fwd+bwd T{T}", st, tok_per_s=T / st["median_ms"] * 1e3,
                  TFLOPs=flops / st["median_ms"] / 1e9)
+            if args.kernels and C == 4096:
+                kernel_breakdown(out, f"{name} block fwd+bwd T{T}", 3, st["median_ms"], step)
             del x
             layer.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -191,6 +217,8 @@ def main():
                     st = timed(gr.replay, 3, reps, flush)
                     emit("decode", f"{name} decode step B{B} past{past}", st,
                          weight_bytes=nparams * 2.0, kv_bytes=2.0 * B * (past + 1) * NKV * HS * 2)
+                    if args.kernels and C == 4096:
+                        kernel_breakdown(out, f"{name} decode step B{B} past{past}", 20, st["median_ms"], gr.replay)
                 except Exception as e:  # graphs are a convenience for the anchor, not a must
                     print(f"  torch graph capture failed: {e}", file=sys.stderr)
                 del kc, vc

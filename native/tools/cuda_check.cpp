@@ -4,6 +4,10 @@
 // Node. Exit status 0 only when every check passes.
 //
 //   puzzle_cuda_check [--json FILE] [--no-bench] [--quick] [--part f32|bf16|all] [--tag TAG]
+//   puzzle_cuda_check --kernels [--json FILE]
+// --kernels skips the checks and times only a Llama-3.1-8B bf16 block's forward+backward and its
+// decode steps, then traces a few more of each through CUPTI (kernel_trace.h) and prints where
+// the GPU time goes, kernel by kernel (JSON: "kernels").
 // --part runs only the fp32 or only the bf16 (mixed precision) checks and benchmarks: check.sh
 // runs them as two processes, so a fault in one leaves the other's results standing. --tag
 // appends " [TAG]" to every check and result name (check.sh: a second bf16 run with
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "cuda/backend_cuda.h"
+#include "kernel_trace.h"
 #include "puzzle/backend.h"
 #include "puzzle/block.h"
 #include "puzzle/threadpool.h"
@@ -67,6 +72,7 @@ const Backend& CPU = cpu_backend();
 const Backend* GPU = nullptr;
 bool g_f32 = true, g_bf16 = true;  // which parts run (--part)
 std::string g_tag;                 // " [TAG]" after every name (--tag)
+bool g_kernels = false;            // --kernels: per-kernel breakdowns of the block benchmarks
 
 std::mt19937_64 rng(1234);
 std::vector<float> randn(size_t n, float scale = 1.f, float shift = 0.f) {
@@ -795,6 +801,48 @@ std::string kv(const char* k, double v) {
   return b;
 }
 
+// --kernels: `run` repeated `iters` times under the CUPTI trace, printed per step beside the
+// step's time by events (the gap is the GPU idle between kernels), kept for the JSON.
+struct Breakdown {
+  std::string workload;
+  int iters;
+  double step_ms;
+  std::vector<tools::KernelTime> rows;
+};
+std::vector<Breakdown> g_breakdowns;
+// `setup` runs first, inside the trace (for work that must follow its start, as a graph's
+// instantiation does for its kernels to be recorded node by node).
+void trace_breakdown(const std::string& workload, int iters, double step_ms, const std::function<void()>& run,
+                     const std::function<void()>& setup = {}) {
+  if (!g_kernels) return;
+  std::string why;
+  if (!tools::kernel_trace_start(&why)) {
+    std::printf("  kernel breakdown of %s skipped: %s\n", workload.c_str(), why.c_str());
+    return;
+  }
+  if (setup) setup();
+  for (int i = 0; i < iters; ++i) run();
+  Breakdown b{workload, iters, step_ms, tools::kernel_trace_stop()};
+  double busy = 0;
+  for (auto& r : b.rows) busy += r.total_ms / iters;
+  std::printf("\n  kernels of %s, per step (%d traced; %.4f ms a step by events, %.4f ms of it in kernels and copies):\n",
+              workload.c_str(), iters, step_ms, busy);
+  std::printf("  %9s %7s %6s  %s\n", "ms", "share", "calls", "kernel");
+  for (size_t i = 0; i < b.rows.size() && i < 25; ++i)
+    std::printf("  %9.4f %6.1f%% %6.1f  %s\n", b.rows[i].total_ms / iters, 100.0 * b.rows[i].total_ms / iters / step_ms,
+                (double)b.rows[i].calls / iters, b.rows[i].name.c_str());
+  std::fflush(stdout);
+  g_breakdowns.push_back(std::move(b));
+}
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if ((unsigned char)c >= 0x20) o += c;
+  }
+  return o;
+}
+
 // A buffer the size of L2 several times over, written between repeats to flush the cache.
 struct L2Flush {
   Dev buf;
@@ -852,6 +900,10 @@ void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double p
     const double flops = 6.0 * T_ * (blk.num_params()) + 3.0 * 4.0 * T_ * T_ * cfg.HS * cfg.NH / 2;
     emit("block", std::string(bc.name) + " block fwd+bwd T" + std::to_string(T_) + tag, st,
          kv("tok_per_s", T_ / (st.median * 1e-3)) + ", " + kv("TFLOPs", flops / (st.median * 1e-3) / 1e12));
+    trace_breakdown(std::string(bc.name) + " block fwd+bwd T" + std::to_string(T_) + tag, 3, st.median, [&] {
+      blk.forward((T*)y.p, (const T*)x.p, in, true);
+      blk.backward((T*)dx.p, (const T*)y.p);
+    });
   }
   // Decode: one step per sequence at cache length `past`, as a CUDA graph.
   for (int64_t B : {1, 64}) {
@@ -892,6 +944,16 @@ void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double p
          st,
          kv("bw_floor_ms", bw_floor) + ", " + kv("compute_floor_ms", compute_floor) + ", " +
              kv("x_floor", st.median / floor) + ", " + kv("weight_bytes", param_bytes) + ", " + kv("kv_bytes", kv_bytes));
+    // (a fresh instance of the graph, made while tracing, replayed back to back without the L2
+    // flush of the timing above: the flush is not the step's)
+    cudaGraphExec_t traced = nullptr;
+    trace_breakdown(
+        std::string(bc.name) + " decode step B" + std::to_string(B) + " past" + std::to_string(past) + tag, 20,
+        st.median, [&] { cudaGraphLaunch(traced ? traced : exec, s); },
+        [&] {
+          if (cudaGraphInstantiate(&traced, graph, 0) != cudaSuccess) traced = nullptr;
+        });
+    if (traced) cudaGraphExecDestroy(traced);
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
   }
@@ -899,7 +961,7 @@ void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double p
   if (!err.empty()) std::printf("  CUDA error during %s%s benchmarks: %s\n", bc.name, tag, err.c_str());
 }
 
-void run_benchmarks(bool quick, bool only_gemm) {
+void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   L2Flush l2((size_t)prop.l2CacheSize * 4);
@@ -954,6 +1016,10 @@ void run_benchmarks(bool quick, bool only_gemm) {
     emit("gemm", std::string(g.name) + " [bf16]", st, kv("TFLOPs", tf));
   }
   if (only_gemm) return;
+  if (kernels_only) {  // --kernels: the 8B block in mixed precision, its breakdowns printed as it goes
+    bench_block<bf16>({"llama-3.1-8b", 4096, 32, 8, 128, 14336}, true, reps, bw, peak, flush);
+    return;
+  }
 
   // Per-op times on Llama-3.1-8B shapes (4096 tokens).
   if (g_f32) {
@@ -1074,6 +1140,7 @@ int main(int argc, char** argv) {
     }
     if (!std::strcmp(argv[i], "--no-bench")) bench = false;
     else if (!std::strcmp(argv[i], "--only-gemm")) only_gemm = true;
+    else if (!std::strcmp(argv[i], "--kernels")) g_kernels = true;
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "f32")) g_bf16 = false, ++i;
@@ -1083,7 +1150,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick] [--part f32|bf16|all] "
-                   "[--tag TAG]\n");
+                   "[--tag TAG]\n       puzzle_cuda_check --kernels [--json FILE]\n");
       return 2;
     }
   }
@@ -1107,17 +1174,37 @@ int main(int argc, char** argv) {
     std::fprintf(json, "{\"device\": \"%s\", \"sms\": %d, \"driver\": \"%d.%d\", \"gemm\": \"%s\", \"results\": [",
                  prop.name, prop.multiProcessorCount, driver / 1000, (driver % 1000) / 10, cuda::gemm_kernel_name());
   }
-  run_checks(quick);
+  if (g_kernels) {
+    std::string why;
+    if (!tools::kernel_trace_available(&why)) {
+      std::printf("kernel breakdowns unavailable: %s\n", why.c_str());
+      return 4;
+    }
+    g_f32 = false;  // the mixed-precision block only; no checks
+    quick = true;
+  } else {
+    run_checks(quick);
+  }
   int failed = 0;
   for (auto& r : results) failed += !r.pass;
-  std::printf("\nchecks: %zu passed, %d failed\n", results.size() - failed, failed);
-  if (bench) run_benchmarks(quick, only_gemm);
+  if (!g_kernels) std::printf("\nchecks: %zu passed, %d failed\n", results.size() - failed, failed);
+  if (bench || g_kernels) run_benchmarks(quick, only_gemm, g_kernels);
   if (json) {
     std::fprintf(json, "\n], \"checks\": [");
     for (size_t i = 0; i < results.size(); ++i)
       std::fprintf(json, "%s\n  {\"name\": \"%s\", \"err\": %.3e, \"tol\": %.1e, \"pass\": %s}", i ? "," : "",
                    results[i].name.c_str(), std::isfinite(results[i].err) ? results[i].err : 1e300, results[i].tol,
                    results[i].pass ? "true" : "false");
+    std::fprintf(json, "\n], \"kernels\": [");
+    for (size_t i = 0; i < g_breakdowns.size(); ++i) {
+      const Breakdown& b = g_breakdowns[i];
+      std::fprintf(json, "%s\n  {\"workload\": \"%s\", \"iters\": %d, \"step_ms\": %.6f, \"rows\": [", i ? "," : "",
+                   json_escape(b.workload).c_str(), b.iters, b.step_ms);
+      for (size_t j = 0; j < b.rows.size(); ++j)
+        std::fprintf(json, "%s{\"name\": \"%s\", \"calls\": %lld, \"ms\": %.6f}", j ? ", " : "",
+                     json_escape(b.rows[j].name).c_str(), (long long)b.rows[j].calls, b.rows[j].total_ms);
+      std::fprintf(json, "]}");
+    }
     std::fprintf(json, "\n]}\n");
     std::fclose(json);
   }
