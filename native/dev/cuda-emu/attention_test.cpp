@@ -558,6 +558,36 @@ int main(int argc, char** argv) {
                               l.data(), 1, 1, 1, 1, 32, 96, 96))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
+  if (which == "smallsmem") {  // run at @101376: the 99 KiB of opt-in shared memory of sm_86 / sm_89 parts
+    // HS 128: the tensor-core and mma kernels do not fit and decline (the bf16 callers then
+    // bridge to fp32); the fp32 entry points take SIMT tiles that fit (forward 64x64, backward
+    // 16x64 query x key rows; HS 256 forward 32x32). HS 64: every kernel fits and runs.
+    test_forward(1, 130, 4, 2, 128, 0);
+    test_forward(1, 70, 2, 1, 256, 0);
+    test_backward(1, 130, 4, 2, 128, 0, 7);
+    test_backward(2, 40, 2, 1, 128, 1, 7);   // misaligned: scalar loads
+    test_cached(1, 40, 2, 2, 128, 33, 80, 0, 8);
+    test_forward16(1, 130, 4, 2, 64, 0);
+    test_forward16(1, 130, 4, 2, 64, 0, true);
+    test_backward16(1, 130, 4, 2, 64, 0, 7);
+    test_backward16(1, 130, 4, 2, 64, 0, 7, true);
+    std::vector<puzzle::bf16> o(130 * 8 * 128), x(130 * 8 * 128);
+    std::vector<float> l(130 * 8), g(130 * 8 * 128);
+    if (attention_forward_tc(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 2, 1, 1, 128, 128, 128))
+      std::printf("  FAIL HS 128 tensor-core forward must be declined at this shared memory\n"), ++failures;
+    if (attention_forward_mma(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 2, 1, 1, 128, 128, 128))
+      std::printf("  FAIL HS 128 mma forward must be declined at this shared memory\n"), ++failures;
+    if (attention_cached_forward_tc(o.data(), x.data(), x.data(), x.data(), 1, 17, 1, 1, 128, 128, 0, 17))
+      std::printf("  FAIL HS 128 tensor-core prefill must be declined at this shared memory\n"), ++failures;
+    if (attention_cached_forward_mma(o.data(), x.data(), x.data(), x.data(), 1, 17, 1, 1, 128, 128, 0, 17))
+      std::printf("  FAIL HS 128 mma prefill must be declined at this shared memory\n"), ++failures;
+    if (attention_backward_tc(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(),
+                              1, 2, 1, 1, 128, 128, 128))
+      std::printf("  FAIL HS 128 tensor-core backward must be declined at this shared memory\n"), ++failures;
+    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),
+                               1, 2, 1, 1, 128, 128, 128))
+      std::printf("  FAIL HS 128 mma backward must be declined at this shared memory\n"), ++failures;
+  }
   if (which == "prefill16") {  // bf16 cached prefill on the tensor-core forward (queries at past..)
     test_decode16(1, 17, 4, 2, 64, 0, 40, 0, true);       // a fresh cache, rows past 17 never read
     test_decode16(1, 70, 4, 1, 128, 100, 200, 0, true);   // after a prompt: 2 key tiles of past

@@ -1518,8 +1518,21 @@ bool attn_simt_forced() {
   return forced;
 }
 
-// The tensor-core kernels (forward and backward) serve HS 64 and 128.
-bool use_tc(int64_t HS) { return (HS == 64 || HS == 128) && !attn_simt_forced(); }
+// Whether the device grants a kernel `bytes` of shared memory (up to 48 KiB always; beyond, what
+// it offers to opt in to: 227 KiB on sm_90, 163 KiB on sm_80, 99 KiB on sm_86 and sm_89).
+bool smem_fits(size_t bytes) { return bytes <= 48 * 1024 || (int64_t)bytes <= device_info().smem_optin; }
+
+// The tensor-core kernels serve HS 64 and 128 where the device has the shared memory for them
+// (their tiles do not fit the 99 KiB of sm_86 / sm_89 parts at HS 128: the SIMT kernels, sized
+// down below, serve those).
+bool use_tc_fwd(int64_t HS) {
+  if (attn_simt_forced()) return false;
+  return HS == 64 ? smem_fits(TcGeo<64>::bytes) : HS == 128 && smem_fits(TcGeo<128>::bytes);
+}
+bool use_tc_bwd(int64_t HS) {
+  if (attn_simt_forced()) return false;
+  return HS == 64 ? smem_fits(TbGeo<64, 64>::bytes) : HS == 128 && smem_fits(TbGeo<128, 64>::bytes);
+}
 
 template <int HS, class E>
 void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
@@ -1543,7 +1556,7 @@ void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
 // allow_tc: the tensor-core kernel may serve this call (attention_forward; the cached prefill
 // keeps the fp32 kernel).
 void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
-  if (allow_tc && use_tc(a.HS)) {
+  if (allow_tc && use_tc_fwd(a.HS)) {
     if (a.HS == 64)
       launch_fwd_tc<64, float>(a, where);   //  71.5 KiB shared
     else
@@ -1554,7 +1567,12 @@ void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
     case 32: launch_fwd<32, 64, 64, 2, 2>(a, where); break;     //  38 KiB shared
     case 64: launch_fwd<64, 64, 64, 2, 2>(a, where); break;     //  54 KiB
     case 128: launch_fwd<128, 64, 64, 2, 1>(a, where); break;   //  86 KiB
-    case 256: launch_fwd<256, 64, 64, 1, 1>(a, where); break;   // 150 KiB
+    case 256:
+      if (smem_fits(fwd_smem_bytes<256, 64, 64>()))
+        launch_fwd<256, 64, 64, 1, 1>(a, where);  // 150 KiB
+      else
+        launch_fwd<256, 32, 32, 1, 1>(a, where);  //  73 KiB: sm_86 / sm_89
+      break;
     default: record_error(cudaErrorInvalidValue, where);
   }
 }
@@ -1632,7 +1650,7 @@ void dispatch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
 }
 
 void dispatch_bwd(const BwdArgs& a) {
-  if (use_tc(a.HS)) {
+  if (use_tc_bwd(a.HS)) {
     dispatch_bwd_tc(a, "attention_backward");
     return;
   }
@@ -1640,10 +1658,12 @@ void dispatch_bwd(const BwdArgs& a) {
     case 32: launch_bwd<32, 64, 64, 2, 2>(a); break;  // 76 KiB shared
     case 64: launch_bwd<64, 32, 64, 2, 2>(a); break;  // 71 KiB
     case 128:
-      if ((int64_t)bwd_smem_bytes<128, 64, 64>() <= device_info().smem_optin)
+      if (smem_fits(bwd_smem_bytes<128, 64, 64>()))
         launch_bwd<128, 64, 64, 1, 1>(a);  // 172 KiB: sm_90
-      else
+      else if (smem_fits(bwd_smem_bytes<128, 32, 64>()))
         launch_bwd<128, 32, 64, 1, 1>(a);  // 119 KiB: sm_80
+      else
+        launch_bwd<128, 16, 64, 1, 1>(a);  // 92.5 KiB: sm_86 / sm_89
       break;
     case 256: launch_bwd<256, 32, 32, 1, 1>(a); break;  // 142 KiB
     default: record_error(cudaErrorInvalidValue, "attention_backward");
@@ -1668,7 +1688,7 @@ constexpr int64_t kMinTilesPerSplit = 4;   // at least 128 cache rows per partit
 
 }  // namespace
 
-const char* attention_kernel_name(int64_t HS) { return use_tc(HS) ? "tensor-core" : "simt"; }
+const char* attention_kernel_name(int64_t HS) { return use_tc_fwd(HS) ? "tensor-core" : "simt"; }
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
@@ -1683,7 +1703,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
-  if (!use_tc(HS)) return false;
+  if (!use_tc_fwd(HS)) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0) {
     record_error(cudaErrorInvalidValue, "attention_forward (bf16)");
@@ -1702,7 +1722,7 @@ bool attention_cached_forward_tc(bf16* out, const bf16* q, const bf16* k_cache, 
                                  int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                  int64_t Tmax) {
   const char* where = "attention_cached_forward (bf16)";
-  if (!use_tc(HS)) return false;
+  if (!use_tc_fwd(HS)) return false;
   if (B <= 0 || Tq <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0 || past < 0 || past + Tq > Tmax) {
     record_error(cudaErrorInvalidValue, where);
@@ -1744,7 +1764,7 @@ bool attention_backward_tc(float* dq32, bf16* dk, bf16* dv, const bf16* dout, co
                            const bf16* v, const bf16* out, const float* lse, int64_t B, int64_t T, int64_t NH,
                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
   const char* where = "attention_backward (bf16)";
-  if (!use_tc(HS)) return false;
+  if (!use_tc_bwd(HS)) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
   if (NKV <= 0 || NH % NKV != 0) {

@@ -525,6 +525,24 @@ void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
+// Whether the device grants the forward's / backward's shared memory (HS 128 does not fit the
+// 99 KiB of sm_86 / sm_89 parts: the callers then take the other kernels).
+int smem_optin() {
+  static const int optin = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+      return 48 * 1024;
+    return v;
+  }();
+  return optin;
+}
+bool fwd_fits(int64_t HS) {
+  return (size_t)smem_optin() >= (HS == 64 ? MmaGeo<64>::bytes : MmaGeo<128>::bytes);
+}
+bool bwd_fits(int64_t HS) {
+  return (size_t)smem_optin() >= (HS == 64 ? MmaBwdGeo<64>::bytes : MmaBwdGeo<128>::bytes);
+}
+
 }  // namespace
 
 bool attention_mma_selected() {
@@ -537,7 +555,7 @@ bool attention_mma_selected() {
 
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
-  if (HS != 64 && HS != 128) return false;
+  if ((HS != 64 && HS != 128) || !fwd_fits(HS)) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0 || T > INT32_MAX / 2) {
     record_error(cudaErrorInvalidValue, "attention_forward (bf16, mma)");
@@ -553,7 +571,7 @@ bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, 
 bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
                                   int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                   int64_t Tmax) {
-  if (HS != 64 && HS != 128) return false;
+  if ((HS != 64 && HS != 128) || !fwd_fits(HS)) return false;
   if (B <= 0 || Tq <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0 || past < 0 || past + Tq > Tmax || Tmax > INT32_MAX / 2) {
     record_error(cudaErrorInvalidValue, "attention_cached_forward (bf16, mma)");
@@ -572,7 +590,7 @@ bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache,
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                             const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
                             int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
-  if (HS != 64 && HS != 128) return false;
+  if ((HS != 64 && HS != 128) || !bwd_fits(HS)) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
   if (NKV <= 0 || NH % NKV != 0 || T > INT32_MAX / 2) {
