@@ -1162,6 +1162,11 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
+  if (prop.major < 8) {
+    std::printf("no usable GPU: %s is sm_%d%d, and the kernels are built for sm_80 and sm_90\n", prop.name, prop.major,
+                prop.minor);
+    return 3;
+  }
   int driver = 0, runtime = 0;
   cudaDriverGetVersion(&driver), cudaRuntimeGetVersion(&runtime);
   std::printf("device: %s, sm_%d%d, %d SMs, %.1f GiB, L2 %d MiB, driver %d.%d, runtime %d.%d, GEMM %s\n", prop.name,

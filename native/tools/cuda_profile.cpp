@@ -386,9 +386,12 @@ int main(int argc, char** argv) {
   if (s.B < 1 || s.P < 1 || s.G < 1 || s.repeats < 1 || stack < 1) die("--batch, --prompt, --generate, --repeats, --stack must be >= 1");
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) die("no GPU answers");
-  GPU = &cuda::cuda_backend();
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
+  if (prop.major < 8)  // the kernels are built for sm_80 and sm_90 (as puzzle_cuda.so's probe says)
+    die(std::string(prop.name) + " is sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+        ", and puzzle's CUDA kernels need sm_80 or newer");
+  GPU = &cuda::cuda_backend();
   int driver = 0;
   cudaDriverGetVersion(&driver);
 

@@ -3,6 +3,7 @@
 // module built for the CPU emulator (test/support/cuda-module.ts), so the bindings' device paths
 // and the kernels behind them are exercised by every `npm test`, GPU or not. Shapes are tiny
 // because the emulator is slow; cuda_check (benchmarks/gpu/check.sh) covers real sizes.
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chooseCudaModule } from '../support/cuda-module.js';
@@ -53,6 +54,23 @@ const gpuCopy = (t: Tensor) => to(t, 'cuda');
 describe.runIf('skip' in choice && choice.skip.startsWith('BUILD FAILED'))('the emulated CUDA module', () => {
   it('builds', () => {
     expect.fail('skip' in choice ? choice.skip : '');
+  });
+});
+
+describe.runIf(choice.where === 'emulator')('a GPU older than sm_80', () => {
+  it('is refused at the probe with the reason, as ERR_PUZZLE_NO_GPU, not at its first kernel', () => {
+    const addon = join(import.meta.dirname, '..', '..', 'build', 'Release', 'puzzle.node');
+    const script = `const a = require(${JSON.stringify(addon)}); const i = a.cudaInfo();
+      let code = '', message = '';
+      try { a.Tensor.fromArray(new Float32Array([1]), [1], 'float32', 'cuda'); } catch (e) { code = e.code; message = e.message; }
+      console.log(JSON.stringify({ devices: i.devices, reason: i.description, code, message }));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, EMU_SM: '75' } });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(got.devices).toBe(0);
+    expect(got.reason).toMatch(/sm_75.*sm_80 or newer/);
+    expect(got.code).toBe('ERR_PUZZLE_NO_GPU');
+    expect(got.message).toMatch(/sm_75.*sm_80 or newer/);
   });
 });
 

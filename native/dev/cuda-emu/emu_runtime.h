@@ -4,6 +4,7 @@
 // returns, so copies are memcpy and synchronisation has nothing to wait for. One device, one
 // stream; the stream handle is a dummy. Included at the end of emu.h.
 #pragma once
+#include <cstdlib>
 #include <unistd.h>
 #include <chrono>
 
@@ -100,8 +101,11 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->totalGlobalMem = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);  // "device" memory is RAM
   p->sharedMemPerBlock = 48 * 1024;
   p->sharedMemPerBlockOptin = (size_t)g_emu_smem_optin;
-  p->major = 9;
-  p->minor = 0;
+  // EMU_SM (e.g. 75): the compute capability reported, for tests of what older parts are told
+  const char* sm = std::getenv("EMU_SM");
+  const int cc = sm && std::atoi(sm) > 0 ? std::atoi(sm) : 90;
+  p->major = cc / 10;
+  p->minor = cc % 10;
   p->multiProcessorCount = g_emu_sms;
   p->warpSize = 32;
   p->maxThreadsPerBlock = 1024;
