@@ -587,6 +587,16 @@ int main(int argc, char** argv) {
     if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),
                                1, 2, 1, 1, 128, 128, 128))
       std::printf("  FAIL HS 128 mma backward must be declined at this shared memory\n"), ++failures;
+    // HS 256 backward has no tiles that fit: refused with the reason recorded, nothing launched
+    std::vector<float> f(2 * 256, 1.f), df(2 * 256, 0.f), lse2(2, 0.f);
+    const int errors = g_errors;
+    const long blocks = g_emu_blocks;
+    attention_backward(df.data(), df.data(), df.data(), f.data(), f.data(), f.data(), f.data(), f.data(), lse2.data(), 1, 2,
+                       1, 1, 256, 256, 256);
+    if (g_errors != errors + 1 || g_emu_blocks != blocks + 1)  // one block: the D pre-pass
+      std::printf("  FAIL HS 256 backward: %d errors recorded and %ld blocks run, expected 1 and 1\n",
+                  g_errors - errors, g_emu_blocks - blocks), ++failures;
+    g_errors = errors;
   }
   if (which == "prefill16") {  // bf16 cached prefill on the tensor-core forward (queries at past..)
     test_decode16(1, 17, 4, 2, 64, 0, 40, 0, true);       // a fresh cache, rows past 17 never read

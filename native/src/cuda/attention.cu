@@ -49,6 +49,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <mutex>
 
 #include "cuda/common.cuh"
@@ -1388,15 +1389,20 @@ const DeviceInfo& device_info() {
   return info;
 }
 
+// Records why a kernel cannot run here: its tiles need more shared memory than the device grants.
+void refuse_smem(size_t bytes, const char* where) {
+  const std::string why = std::string(where) + ": the kernel needs " + std::to_string((bytes + 1023) / 1024) +
+                          " KiB of shared memory a block and this GPU grants " +
+                          std::to_string(device_info().smem_optin / 1024) + " KiB";
+  record_error(cudaErrorInvalidConfiguration, why.c_str());
+}
+
 // Raises a kernel's dynamic shared memory limit (once per kernel: the caller keeps the result in a
-// function-local static). Returns false, with the error recorded, when the device cannot.
+// function-local static). Returns false when the device cannot (the caller refuses the launch).
 template <class Kernel>
 bool allow_smem(Kernel* kernel, size_t bytes, const char* where) {
   if (bytes <= 48 * 1024) return true;
-  if ((int64_t)bytes > device_info().smem_optin) {
-    record_error(cudaErrorInvalidConfiguration, where);
-    return false;
-  }
+  if ((int64_t)bytes > device_info().smem_optin) return false;  // (no smaller tiles for this head size)
   const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
   if (e != cudaSuccess) {
     record_error(e, where);
@@ -1496,7 +1502,7 @@ void launch_fwd(const FwdArgs& a, const char* where) {
   auto kernel = attn_fwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
-    record_error(cudaErrorInvalidConfiguration, where);
+    refuse_smem(smem, where);
     return;
   }
   const float scale_log2 = (1.f / std::sqrt((float)a.HS)) * kLog2e;
@@ -1540,7 +1546,7 @@ void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
   auto kernel = attn_fwd_tc_kernel<HS, E>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
-    record_error(cudaErrorInvalidConfiguration, where);
+    refuse_smem(smem, where);
     return;
   }
   const float scale_log2 = (1.f / std::sqrt((float)a.HS)) * kLog2e;
@@ -1601,7 +1607,7 @@ void launch_bwd(const BwdArgs& a) {
   auto kernel = attn_bwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
-    record_error(cudaErrorInvalidConfiguration, where);
+    refuse_smem(smem, where);
     return;
   }
   const int64_t o_stride = a.NH * a.HS;
@@ -1622,7 +1628,7 @@ void launch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
   auto kernel = attn_bwd_tc_kernel<HS, BK, E>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
-    record_error(cudaErrorInvalidConfiguration, where);
+    refuse_smem(smem, where);
     return;
   }
   const int64_t o_stride = a.NH * a.HS;
