@@ -10,7 +10,7 @@
 # ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
 # on the same emulator against the CPU backend's op tables.
 #
-#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 smallsmem@101376; TSan: tcbwd-small (both sizes) mma16-small mmabwd16-small
+#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 smallsmem@101376; TSan: tcbwd-small (three sizes) mma16-small mmabwd16-small
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
 #   native/dev/cuda-emu/run.sh tsan SET...
 #   PUZZLE_CUDA_ATTN=simt native/dev/cuda-emu/run.sh asan all bwd80@166912   # the fp32 kernels
@@ -73,7 +73,7 @@ END
 
 if [ $# -eq 0 ]; then
   run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 smallsmem@101376
-  run_sets tsan tcbwd-small tcbwd-small@166912 mma16-small mmabwd16-small
+  run_sets tsan tcbwd-small tcbwd-small@166912 tcbwd-small@101376 mma16-small mmabwd16-small
 else
   san=$1
   shift

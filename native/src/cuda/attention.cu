@@ -1080,9 +1080,10 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
 // dq atomics and the Q/dO reloads, but for HS 128 its dK/dV fragments alone would take 128
 // registers (one block per SM).
 constexpr int kTbBQ = 64;   // queries per step (4 row blocks of 16, two warps each)
-constexpr int kTbLdQ = 36;  // fp32 row pitch of a warp's dQ staging [16][32]
 
-template <int HS, int BK>
+// DQF: dQ fragments a warp stages at a time (2: a warp's atomics cover 32 columns of a row; 1:
+// half the staging, 8 KiB less, which fits HS 128 into the 99 KiB of sm_86 / sm_89 parts).
+template <int HS, int BK, int DQF = 2>
 struct TbGeo {
   static_assert(HS == 64 || HS == 128, "tensor-core attention backward: HS 64 or 128");
   static_assert(BK == 64 || BK == 128, "key tile of 64 or 128");
@@ -1091,6 +1092,8 @@ struct TbGeo {
   static constexpr int WPK = 128 / BK;  // warps per 16-key row block of dK, dV
   static constexpr int NFD = HS / 16 / WPK;  // dK (and dV) fragments per warp
   static constexpr int NFQ = HS / 32;        // dQ fragments per warp
+  static_assert(DQF == 1 || DQF == 2, "dQ staged one or two fragments at a time");
+  static constexpr int LDQ = 16 * DQF + 4;   // fp32 row pitch of a warp's dQ staging [16][16 DQF]
   static constexpr size_t k_off = 0;                                    // [BK][LD] bf16
   static constexpr size_t v_off = k_off + (size_t)BK * LD * 2;          // [BK][LD] bf16
   static constexpr size_t q_off = v_off + (size_t)BK * LD * 2;          // [64][LD] bf16
@@ -1098,8 +1101,8 @@ struct TbGeo {
   static constexpr size_t p_off = do_off + (size_t)kTbBQ * LD * 2;      // [64][LDP] bf16
   static constexpr size_t ds_off = p_off + (size_t)kTbBQ * LDP * 2;     // [64][LDP] bf16
   static constexpr size_t idx_off = ds_off + (size_t)kTbBQ * LDP * 2;   // [16][16] fp32: 16r + c
-  static constexpr size_t dq_off = idx_off + 16 * 16 * 4;              // [8][16][36] fp32: dQ staging
-  static constexpr size_t row_off = dq_off + (size_t)(kThreads / 32) * 16 * kTbLdQ * 4;  // [2][64] fp32
+  static constexpr size_t dq_off = idx_off + 16 * 16 * 4;              // [8][16][LDQ] fp32: dQ staging
+  static constexpr size_t row_off = dq_off + (size_t)(kThreads / 32) * 16 * LDQ * 4;  // [2][64] fp32
   static constexpr size_t bytes = row_off + 2 * kTbBQ * 4;
   static_assert(v_off % 128 == 0 && q_off % 128 == 0 && do_off % 128 == 0 && p_off % 128 == 0 &&
                     ds_off % 128 == 0 && idx_off % 128 == 0 && dq_off % 128 == 0,
@@ -1110,9 +1113,9 @@ struct TbGeo {
 };
 
 // Blocks per SM on sm_80 (164 KiB per SM): two where they fit.
-template <int HS, int BK>
+template <int HS, int BK, int DQF>
 constexpr int tb_minb80() {
-  return 2 * (TbGeo<HS, BK>::bytes + 1024) <= 164 * 1024 ? 2 : 1;
+  return 2 * (TbGeo<HS, BK, DQF>::bytes + 1024) <= 164 * 1024 ? 2 : 1;
 }
 
 // The Q and dO rows of a backward step as bf16 tiles [64][HS+8] (rows >= nvalid zero), with the
@@ -1160,15 +1163,15 @@ __device__ __forceinline__ int frag_col(int e) { return e & 15; }
 
 // E: storage of dout, q, k, v, dk and dv (fp32, or bf16 read and written directly by the bf16
 // table); dq is fp32 either way (row stride dq_stride): the key tiles add into it with atomics.
-template <int HS, int BK, class E>
-__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, BK>())))
+template <int HS, int BK, class E, int DQF>
+__global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, BK, DQF>())))
     attn_bwd_tc_kernel(float* __restrict__ dq, E* __restrict__ dk, E* __restrict__ dv, const E* __restrict__ dout,
                        const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v,
                        const float* __restrict__ lse, const float* __restrict__ Dsum, int T, int NH, int NKV,
                        int group, int64_t q_stride, int64_t dq_stride, int64_t kv_stride, int64_t o_stride,
                        float scale, bool vec_q, bool vec_kv, bool vec_o) {
-  using G = TbGeo<HS, BK>;
-  constexpr int BQ = kTbBQ, LD = G::LD, LDP = G::LDP, WPK = G::WPK, NFD = G::NFD, NFQ = G::NFQ;
+  using G = TbGeo<HS, BK, DQF>;
+  constexpr int BQ = kTbBQ, LD = G::LD, LDP = G::LDP, WPK = G::WPK, NFD = G::NFD, NFQ = G::NFQ, LDQ = G::LDQ;
   constexpr int SPW = BK / 32;  // S/dP column fragments per warp, done two at a time
   static_assert(SPW % 2 == 0, "S/dP fragments in pairs");
   using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
@@ -1189,7 +1192,7 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
   float* d_s = lse_s + BQ;                                          // [64] D of the step's rows
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  float* wdq = reinterpret_cast<float*>(tc_smem + G::dq_off) + warp * 16 * kTbLdQ;  // this warp's dQ staging
+  float* wdq = reinterpret_cast<float*>(tc_smem + G::dq_off) + warp * 16 * LDQ;  // this warp's dQ staging
   const int b = blockIdx.x / NKV, g = blockIdx.x % NKV;
   const int k0 = blockIdx.y * BK;  // the longest key tiles (small k0) start first
   const float scale_log2 = scale * kLog2e;
@@ -1320,29 +1323,31 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
       // fragment elements strewn over 8 rows, half the L2 atomic traffic
       if (dq != nullptr) {
 #pragma unroll 1
-        for (int f0 = 0; f0 < NFQ; f0 += 2) {
-          FragC acc[2];
-          wmma::fill_fragment(acc[0], 0.f);
-          wmma::fill_fragment(acc[1], 0.f);
+        for (int f0 = 0; f0 < NFQ; f0 += DQF) {
+          FragC acc[DQF];
+#pragma unroll
+          for (int f = 0; f < DQF; ++f) wmma::fill_fragment(acc[f], 0.f);
 #pragma unroll 1
           for (int kk = 0; kk < BK; kk += 16) {
             FragA sa;
             wmma::load_matrix_sync(sa, dSs + rb * 16 * LDP + kk, LDP);
 #pragma unroll
-            for (int f = 0; f < 2; ++f) {
+            for (int f = 0; f < DQF; ++f) {
               FragBr kf;
               wmma::load_matrix_sync(kf, Ks + kk * LD + (nq0 + f0 + f) * 16, LD);
               wmma::mma_sync(acc[f], sa, kf, acc[f]);
             }
           }
-          wmma::store_matrix_sync(wdq, acc[0], kTbLdQ, wmma::mem_row_major);
-          wmma::store_matrix_sync(wdq + 16, acc[1], kTbLdQ, wmma::mem_row_major);
+#pragma unroll
+          for (int f = 0; f < DQF; ++f) wmma::store_matrix_sync(wdq + 16 * f, acc[f], LDQ, wmma::mem_row_major);
           __syncwarp();
           const int nrows = imin(16, T - (q0 + rb * 16));
-          float* dst = dq + ((int64_t)b * T + q0 + rb * 16) * dq_stride + (int64_t)h * HS + (nq0 + f0) * 16 + lane;
+          // lane -> column lane % (16 DQF), rows lane / (16 DQF) apart by 32 / (16 DQF)
+          const int col = lane % (16 * DQF), rstep = 2 / DQF;
+          float* dst = dq + ((int64_t)b * T + q0 + rb * 16) * dq_stride + (int64_t)h * HS + (nq0 + f0) * 16 + col;
 #pragma unroll 2  // 4 spills a register on sm_90
-          for (int r = 0; r < nrows; ++r) atomicAdd(dst + r * dq_stride, wdq[r * kTbLdQ + lane]);
-          __syncwarp();  // the staging is rewritten by the next half
+          for (int r = lane / (16 * DQF); r < nrows; r += rstep) atomicAdd(dst + r * dq_stride, wdq[r * LDQ + col]);
+          __syncwarp();  // the staging is rewritten by the next fragments
         }
       }
     }
@@ -1529,15 +1534,15 @@ bool attn_simt_forced() {
 bool smem_fits(size_t bytes) { return bytes <= 48 * 1024 || (int64_t)bytes <= device_info().smem_optin; }
 
 // The tensor-core kernels serve HS 64 and 128 where the device has the shared memory for them
-// (their tiles do not fit the 99 KiB of sm_86 / sm_89 parts at HS 128: the SIMT kernels, sized
-// down below, serve those).
+// (at HS 128 the forward's tiles do not fit the 99 KiB of sm_86 / sm_89 parts: the SIMT forward
+// serves those; the backward stages dQ in halves there).
 bool use_tc_fwd(int64_t HS) {
   if (attn_simt_forced()) return false;
   return HS == 64 ? smem_fits(TcGeo<64>::bytes) : HS == 128 && smem_fits(TcGeo<128>::bytes);
 }
 bool use_tc_bwd(int64_t HS) {
   if (attn_simt_forced()) return false;
-  return HS == 64 ? smem_fits(TbGeo<64, 64>::bytes) : HS == 128 && smem_fits(TbGeo<128, 64>::bytes);
+  return HS == 64 ? smem_fits(TbGeo<64, 64>::bytes) : HS == 128 && smem_fits(TbGeo<128, 64, 1>::bytes);
 }
 
 template <int HS, class E>
@@ -1622,10 +1627,10 @@ void launch_bwd(const BwdArgs& a) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
-template <int HS, int BK, class E>
+template <int HS, int BK, int DQF = 2, class E>
 void launch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
-  constexpr size_t smem = TbGeo<HS, BK>::bytes;
-  auto kernel = attn_bwd_tc_kernel<HS, BK, E>;
+  constexpr size_t smem = TbGeo<HS, BK, DQF>::bytes;
+  auto kernel = attn_bwd_tc_kernel<HS, BK, E, DQF>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
     refuse_smem(smem, where);
@@ -1647,8 +1652,10 @@ void launch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
 // two blocks of that size still fit an SM, which is HS 64 on sm_90; else 64.
 template <class E>
 void dispatch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
-  if (a.HS == 128)
+  if (a.HS == 128 && smem_fits(TbGeo<128, 64>::bytes))
     launch_bwd_tc<128, 64>(a, where);  // 105.5 KiB shared
+  else if (a.HS == 128)
+    launch_bwd_tc<128, 64, 1>(a, where);  // 97.5 KiB: sm_86 / sm_89
   else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_info().smem_optin)
     launch_bwd_tc<64, 128>(a, where);  // 107.5 KiB: sm_90
   else
