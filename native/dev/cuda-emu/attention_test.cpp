@@ -565,11 +565,15 @@ int main(int argc, char** argv) {
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "smallsmem") {  // run at @101376: the 99 KiB of opt-in shared memory of sm_86 / sm_89 parts
-    // HS 128: the tensor-core forward and the mma kernels do not fit and decline (the bf16
-    // callers then bridge to fp32), the fp32 forward takes SIMT tiles that fit (64x64; HS 256:
-    // 32x32); the tensor-core backward stages dQ one fragment at a time (97.5 KiB), on fp32 and
-    // bf16 storage. HS 64: every kernel fits and runs.
+    // HS 128: the mma kernels do not fit and decline (the bf16 callers then take the others);
+    // the tensor-core forward takes 32-key tiles (71 KiB) and the tensor-core backward stages dQ
+    // one fragment at a time (97.5 KiB), on fp32 and bf16 storage; the SIMT forward of HS 256
+    // takes 32x32 tiles. HS 64: every kernel fits and runs.
     test_forward(1, 130, 4, 2, 128, 0);
+    test_forward(1, 200, 2, 1, 128, 3);      // misaligned, group 2, a partial last key tile
+    test_forward16(1, 130, 4, 2, 128, 0);
+    test_forward16(1, 129, 4, 2, 128, 3);
+    test_decode16(1, 70, 4, 1, 128, 100, 200, 0, true);   // prefill over a cache (tensor-core forward)
     test_forward(1, 70, 2, 1, 256, 0);
     test_backward(1, 130, 4, 2, 128, 0, 7);
     test_backward(2, 40, 2, 1, 128, 1, 7);   // misaligned: scalar loads
@@ -583,12 +587,8 @@ int main(int argc, char** argv) {
     test_backward16(1, 130, 4, 2, 64, 0, 7, true);
     std::vector<puzzle::bf16> o(130 * 8 * 128), x(130 * 8 * 128);
     std::vector<float> l(130 * 8), g(130 * 8 * 128);
-    if (attention_forward_tc(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 2, 1, 1, 128, 128, 128))
-      std::printf("  FAIL HS 128 tensor-core forward must be declined at this shared memory\n"), ++failures;
     if (attention_forward_mma(o.data(), l.data(), x.data(), x.data(), x.data(), 1, 2, 1, 1, 128, 128, 128))
       std::printf("  FAIL HS 128 mma forward must be declined at this shared memory\n"), ++failures;
-    if (attention_cached_forward_tc(o.data(), x.data(), x.data(), x.data(), 1, 17, 1, 1, 128, 128, 0, 17))
-      std::printf("  FAIL HS 128 tensor-core prefill must be declined at this shared memory\n"), ++failures;
     if (attention_cached_forward_mma(o.data(), x.data(), x.data(), x.data(), 1, 17, 1, 1, 128, 128, 0, 17))
       std::printf("  FAIL HS 128 mma prefill must be declined at this shared memory\n"), ++failures;
     if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),

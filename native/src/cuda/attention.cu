@@ -822,19 +822,21 @@ __global__ void __launch_bounds__(kCombineThreads)
 namespace wmma = nvcuda::wmma;
 
 constexpr int kTcBQ = 128;             // queries per block (8 warps x 16 rows)
-constexpr int kTcBK = 64;              // keys per tile
-constexpr int kTcLdS = kTcBK + 4;      // 68 floats: row pitch of a warp's score scratch
-constexpr int kTcLdP = 2 * kTcLdS;     // 136 bf16: P rows written over the score rows
+constexpr int kTcBK = 64;              // keys per tile (32 where 64 does not fit: sm_86 / sm_89 at HS 128)
 
-template <int HS>
+// BK keys per tile: 64 (HS 128: 103.5 KiB), or 32 (71 KiB) for the 99 KiB of sm_86 / sm_89 parts.
+template <int HS, int BK = kTcBK>
 struct TcGeo {
   static_assert(HS == 64 || HS == 128, "tensor-core attention: HS 64 or 128");
+  static_assert(BK == 32 || BK == 64, "key tile of 32 or 64");
   static constexpr int LD = HS + 8;  // bf16 row pitch of the Q, K, V tiles (conflict-free fragments)
+  static constexpr int LDS = BK + 4;    // floats: row pitch of a warp's score scratch (68 or 36)
+  static constexpr int LDP = 2 * LDS;   // bf16: P rows written over the score rows
   static constexpr size_t q_off = 0;                                          // [128][LD] bf16
-  static constexpr size_t k_off = q_off + (size_t)kTcBQ * LD * 2;             // [64][LD] bf16
-  static constexpr size_t v_off = k_off + (size_t)kTcBK * LD * 2;             // [64][LD] bf16
-  static constexpr size_t s_off = v_off + (size_t)kTcBK * LD * 2;             // [8][16][68] fp32
-  static constexpr size_t rid_off = s_off + (size_t)(kThreads / 32) * 16 * kTcLdS * 4;  // [16][16] fp32
+  static constexpr size_t k_off = q_off + (size_t)kTcBQ * LD * 2;             // [BK][LD] bf16
+  static constexpr size_t v_off = k_off + (size_t)BK * LD * 2;                // [BK][LD] bf16
+  static constexpr size_t s_off = v_off + (size_t)BK * LD * 2;                // [8][16][LDS] fp32
+  static constexpr size_t rid_off = s_off + (size_t)(kThreads / 32) * 16 * LDS * 4;  // [16][16] fp32
   static constexpr size_t row_off = rid_off + 16 * 16 * 4;                   // [8][16] fp32
   static constexpr size_t bytes = row_off + (size_t)(kThreads / 32) * 16 * 4;
   static_assert(k_off % 128 == 0 && v_off % 128 == 0 && s_off % 128 == 0 && rid_off % 128 == 0, "alignment");
@@ -875,14 +877,14 @@ __device__ __forceinline__ void tc_load_tile(__nv_bfloat16* dst, const S* src, i
 
 // Two blocks per SM (128 registers) where the shared memory allows it: not HS 128 on sm_80.
 // E: storage of q, k, v and out (fp32, or bf16 read and written directly by the bf16 table).
-template <int HS, class E>
+template <int HS, class E, int BK>
 __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 2))
     attn_fwd_tc_kernel(E* __restrict__ out, float* __restrict__ lse, const E* __restrict__ q,
                        const E* __restrict__ k, const E* __restrict__ v, int Tq, int past, int NH, int group,
                        int64_t q_bstride, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride, int64_t o_stride,
                        float scale_log2, bool vec_q, bool vec_kv) {
-  using G = TcGeo<HS>;
-  constexpr int LD = G::LD, NF = HS / 16;
+  using G = TcGeo<HS, BK>;
+  constexpr int LD = G::LD, NF = HS / 16, LDS = G::LDS, LDP = G::LDP;
   using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
   using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
   using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
@@ -894,7 +896,7 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
   float* rid = reinterpret_cast<float*>(tc_smem + G::rid_off);  // rid[r][c] = r
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  float* Ss = reinterpret_cast<float*>(tc_smem + G::s_off) + warp * 16 * kTcLdS;  // this warp's scores
+  float* Ss = reinterpret_cast<float*>(tc_smem + G::s_off) + warp * 16 * LDS;  // this warp's scores
   __nv_bfloat16* Ps = reinterpret_cast<__nv_bfloat16*>(Ss);                      // its P, over them
   float* rowv = reinterpret_cast<float*>(tc_smem + G::row_off) + warp * 16;      // per-row factors
 
@@ -921,18 +923,18 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
   for (int f = 0; f < NF; ++f) wmma::fill_fragment(o[f], 0.f);
 
   const int last_key = past + imin(q0 + kTcBQ, Tq) - 1;  // the furthest key a valid row of this tile sees
-  const int nkt = last_key / kTcBK + 1;
+  const int nkt = last_key / BK + 1;
   for (int kt = 0; kt < nkt; ++kt) {
-    const int k0 = kt * kTcBK;
+    const int k0 = kt * BK;
     __syncthreads();  // every warp is done with the previous K, V tiles (first tile: nothing)
-    tc_load_tile<kTcBK, HS>(Ks, kb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
-    tc_load_tile<kTcBK, HS>(Vs, vb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
+    tc_load_tile<BK, HS>(Ks, kb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
+    tc_load_tile<BK, HS>(Vs, vb + (int64_t)k0 * kv_stride, kv_stride, nk - k0, vec_kv, 1.f);
     __syncthreads();  // K, V (first tile: Q and the row table) are in shared memory
     if (!warp_live || k0 > warp_last) continue;  // warp-uniform: the whole tile is masked for this warp
 
     // S = Q K^T, 16 x 64, into the warp's scratch (two halves of 32 keys: fewer live registers)
 #pragma unroll
-    for (int n0 = 0; n0 < kTcBK / 16; n0 += 2) {
+    for (int n0 = 0; n0 < BK / 16; n0 += 2) {
       FragC s[2];
       wmma::fill_fragment(s[0], 0.f);
       wmma::fill_fragment(s[1], 0.f);
@@ -947,18 +949,18 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
           wmma::mma_sync(s[n], a, bk, s[n]);
         }
       }
-      wmma::store_matrix_sync(Ss + n0 * 16, s[0], kTcLdS, wmma::mem_row_major);
-      wmma::store_matrix_sync(Ss + (n0 + 1) * 16, s[1], kTcLdS, wmma::mem_row_major);
+      wmma::store_matrix_sync(Ss + n0 * 16, s[0], LDS, wmma::mem_row_major);
+      wmma::store_matrix_sync(Ss + (n0 + 1) * 16, s[1], LDS, wmma::mem_row_major);
     }
     __syncwarp();
 
     // causal mask and online softmax of row r (two lanes): the max in a first pass over the scores,
     // then exponentials rounded to bf16 (packed in registers) and summed as rounded, so the
     // weights that multiply V are exactly the ones that l normalises
-    const float* srow = Ss + r * kTcLdS;
+    const float* srow = Ss + r * LDS;
     float mx = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < kTcBK / 4; ++j) {
+    for (int j = 0; j < BK / 4; ++j) {
       const int c = 4 * j + 2 * half;
       const float2 x = *reinterpret_cast<const float2*>(srow + c);
       if (k0 + c <= row_pos) mx = fmaxf(mx, x.x);
@@ -968,10 +970,10 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
     const float m_new = fmaxf(m_run, mx);
     const float m_use = m_new == -INFINITY ? 0.f : m_new;
     const float corr = exp2f(m_run - m_use);
-    __nv_bfloat162 pv[kTcBK / 4];
+    __nv_bfloat162 pv[BK / 4];
     float sum = 0.f;
 #pragma unroll
-    for (int j = 0; j < kTcBK / 4; ++j) {
+    for (int j = 0; j < BK / 4; ++j) {
       const int c = 4 * j + 2 * half;
       const float2 x = *reinterpret_cast<const float2*>(srow + c);
       const float e0 = k0 + c <= row_pos ? exp2f(x.x - m_use) : 0.f;
@@ -985,9 +987,9 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
     const bool rescale = !__all_sync(0xffffffffu, corr == 1.f);
     __syncwarp();  // both lanes of every row have read its scores: P may overwrite them
     {
-      __nv_bfloat16* prow = Ps + r * kTcLdP;
+      __nv_bfloat16* prow = Ps + r * LDP;
 #pragma unroll
-      for (int j = 0; j < kTcBK / 4; ++j) *reinterpret_cast<__nv_bfloat162*>(prow + 4 * j + 2 * half) = pv[j];
+      for (int j = 0; j < BK / 4; ++j) *reinterpret_cast<__nv_bfloat162*>(prow + 4 * j + 2 * half) = pv[j];
       if (half == 0) rowv[r] = corr;
     }
     __syncwarp();
@@ -1005,9 +1007,9 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
 
     // O += P V (the key steps not unrolled: 8 independent products each, and fewer live registers)
 #pragma unroll 1
-    for (int kk = 0; kk < kTcBK; kk += 16) {
+    for (int kk = 0; kk < BK; kk += 16) {
       FragA pa;
-      wmma::load_matrix_sync(pa, Ps + kk, kTcLdP);
+      wmma::load_matrix_sync(pa, Ps + kk, LDP);
 #pragma unroll
       for (int f = 0; f < NF; ++f) {
         FragBr vf;
@@ -1037,15 +1039,15 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, HS == 128 ? 1 : 
   }
   // 64 columns at a time through the score scratch, then coalesced row stores
 #pragma unroll
-  for (int f0 = 0; f0 < NF; f0 += kTcBK / 16) {
+  for (int f0 = 0; f0 < NF; f0 += BK / 16) {
 #pragma unroll
-    for (int f = 0; f < kTcBK / 16; ++f)
-      wmma::store_matrix_sync(Ss + f * 16, o[f0 + f], kTcLdS, wmma::mem_row_major);
+    for (int f = 0; f < BK / 16; ++f)
+      wmma::store_matrix_sync(Ss + f * 16, o[f0 + f], LDS, wmma::mem_row_major);
     __syncwarp();
 #pragma unroll 4
-    for (int idx = lane; idx < 16 * kTcBK; idx += 32) {
-      const int rr = idx / kTcBK, c = idx % kTcBK, i = wrow0 + rr;
-      if (i < Tq) st1(out + ((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS + f0 * 16 + c, Ss[rr * kTcLdS + c]);
+    for (int idx = lane; idx < 16 * BK; idx += 32) {
+      const int rr = idx / BK, c = idx % BK, i = wrow0 + rr;
+      if (i < Tq) st1(out + ((int64_t)b * Tq + i) * o_stride + (int64_t)h * HS + f0 * 16 + c, Ss[rr * LDS + c]);
     }
     __syncwarp();  // the scratch is rewritten by the next chunk
   }
@@ -1534,21 +1536,21 @@ bool attn_simt_forced() {
 bool smem_fits(size_t bytes) { return bytes <= 48 * 1024 || (int64_t)bytes <= device_info().smem_optin; }
 
 // The tensor-core kernels serve HS 64 and 128 where the device has the shared memory for them
-// (at HS 128 the forward's tiles do not fit the 99 KiB of sm_86 / sm_89 parts: the SIMT forward
-// serves those; the backward stages dQ in halves there).
+// (on the 99 KiB of sm_86 / sm_89 parts at HS 128 the forward takes 32-key tiles and the
+// backward stages dQ in halves).
 bool use_tc_fwd(int64_t HS) {
   if (attn_simt_forced()) return false;
-  return HS == 64 ? smem_fits(TcGeo<64>::bytes) : HS == 128 && smem_fits(TcGeo<128>::bytes);
+  return HS == 64 ? smem_fits(TcGeo<64, 32>::bytes) : HS == 128 && smem_fits(TcGeo<128, 32>::bytes);
 }
 bool use_tc_bwd(int64_t HS) {
   if (attn_simt_forced()) return false;
   return HS == 64 ? smem_fits(TbGeo<64, 64>::bytes) : HS == 128 && smem_fits(TbGeo<128, 64, 1>::bytes);
 }
 
-template <int HS, class E>
-void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
-  constexpr size_t smem = TcGeo<HS>::bytes;
-  auto kernel = attn_fwd_tc_kernel<HS, E>;
+template <int HS, int BK, class E>
+void launch_fwd_tc_bk(const FwdArgsT<E>& a, const char* where) {
+  constexpr size_t smem = TcGeo<HS, BK>::bytes;
+  auto kernel = attn_fwd_tc_kernel<HS, E, BK>;
   static const bool ok = allow_smem(kernel, smem, where);
   if (!ok) {
     refuse_smem(smem, where);
@@ -1564,14 +1566,23 @@ void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
   PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
+// 64-key tiles where they fit (HS 64: 71.5 KiB, HS 128: 103.5 KiB), else 32 (HS 128: 71 KiB).
+template <int HS, class E>
+void launch_fwd_tc(const FwdArgsT<E>& a, const char* where) {
+  if (smem_fits(TcGeo<HS, 64>::bytes))
+    launch_fwd_tc_bk<HS, 64>(a, where);
+  else
+    launch_fwd_tc_bk<HS, 32>(a, where);
+}
+
 // allow_tc: the tensor-core kernel may serve this call (attention_forward; the cached prefill
 // keeps the fp32 kernel).
 void dispatch_fwd(const FwdArgs& a, const char* where, bool allow_tc) {
   if (allow_tc && use_tc_fwd(a.HS)) {
     if (a.HS == 64)
-      launch_fwd_tc<64, float>(a, where);   //  71.5 KiB shared
+      launch_fwd_tc<64, float>(a, where);
     else
-      launch_fwd_tc<128, float>(a, where);  // 103.5 KiB
+      launch_fwd_tc<128, float>(a, where);
     return;
   }
   switch (padded_head_size(a.HS)) {
