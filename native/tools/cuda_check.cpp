@@ -1162,9 +1162,8 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
-  if (prop.major < 8) {
-    std::printf("no usable GPU: %s is sm_%d%d, and the kernels are built for sm_80 and sm_90\n", prop.name, prop.major,
-                prop.minor);
+  if (const std::string why = cuda::unsupported_device(prop.name, prop.major, prop.minor); !why.empty()) {
+    std::printf("no usable GPU: %s\n", why.c_str());
     return 3;
   }
   int driver = 0, runtime = 0;

@@ -388,9 +388,7 @@ int main(int argc, char** argv) {
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) die("no GPU answers");
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
-  if (prop.major < 8)  // the kernels are built for sm_80 and sm_90 (as puzzle_cuda.so's probe says)
-    die(std::string(prop.name) + " is sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-        ", and puzzle's CUDA kernels need sm_80 or newer");
+  if (const std::string why = cuda::unsupported_device(prop.name, prop.major, prop.minor); !why.empty()) die(why);
   GPU = &cuda::cuda_backend();
   int driver = 0;
   cudaDriverGetVersion(&driver);

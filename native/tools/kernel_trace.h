@@ -27,7 +27,7 @@ bool kernel_trace_start(std::string* why);
 std::vector<KernelTime> kernel_trace_stop();
 
 // The readable form of a (mangled) kernel name: demangled, without namespaces or parameters,
-// at most max_len characters (exposed for tests of the shortening).
+// at most max_len characters (test/cuda/kernel-names.test.ts checks the shortening).
 std::string kernel_display_name(const char* mangled, size_t max_len = 120);
 
 }  // namespace puzzle::tools

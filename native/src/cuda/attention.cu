@@ -1377,46 +1377,14 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(2, (tb_minb80<HS, B
 // ------------------------------------------------------------------------------------------
 // Host side.
 
-struct DeviceInfo {
-  int sms = 1;
-  int smem_optin = 48 * 1024;
-};
-
-const DeviceInfo& device_info() {
-  static const DeviceInfo info = [] {
-    DeviceInfo d;
-    int dev = 0, v = 0;
-    if (cudaGetDevice(&dev) == cudaSuccess) {
-      if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && v > 0) d.sms = v;
-      if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess && v > 0)
-        d.smem_optin = v;
-    }
-    return d;
-  }();
-  return info;
-}
-
 // Records why a kernel cannot run here: its tiles need more shared memory than the device grants.
 void refuse_smem(size_t bytes, const char* where) {
   const std::string why = std::string(where) + ": the kernel needs " + std::to_string((bytes + 1023) / 1024) +
                           " KiB of shared memory a block and this GPU grants " +
-                          std::to_string(device_info().smem_optin / 1024) + " KiB";
+                          std::to_string(device_smem_optin() / 1024) + " KiB";
   record_error(cudaErrorInvalidConfiguration, why.c_str());
 }
 
-// Raises a kernel's dynamic shared memory limit (once per kernel: the caller keeps the result in a
-// function-local static). Returns false when the device cannot (the caller refuses the launch).
-template <class Kernel>
-bool allow_smem(Kernel* kernel, size_t bytes, const char* where) {
-  if (bytes <= 48 * 1024) return true;
-  if ((int64_t)bytes > device_info().smem_optin) return false;  // (no smaller tiles for this head size)
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-  if (e != cudaSuccess) {
-    record_error(e, where);
-    return false;
-  }
-  return true;
-}
 
 // Scratch (D for the backward, partition results for split-KV decode). Outside stream capture one
 // buffer is kept and reused (grown stream-ordered: the old one is freed after the work already
@@ -1507,7 +1475,7 @@ template <int HSP, int BQ, int BK, int MINB90, int MINB80>
 void launch_fwd(const FwdArgs& a, const char* where) {
   constexpr size_t smem = fwd_smem_bytes<HSP, BQ, BK>();
   auto kernel = attn_fwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
-  static const bool ok = allow_smem(kernel, smem, where);
+  static const bool ok = raise_smem_limit(kernel, smem);
   if (!ok) {
     refuse_smem(smem, where);
     return;
@@ -1533,7 +1501,7 @@ bool attn_simt_forced() {
 
 // Whether the device grants a kernel `bytes` of shared memory (up to 48 KiB always; beyond, what
 // it offers to opt in to: 227 KiB on sm_90, 163 KiB on sm_80, 99 KiB on sm_86 and sm_89).
-bool smem_fits(size_t bytes) { return bytes <= 48 * 1024 || (int64_t)bytes <= device_info().smem_optin; }
+bool smem_fits(size_t bytes) { return bytes <= 48 * 1024 || (int64_t)bytes <= device_smem_optin(); }
 
 // The tensor-core kernels serve HS 64 and 128 where the device has the shared memory for them
 // (on the 99 KiB of sm_86 / sm_89 parts at HS 128 the forward takes 32-key tiles and the
@@ -1551,7 +1519,7 @@ template <int HS, int BK, class E>
 void launch_fwd_tc_bk(const FwdArgsT<E>& a, const char* where) {
   constexpr size_t smem = TcGeo<HS, BK>::bytes;
   auto kernel = attn_fwd_tc_kernel<HS, E, BK>;
-  static const bool ok = allow_smem(kernel, smem, where);
+  static const bool ok = raise_smem_limit(kernel, smem);
   if (!ok) {
     refuse_smem(smem, where);
     return;
@@ -1621,7 +1589,7 @@ void launch_bwd(const BwdArgs& a) {
   const char* where = "attention_backward";
   constexpr size_t smem = bwd_smem_bytes<HSP, BQ, BK>();
   auto kernel = attn_bwd_kernel<HSP, BQ, BK, MINB90, MINB80>;
-  static const bool ok = allow_smem(kernel, smem, where);
+  static const bool ok = raise_smem_limit(kernel, smem);
   if (!ok) {
     refuse_smem(smem, where);
     return;
@@ -1642,7 +1610,7 @@ template <int HS, int BK, int DQF = 2, class E>
 void launch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
   constexpr size_t smem = TbGeo<HS, BK, DQF>::bytes;
   auto kernel = attn_bwd_tc_kernel<HS, BK, E, DQF>;
-  static const bool ok = allow_smem(kernel, smem, where);
+  static const bool ok = raise_smem_limit(kernel, smem);
   if (!ok) {
     refuse_smem(smem, where);
     return;
@@ -1667,7 +1635,7 @@ void dispatch_bwd_tc(const BwdArgsT<E>& a, const char* where) {
     launch_bwd_tc<128, 64>(a, where);  // 105.5 KiB shared
   else if (a.HS == 128)
     launch_bwd_tc<128, 64, 1>(a, where);  // 97.5 KiB: sm_86 / sm_89
-  else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_info().smem_optin)
+  else if ((int64_t)(2 * TbGeo<64, 128>::bytes) <= device_smem_optin())
     launch_bwd_tc<64, 128>(a, where);  // 107.5 KiB: sm_90
   else
     launch_bwd_tc<64, 64>(a, where);   // 73.5 KiB: sm_80
@@ -1831,7 +1799,7 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   const int64_t nchunk = (R + kDecRows - 1) / kDecRows;
   const int64_t nk = past + Tq, ntiles = (nk + kDecKeys - 1) / kDecKeys;
   const int64_t base = B * NKV * nchunk;
-  const int64_t target = 4 * (int64_t)device_info().sms;
+  const int64_t target = 4 * (int64_t)device_sm_count();
   int64_t nsplit = std::min((target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit);
   nsplit = std::max<int64_t>(nsplit, 1);
   const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;

@@ -235,30 +235,17 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
 
 bool aligned_rows16(const void* p, int64_t stride) { return (uintptr_t)p % 16 == 0 && stride % 8 == 0; }
 
-// Raises a kernel's dynamic shared memory limit; the caller keeps the result in a static (once
-// per kernel).
-template <class Kernel>
-cudaError_t allow_smem_once(Kernel* kernel, size_t smem) {
-  int dev = 0, optin = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-  if (e == cudaSuccess && (size_t)optin < smem) e = cudaErrorInvalidConfiguration;
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-  return e;
-}
-
-// T queries at positions past.. over keys 0..past+T-1 of k, v (batch stride kv_bstride).
+// T queries at positions past.. over keys 0..past+T-1 of k, v (batch stride kv_bstride). False,
+// nothing queued, where the device does not grant the tiles' shared memory (HS 128 needs 104 KiB:
+// not the 99 KiB of sm_86 / sm_89 parts), so the caller takes another kernel.
 template <int HS>
-void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, const bf16x* v, int64_t B, int64_t T,
+bool launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, const bf16x* v, int64_t B, int64_t T,
                     int64_t past, int64_t NH, int64_t NKV, int64_t q_stride, int64_t kv_bstride, int64_t kv_stride) {
   const char* where = "attention_forward (bf16, mma)";
   constexpr size_t smem = MmaGeo<HS>::bytes;
   auto kernel = attn_fwd_mma_kernel<HS>;
-  static const cudaError_t attr = allow_smem_once(kernel, smem);
-  if (attr != cudaSuccess) {
-    record_error(attr, where);
-    return;
-  }
+  static const bool granted = raise_smem_limit(kernel, smem);
+  if (!granted) return false;
   const float scale_log2 = (1.f / std::sqrt((float)HS)) * kMmaLog2e;
   const bool vec_q = aligned_rows16(q, q_stride);
   const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride) && kv_bstride % 8 == 0;
@@ -267,6 +254,7 @@ void launch_fwd_mma(bf16x* out, float* lse, const bf16x* q, const bf16x* k, cons
   kernel<<<grid, kMmaThreads, smem, stream()>>>(out, lse, q, k, v, (int)T, (int)past, (int)NH, (int)(NH / NKV),
                                                 q_stride, kv_bstride, kv_stride, scale_log2, vec_q, vec_kv, vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
+  return true;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -503,18 +491,16 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
     }
 }
 
+// False, nothing queued, where the device does not grant the shared memory (as launch_fwd_mma).
 template <int HS>
-void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
+bool launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
                     const bf16x* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH, int64_t NKV,
                     int64_t q_stride, int64_t kv_stride) {
   const char* where = "attention_backward (bf16, mma)";
   constexpr size_t smem = MmaBwdGeo<HS>::bytes;
   auto kernel = attn_bwd_mma_kernel<HS>;
-  static const cudaError_t attr = allow_smem_once(kernel, smem);
-  if (attr != cudaSuccess) {
-    record_error(attr, where);
-    return;
-  }
+  static const bool granted = raise_smem_limit(kernel, smem);
+  if (!granted) return false;
   const bool vec_q = aligned_rows16(q, q_stride);
   const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride);
   const bool vec_o = aligned_rows16(dout, NH * HS);
@@ -523,24 +509,7 @@ void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf
                                                 (int)(NH / NKV), q_stride, kv_stride, 1.f / std::sqrt((float)HS),
                                                 vec_q, vec_kv, vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
-}
-
-// Whether the device grants the forward's / backward's shared memory (HS 128 does not fit the
-// 99 KiB of sm_86 / sm_89 parts: the callers then take the other kernels).
-int smem_optin() {
-  static const int optin = [] {
-    int dev = 0, v = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-      return 48 * 1024;
-    return v;
-  }();
-  return optin;
-}
-bool fwd_fits(int64_t HS) {
-  return (size_t)smem_optin() >= (HS == 64 ? MmaGeo<64>::bytes : MmaGeo<128>::bytes);
-}
-bool bwd_fits(int64_t HS) {
-  return (size_t)smem_optin() >= (HS == 64 ? MmaBwdGeo<64>::bytes : MmaBwdGeo<128>::bytes);
+  return true;
 }
 
 }  // namespace
@@ -555,23 +524,23 @@ bool attention_mma_selected() {
 
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
-  if ((HS != 64 && HS != 128) || !fwd_fits(HS)) return false;
+  if (HS != 64 && HS != 128) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0 || T > INT32_MAX / 2) {
     record_error(cudaErrorInvalidValue, "attention_forward (bf16, mma)");
     return true;
   }
   if (HS == 64)
-    launch_fwd_mma<64>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride, kv_stride);
-  else
-    launch_fwd_mma<128>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride, kv_stride);
-  return true;
+    return launch_fwd_mma<64>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride,
+                              kv_stride);
+  return launch_fwd_mma<128>(dev(out), lse, dev(q), dev(k), dev(v), B, T, 0, NH, NKV, q_stride, T * kv_stride,
+                             kv_stride);
 }
 
 bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
                                   int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                   int64_t Tmax) {
-  if ((HS != 64 && HS != 128) || !fwd_fits(HS)) return false;
+  if (HS != 64 && HS != 128) return false;
   if (B <= 0 || Tq <= 0 || NH <= 0) return true;
   if (NKV <= 0 || NH % NKV != 0 || past < 0 || past + Tq > Tmax || Tmax > INT32_MAX / 2) {
     record_error(cudaErrorInvalidValue, "attention_cached_forward (bf16, mma)");
@@ -579,18 +548,16 @@ bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache,
   }
   const int64_t KW = NKV * HS;
   if (HS == 64)
-    launch_fwd_mma<64>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
-                       Tmax * KW, KW);
-  else
-    launch_fwd_mma<128>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
-                        Tmax * KW, KW);
-  return true;
+    return launch_fwd_mma<64>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
+                              Tmax * KW, KW);
+  return launch_fwd_mma<128>(dev(out), nullptr, dev(q), dev(k_cache), dev(v_cache), B, Tq, past, NH, NKV, q_stride,
+                             Tmax * KW, KW);
 }
 
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
                             const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
                             int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
-  if ((HS != 64 && HS != 128) || !bwd_fits(HS)) return false;
+  if (HS != 64 && HS != 128) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
   if (NKV <= 0 || NH % NKV != 0 || T > INT32_MAX / 2) {
@@ -598,12 +565,10 @@ bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, c
     return true;
   }
   if (HS == 64)
-    launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
-                       kv_stride);
-  else
-    launch_bwd_mma<128>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
-                        kv_stride);
-  return true;
+    return launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
+                              q_stride, kv_stride);
+  return launch_bwd_mma<128>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
+                             q_stride, kv_stride);
 }
 
 }  // namespace puzzle::cuda

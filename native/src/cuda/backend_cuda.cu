@@ -140,6 +140,12 @@ void record_error(cudaError_t e, const char* where) {
   if (g_error.empty()) g_error = std::string(where) + ": " + cudaGetErrorString(e);
 }
 
+std::string unsupported_device(const char* name, int major, int minor) {
+  if (major >= 8) return "";
+  return std::string(name) + " is sm_" + std::to_string(major) + std::to_string(minor) +
+         ", and puzzle's CUDA kernels need sm_80 or newer (A100, H100, RTX 30xx and later)";
+}
+
 std::string take_error() {
   std::lock_guard<std::mutex> lk(g_error_mu);
   std::string e;

@@ -34,6 +34,39 @@ void record_error(cudaError_t e, const char* where);
 
 inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
+// The current device's attributes that grids and tiles are sized by, read once: its SM count
+// (1 if the query fails) and the shared memory a block may opt in to (227 KiB on sm_90, 163 KiB
+// on sm_80, 99 KiB on sm_86 / sm_89; 48 KiB, what every block gets, if the query fails).
+inline int device_attribute_once(cudaDeviceAttr attr, int fallback) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess || v <= 0) {
+    (void)cudaGetLastError();  // a failed query is not an error of the next launch
+    return fallback;
+  }
+  return v;
+}
+inline int device_sm_count() {
+  static const int n = device_attribute_once(cudaDevAttrMultiProcessorCount, 1);
+  return n;
+}
+inline int device_smem_optin() {
+  static const int n = device_attribute_once(cudaDevAttrMaxSharedMemoryPerBlockOptin, 48 * 1024);
+  return n;
+}
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory: true when that is within the 48 KiB
+// every block gets or the device grants it (the attribute raised); false, nothing recorded, when
+// it does not (the caller declines or refuses). Callers keep the result in a function-local
+// static: once per kernel, never again during a graph capture.
+template <class Kernel>
+bool raise_smem_limit(Kernel* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return true;
+  if ((int64_t)bytes > device_smem_optin()) return false;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
+}
+
 // Sum over a thread block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 // float for activations, double for the reductions returned to the host.
 template <class T>

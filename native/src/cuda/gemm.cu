@@ -604,17 +604,6 @@ __global__ void __launch_bounds__(kSmallThreads)
   }
 }
 
-// Streaming multiprocessors of the current device (read once; 1 if the query fails).
-int sm_count() {
-  static const int sms = [] {
-    int dev = 0, v = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      return 1;
-    return std::max(v, 1);
-  }();
-  return sms;
-}
-
 template <int MR, class TIn, class TOut>
 void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
                   const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
@@ -622,7 +611,7 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
     const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % (int64_t)(16 / sizeof(TIn)) == 0;
-    if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)sm_count()) {
+    if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0;
       small_dot1_kernel<TIn, TOut><<<(unsigned)((n + kDotCols - 1) / kDotCols), kSmallThreads, 0, stream()>>>(
           n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);

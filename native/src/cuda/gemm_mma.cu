@@ -238,24 +238,14 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
     }
 }
 
-int device_attr(cudaDeviceAttr a) {
-  int dev = 0, v = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) return 0;
-  return v;
-}
-
 // Launches one configuration; false (nothing queued) if its shared memory cannot be granted.
 template <bool TA, bool TB, int BN, class TOut>
 bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, const bf16x* B, int64_t ldb, float beta,
                 TOut* C, int64_t ldc) {
   using G = MmaGemmGeo<TA, TB, BN>;
   auto kernel = gemm_mma_kernel<TA, TB, BN, TOut>;
-  static const bool granted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   (int)G::bytes) == cudaSuccess;
-  if (!granted) {
-    (void)cudaGetLastError();  // a refused opt-in is not an error of the next launch
-    return false;
-  }
+  static const bool granted = raise_smem_limit(kernel, G::bytes);
+  if (!granted) return false;
   const int64_t tiles = (int64_t)((M + kBM - 1) / kBM) * ((N + BN - 1) / BN);
   if (tiles > INT_MAX) return false;
   const bool pair_ok = ldc % 2 == 0 && reinterpret_cast<uintptr_t>(C) % (2 * sizeof(TOut)) == 0;
@@ -270,13 +260,9 @@ bool dispatch_bn(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, 
                  float beta, TOut* C, int64_t ldc) {
   // BN 256 (more work per byte of shared memory read) when its tiles fill every SM at least once
   // and the device grants its shared memory; BN 128 otherwise.
-  static const int sms = std::max(device_attr(cudaDevAttrMultiProcessorCount), 1);
-  static const int optin = device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   const int64_t tiles256 = (int64_t)((M + kBM - 1) / kBM) * ((N + 255) / 256);
-  if (tiles256 >= sms && (size_t)optin >= MmaGemmGeo<TA, TB, 256>::bytes &&
-      launch_mma<TA, TB, 256>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+  if (tiles256 >= device_sm_count() && launch_mma<TA, TB, 256>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
     return true;
-  if ((size_t)optin < MmaGemmGeo<TA, TB, 128>::bytes) return false;
   return launch_mma<TA, TB, 128>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -26,13 +26,9 @@ extern "C" int puzzle_cuda_probe(char* desc, int desc_len) {
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
-  // The kernels are built for sm_80 and sm_90 (bf16 tensor cores, cp.async, ldmatrix): an older
-  // part would fail its first launch with "no kernel image"; say why here instead.
-  if (prop.major < 8) {
-    std::snprintf(desc, desc_len,
-                  "no usable GPU: %s is sm_%d%d, and puzzle's CUDA kernels need sm_80 or newer (A100, H100, "
-                  "RTX 30xx and later); use device 'cpu'",
-                  prop.name, prop.major, prop.minor);
+  const std::string unsupported = puzzle::cuda::unsupported_device(prop.name, prop.major, prop.minor);
+  if (!unsupported.empty()) {
+    std::snprintf(desc, desc_len, "no usable GPU: %s; use device 'cpu'", unsupported.c_str());
     return 0;
   }
   int driver = 0;

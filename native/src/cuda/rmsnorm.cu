@@ -19,31 +19,6 @@ constexpr int kThreads = 256;
 constexpr int kDefaultSmem = 48 * 1024;
 constexpr int64_t kStaticSmemSlack = 1024;
 
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, c = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        c <= 0) {
-      cudaGetLastError();
-      c = 108;
-    }
-    return c;
-  }();
-  return n;
-}
-
-int smem_optin() {
-  static const int n = [] {
-    int dev = 0, s = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&s, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || s <= 0) {
-      cudaGetLastError();
-      s = kDefaultSmem;
-    }
-    return s;
-  }();
-  return n;
-}
 
 // Threads per row block: enough for one unit each up to kThreads, a multiple of 32.
 int row_threads(int64_t units) {
@@ -175,7 +150,7 @@ void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const
     static int64_t raised = 0;  // dynamic bytes the attribute currently allows
     std::lock_guard<std::mutex> lock(mu);
     if (smem > raised) {
-      if (smem + kStaticSmemSlack <= smem_optin() &&
+      if (smem + kStaticSmemSlack <= device_smem_optin() &&
           cudaFuncSetAttribute(rmsnorm_backward_kernel<W, true, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                (int)smem) == cudaSuccess)
         raised = smem;
@@ -186,7 +161,7 @@ void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const
   }
   if (fused_dw) {
     // Few enough blocks that the per-block atomics stay cheap, enough to fill the device.
-    const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)sm_count());
+    const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)device_sm_count());
     rmsnorm_backward_kernel<W, true, E><<<grid, threads, (size_t)smem, stream()>>>(dinp, dweight, dout, inp, weight,
                                                                                   rstd, N, C);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
