@@ -60,7 +60,7 @@ if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   # rows tagged [gemm=own] in the table: what a build without cuBLAS gets (gemm_mma.cu for bf16)
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --tag gemm=own \
-    --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]"
+    --json "$OUT/own-gemm.json" 2>&1 | tee "$OUT/own-gemm.log" | grep -E "FAIL|checks:|gemm [0-9]|gemv 8B .* M64"
 fi
 
 # Where a bf16 8B block's training step and decode steps spend their GPU time, kernel by kernel

@@ -961,6 +961,39 @@ void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double p
   if (!err.empty()) std::printf("  CUDA error during %s%s benchmarks: %s\n", bc.name, tag, err.c_str());
 }
 
+// Every product of an 8B decode step at batch 1 and 64 (fp32 and bf16 storage) against the copy
+// bandwidth: batch 1 runs the few-rows kernels, batch 64 the tiled GEMM (split along K where its
+// tiles leave SMs idle). Also run with --only-gemm, so the [gemm=own] rows show our kernels there.
+void bench_decode_gemms(int reps, double bw, const std::function<void()>& flush) {
+  const int64_t NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+  // every product of an 8B decode step (out = in @ W^T, W [N, K]): few output columns per
+  // weight byte (o, down) is where a few-rows kernel runs short of loads in flight
+  struct Gv {
+    const char* name;
+    int64_t N, K;
+  } gemvs[] = {{"qkv", QKV, 4096}, {"o", 4096, 4096}, {"gate|up", 2 * 14336, 4096}, {"down", 4096, 14336}};
+  for (int64_t M : {1, 64})
+    for (bool half : {false, true})
+      for (const Gv& gv : gemvs) {
+        if (half ? !g_bf16 : !g_f32) continue;
+        const int64_t N = gv.N, K = gv.K;
+        const size_t es = half ? 2 : 4;
+        Dev W((size_t)N * K * es), X((size_t)M * K * es), Y((size_t)M * N * es);
+        cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
+        cudaMemsetAsync(X.p, 0, X.bytes, cuda::stream());
+        Stat st = time_ms([&] {
+          if (half)
+            GPU->ops_bf16.gemm(false, true, M, N, K, 1.f, (bf16*)X.p, K, (bf16*)W.p, K, 0.f, (bf16*)Y.p, N);
+          else
+            GPU->ops.gemm(false, true, M, N, K, 1.f, X.f(), K, W.f(), K, 0.f, Y.f(), N);
+        }, 2, reps, flush);
+        const double bytes = (double)W.bytes + X.bytes + Y.bytes;
+        emit("op", std::string("gemv 8B ") + gv.name + " M" + std::to_string(M) + (half ? " [bf16]" : ""), st,
+             kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " +
+                 kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
+      }
+}
+
 void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
@@ -1015,7 +1048,10 @@ void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
     peak = std::max(peak, tf);
     emit("gemm", std::string(g.name) + " [bf16]", st, kv("TFLOPs", tf));
   }
-  if (only_gemm) return;
+  if (only_gemm) {
+    bench_decode_gemms(reps, bw, flush);
+    return;
+  }
   if (kernels_only) {  // --kernels: the 8B block in mixed precision, its breakdowns printed as it goes
     bench_block<bf16>({"llama-3.1-8b", 4096, 32, 8, 128, 14336}, true, reps, bw, peak, flush);
     return;
@@ -1074,32 +1110,7 @@ void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   // split-KV attention over the cache (the bytes of the cache rows read). L2 flushed between.
   {
     const int64_t NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
-    // every product of an 8B decode step (out = in @ W^T, W [N, K]): few output columns per
-    // weight byte (o, down) is where a few-rows kernel runs short of loads in flight
-    struct Gv {
-      const char* name;
-      int64_t N, K;
-    } gemvs[] = {{"qkv", QKV, 4096}, {"o", 4096, 4096}, {"gate|up", 2 * 14336, 4096}, {"down", 4096, 14336}};
-    for (int64_t M : {1, 64})
-      for (bool half : {false, true})
-        for (const Gv& gv : gemvs) {
-          if (half ? !g_bf16 : !g_f32) continue;
-          const int64_t N = gv.N, K = gv.K;
-          const size_t es = half ? 2 : 4;
-          Dev W((size_t)N * K * es), X((size_t)M * K * es), Y((size_t)M * N * es);
-          cudaMemsetAsync(W.p, 0, W.bytes, cuda::stream());
-          cudaMemsetAsync(X.p, 0, X.bytes, cuda::stream());
-          Stat st = time_ms([&] {
-            if (half)
-              GPU->ops_bf16.gemm(false, true, M, N, K, 1.f, (bf16*)X.p, K, (bf16*)W.p, K, 0.f, (bf16*)Y.p, N);
-            else
-              GPU->ops.gemm(false, true, M, N, K, 1.f, X.f(), K, W.f(), K, 0.f, Y.f(), N);
-          }, 2, reps, flush);
-          const double bytes = (double)W.bytes + X.bytes + Y.bytes;
-          emit("op", std::string("gemv 8B ") + gv.name + " M" + std::to_string(M) + (half ? " [bf16]" : ""), st,
-               kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " +
-                   kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
-        }
+    bench_decode_gemms(reps, bw, flush);
     for (int64_t B : {1, 64})
       for (bool half : {false, true}) {
         if (half ? !g_bf16 : !g_f32) continue;

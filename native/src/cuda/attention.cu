@@ -53,6 +53,7 @@
 #include <mutex>
 
 #include "cuda/common.cuh"
+#include "cuda/scratch.cuh"
 
 namespace puzzle::cuda {
 namespace {
@@ -1385,60 +1386,9 @@ void refuse_smem(size_t bytes, const char* where) {
   record_error(cudaErrorInvalidConfiguration, why.c_str());
 }
 
-
-// Scratch (D for the backward, partition results for split-KV decode). Outside stream capture one
-// buffer is kept and reused (grown stream-ordered: the old one is freed after the work already
-// queued); inside a capture the call gets its own cudaMallocAsync/cudaFreeAsync pair, so the
-// graph owns that memory and never depends on the reusable buffer. Callers hold lock() from
-// acquire until their last launch is queued.
-class Scratch {
- public:
-  std::mutex& lock() { return mu_; }
-  float* acquire(size_t bytes, bool* temporary) {
-    *temporary = false;
-    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-    cudaError_t e = cudaStreamIsCapturing(stream(), &st);
-    if (e != cudaSuccess) {
-      record_error(e, "attention scratch");
-      return nullptr;
-    }
-    void* p = nullptr;
-    if (st != cudaStreamCaptureStatusNone) {
-      e = cudaMallocAsync(&p, bytes, stream());
-      if (e != cudaSuccess) {
-        record_error(e, "attention scratch");
-        return nullptr;
-      }
-      *temporary = true;
-      return static_cast<float*>(p);
-    }
-    if (bytes > cap_) {
-      if (buf_ != nullptr) cudaFreeAsync(buf_, stream());
-      buf_ = nullptr;
-      cap_ = 0;
-      const size_t want = std::max(bytes + bytes / 2, (size_t)1 << 20);
-      e = cudaMallocAsync(&p, want, stream());
-      if (e != cudaSuccess) {
-        record_error(e, "attention scratch");
-        return nullptr;
-      }
-      buf_ = static_cast<float*>(p);
-      cap_ = want;
-    }
-    return buf_;
-  }
-  void release(float* p, bool temporary) {
-    if (temporary && p != nullptr) record_error(cudaFreeAsync(p, stream()), "attention scratch");
-  }
-
- private:
-  std::mutex mu_;
-  float* buf_ = nullptr;
-  size_t cap_ = 0;
-};
-
+// D for the backward, partition results for the split-KV decode (cuda/scratch.cuh)
 Scratch& scratch() {
-  static Scratch s;
+  static Scratch s("attention scratch");
   return s;
 }
 

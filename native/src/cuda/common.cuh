@@ -166,6 +166,9 @@ bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float a
               const bf16x* B, int64_t ldb, float beta, bf16x* C, int64_t ldc);
 bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
               const bf16x* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// Frees the split-K partial-sum buffer gemm_mma keeps between calls (tests check with it that
+// nothing else was left allocated; the next split-K call allocates again).
+void gemm_mma_trim_scratch();
 // attention.cu: the tensor-core forward reading and writing bf16 directly (HS 64/128 unless
 // PUZZLE_CUDA_ATTN=simt; returns false, queuing nothing, otherwise).
 bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,

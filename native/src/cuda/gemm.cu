@@ -16,7 +16,8 @@
 //      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
 //        one block per 4 columns, all its threads along k (o and down projections of a decode).
 //  * bf16 operands otherwise: gemm_mma.cu's kernel (cp.async k-tiles several stages ahead,
-//    ldmatrix, mma.sync m16n8k16) when they are 16-byte aligned with row strides a multiple of 8.
+//    ldmatrix, mma.sync m16n8k16) when they are 16-byte aligned with row strides a multiple of 8,
+//    split along K (partials reduced by a second kernel) where its tiles would leave SMs idle.
 //  * otherwise: our wmma tensor-core kernel (bf16 operands, fp32 accumulation via nvcuda::wmma
 //    m16n16k16): block tile 128x128x32, 8 warps in a 4x2 grid of 32x64 warp tiles, operands
 //    converted to bf16 when stored to shared memory, double-buffered smem with the next k-tile

@@ -20,7 +20,14 @@
 //  * tiles launched in groups of 8 tile rows (the grid walks down a column of 8 tiles before
 //    moving right), so neighbouring blocks share their A and B panels in L2;
 //  * the epilogue writes straight from the accumulators: a lane's two adjacent columns as one
-//    8-byte (fp32) or 4-byte (bf16) store, beta * C read the same way, edges per element.
+//    8-byte (fp32) or 4-byte (bf16) store, beta * C read the same way, edges per element;
+//  * split-K where the output has fewer 128 x 128 tiles than the GPU has SMs and K is long (the
+//    decode of 17..128 tokens: 64 x 4096 x 14336 is 32 tiles for 132 SMs, so without it three
+//    quarters of the GPU would sit idle while a quarter streams the weights): the grid's second
+//    dimension splits K into S spans of whole k-tiles, each block writes its raw fp32 partial sums
+//    to a scratch buffer [S][M][N] (cuda/scratch.cuh), and a reduce kernel adds the S partials in
+//    a fixed order and applies alpha, beta * C and the output type. The result is deterministic
+//    run to run; it costs 2 * S * M * N * 4 bytes of extra traffic, small beside the weights read.
 // Preconditions (else it returns false and queues nothing): A and B 16-byte aligned with row
 // strides a multiple of 8 elements (every cp.async chunk aligned), M, N, K within int. Chunks that
 // cross the edge of the matrix (ragged M, N or K) are loaded element by element with zeros past
@@ -29,10 +36,12 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <mutex>
 #include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/mma.cuh"
+#include "cuda/scratch.cuh"
 
 namespace puzzle::cuda {
 namespace {
@@ -124,10 +133,15 @@ __device__ __forceinline__ float load_one(const bf16x* p) { return __bfloat162fl
 __device__ __forceinline__ void store_one(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_one(bf16x* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// Block (tile, blockIdx.y) multiplies k in [blockIdx.y * kspan, min(K, that + kspan)) (kspan a
+// multiple of kBK; kspan >= K and one block row in y when K is not split). Unsplit it writes
+// alpha * acc + beta * C to C; split (partial != nullptr) it writes its raw sums to
+// partial[blockIdx.y][M][N] and the reduce kernel finishes C.
 template <bool TA, bool TB, int BN, class TOut>
 __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
-    gemm_mma_kernel(int M, int N, int K, float alpha, const bf16x* __restrict__ A, int64_t lda,
-                    const bf16x* __restrict__ B, int64_t ldb, float beta, TOut* C, int64_t ldc, bool pair_ok) {
+    gemm_mma_kernel(int M, int N, int K, int kspan, float alpha, const bf16x* __restrict__ A, int64_t lda,
+                    const bf16x* __restrict__ B, int64_t ldb, float beta, TOut* C, int64_t ldc, bool pair_ok,
+                    float* __restrict__ partial) {
   using G = MmaGemmGeo<TA, TB, BN>;
   extern __shared__ __align__(128) unsigned char tc_smem[];
   bf16x* smem = reinterpret_cast<bf16x*>(tc_smem);
@@ -152,14 +166,17 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
 
-  const int ktiles = (K + kBK - 1) / kBK;
+  // This block's span of k: loads see kend as the end of the matrix (kspan is whole k-tiles, so
+  // only the true end of K can be ragged)
+  const int kbeg = (int)blockIdx.y * kspan, kend = min(K, kbeg + kspan);
+  const int ktiles = (kend - kbeg + kBK - 1) / kBK;
   // Prologue: the first STAGES-1 k-tiles in flight, one group each (empty groups past the end
   // keep the count that cp_async_wait relies on).
 #pragma unroll
   for (int s = 0; s < G::STAGES - 1; ++s) {
     if (s < ktiles)
-      load_stage<TA, TB, BN>(smem + s * G::STAGE_ELEMS, smem + s * G::STAGE_ELEMS + G::A_ELEMS, A, lda, B, ldb, M, N, K,
-                             m0, n0, s * kBK);
+      load_stage<TA, TB, BN>(smem + s * G::STAGE_ELEMS, smem + s * G::STAGE_ELEMS + G::A_ELEMS, A, lda, B, ldb, M, N,
+                             kend, m0, n0, kbeg + s * kBK);
     cp_async_commit();
   }
 
@@ -172,7 +189,7 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
       const int pf = kt + G::STAGES - 1, ps = pf % G::STAGES;
       if (pf < ktiles)
         load_stage<TA, TB, BN>(smem + ps * G::STAGE_ELEMS, smem + ps * G::STAGE_ELEMS + G::A_ELEMS, A, lda, B, ldb, M,
-                               N, K, m0, n0, pf * kBK);
+                               N, kend, m0, n0, kbeg + pf * kBK);
       cp_async_commit();
     }
     const bf16x* sA = smem + (kt % G::STAGES) * G::STAGE_ELEMS;
@@ -209,6 +226,28 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
 
   // Epilogue: lane (g, t) holds rows g and g+8, columns 2t and 2t+1 of each 16x8 accumulator.
   const int g = lane / 4, t = lane % 4;
+  if (partial != nullptr) {  // split-K: raw sums into this span's slice, pairs when N is even
+    float* P = partial + (int64_t)blockIdx.y * M * N;
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < G::NT; ++ni) {
+        const int col = n0 + wn * G::WN + ni * 8 + 2 * t;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + wm * 64 + mi * 16 + g + 8 * h;
+          if (row >= M || col >= N) continue;
+          float* p = P + (int64_t)row * N + col;
+          if (N % 2 == 0) {
+            store_pair(p, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+          } else {
+            p[0] = acc[mi][ni][2 * h];
+            if (col + 1 < N) p[1] = acc[mi][ni][2 * h + 1];
+          }
+        }
+      }
+    return;
+  }
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -238,10 +277,81 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
     }
 }
 
+// Split-K reduce: C = alpha * sum_s partial[s] + beta * C (beta == 0: C not read), the S
+// partials added in order. vec4: N % 4 == 0, so four consecutive elements share a row and the
+// partials are read as float4; pair_ok: C takes pairs (as in the GEMM's epilogue).
+template <class TOut>
+__global__ void __launch_bounds__(256)
+    splitk_reduce_kernel(int M, int N, int S, float alpha, const float* __restrict__ partial, float beta, TOut* C,
+                         int64_t ldc, bool vec4, bool pair_ok) {
+  const int64_t MN = (int64_t)M * N;
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  if (vec4) {
+    for (int64_t v = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; v < MN / 4; v += stride) {
+      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int k = 0; k < S; ++k) {
+        const float4 p = reinterpret_cast<const float4*>(partial + (int64_t)k * MN)[v];
+        s.x += p.x, s.y += p.y, s.z += p.z, s.w += p.w;
+      }
+      const int64_t idx = 4 * v, row = idx / N, col = idx - row * N;
+      TOut* c = C + row * ldc + col;
+      float o[4] = {alpha * s.x, alpha * s.y, alpha * s.z, alpha * s.w};
+      if (pair_ok) {
+#pragma unroll
+        for (int h = 0; h < 4; h += 2) {
+          if (beta != 0.f) {
+            const float2 cv = load_pair(c + h);
+            o[h] += beta * cv.x, o[h + 1] += beta * cv.y;
+          }
+          store_pair(c + h, o[h], o[h + 1]);
+        }
+      } else {
+#pragma unroll
+        for (int h = 0; h < 4; ++h) store_one(c + h, beta != 0.f ? o[h] + beta * load_one(c + h) : o[h]);
+      }
+    }
+    return;
+  }
+  for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < MN; idx += stride) {
+    float s = 0.f;
+    for (int k = 0; k < S; ++k) s += partial[(int64_t)k * MN + idx];
+    const int64_t row = idx / N, col = idx - row * N;
+    TOut* c = C + row * ldc + col;
+    store_one(c, beta != 0.f ? alpha * s + beta * load_one(c) : alpha * s);
+  }
+}
+
+constexpr int kMinSplitKTiles = 4;  // k-tiles a split keeps at least (past the pipeline's prologue)
+constexpr int kMaxSplits = 16;
+constexpr int64_t kMaxSplitBytes = (int64_t)64 << 20;  // partial sums in scratch, at most
+
+// The number of k-spans for an M x N x K product at BN 128 (1: not split): enough blocks for two
+// per SM (the BN 128 kernel's occupancy) where the tiles alone leave SMs idle, each span at least
+// kMinSplitKTiles long, the partials within kMaxSplitBytes. *kspan: the span in elements of k.
+int splitk_spans(int M, int N, int K, int* kspan) {
+  const int64_t tiles = (int64_t)((M + kBM - 1) / kBM) * ((N + 127) / 128);
+  const int ktiles = (K + kBK - 1) / kBK;
+  *kspan = ktiles * kBK;
+  const int64_t sms = device_sm_count();
+  if (tiles >= sms) return 1;
+  int64_t S = std::min<int64_t>({(2 * sms + tiles - 1) / tiles, ktiles / kMinSplitKTiles, kMaxSplits,
+                                 kMaxSplitBytes / ((int64_t)M * N * 4)});
+  if (S < 2) return 1;
+  const int per = (int)((ktiles + S - 1) / S);  // k-tiles a span; every span non-empty
+  *kspan = per * kBK;
+  return (ktiles + per - 1) / per;
+}
+
+Scratch& splitk_scratch() {
+  static Scratch s("gemm split-K scratch");
+  return s;
+}
+
 // Launches one configuration; false (nothing queued) if its shared memory cannot be granted.
+// splits > 1 (BN 128 only): the split-K path, kspan elements of k a span.
 template <bool TA, bool TB, int BN, class TOut>
 bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, const bf16x* B, int64_t ldb, float beta,
-                TOut* C, int64_t ldc) {
+                TOut* C, int64_t ldc, int splits = 1, int kspan = 0) {
   using G = MmaGemmGeo<TA, TB, BN>;
   auto kernel = gemm_mma_kernel<TA, TB, BN, TOut>;
   static const bool granted = raise_smem_limit(kernel, G::bytes);
@@ -249,9 +359,33 @@ bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, c
   const int64_t tiles = (int64_t)((M + kBM - 1) / kBM) * ((N + BN - 1) / BN);
   if (tiles > INT_MAX) return false;
   const bool pair_ok = ldc % 2 == 0 && reinterpret_cast<uintptr_t>(C) % (2 * sizeof(TOut)) == 0;
-  kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                                                    pair_ok);
-  PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+  if (splits <= 1) {
+    kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                                                      pair_ok, nullptr);
+    PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+    return true;
+  }
+  Scratch& sc = splitk_scratch();
+  std::lock_guard<std::mutex> guard(sc.lock());
+  bool temporary = false;
+  const int64_t MN = (int64_t)M * N;
+  float* partial = sc.acquire((size_t)(splits * MN) * sizeof(float), &temporary, /*quiet=*/true);
+  if (partial == nullptr) {  // no memory for the partials: the unsplit kernel needs none
+    kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                                                      pair_ok, nullptr);
+    PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+    return true;
+  }
+  const dim3 grid((unsigned)tiles, (unsigned)splits);
+  kernel<<<grid, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, kspan, alpha, A, lda, B, ldb, beta, C, ldc, pair_ok,
+                                                        partial);
+  PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel, split-K)");
+  const bool vec4 = N % 4 == 0;
+  const int64_t items = vec4 ? MN / 4 : MN;
+  const unsigned blocks = (unsigned)std::min<int64_t>((items + 255) / 256, 8 * (int64_t)device_sm_count());
+  splitk_reduce_kernel<TOut><<<blocks, 256, 0, stream()>>>(M, N, splits, alpha, partial, beta, C, ldc, vec4, pair_ok);
+  PUZZLE_CUDA_CHECK_LAUNCH("gemm (split-K reduce)");
+  sc.release(partial, temporary);
   return true;
 }
 
@@ -263,7 +397,10 @@ bool dispatch_bn(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, 
   const int64_t tiles256 = (int64_t)((M + kBM - 1) / kBM) * ((N + 255) / 256);
   if (tiles256 >= device_sm_count() && launch_mma<TA, TB, 256>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
     return true;
-  return launch_mma<TA, TB, 128>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // BN 128, split along K where its tiles leave SMs idle
+  int kspan = 0;
+  const int splits = splitk_spans(M, N, K, &kspan);
+  return launch_mma<TA, TB, 128>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, splits, kspan);
 }
 
 template <class TOut>
@@ -280,6 +417,8 @@ bool gemm_mma_t(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
 }
 
 }  // namespace
+
+void gemm_mma_trim_scratch() { splitk_scratch().trim(); }
 
 bool gemm_mma(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16x* A, int64_t lda,
               const bf16x* B, int64_t ldb, float beta, bf16x* C, int64_t ldc) {

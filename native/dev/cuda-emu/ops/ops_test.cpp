@@ -256,24 +256,37 @@ void t_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
 // The mma.sync kernel (gemm_mma.cu) for bf16 operands: strides a multiple of 8 (ld+pad with
 // K, M or N + pad = 0 mod 8), ragged edges in every dimension (a partial k chunk: K 70 in a row
 // of 72), K past several pipeline stages, beta; BN 128 below one tile per SM (8 SMs here), BN
-// 256 at and above it (M 264, N 1032: 15 tiles; M 256, N 2048: 16)
+// 256 at and above it (M 264, N 1032: 15 tiles; M 256, N 2048: 16); split-K below 8 tiles
 void t_gemm_mma() {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       t_gemm(ta, tb, 136, 144, 160, 0, 1.f, 0.f);
       t_gemm(ta, tb, 134, 150, 70, 2, 0.5f, 1.f);
     }
-  t_gemm(false, true, 200, 300, 300, 4, 1.f, 0.f);
   t_gemm(false, false, 264, 1032, 40, 0, 1.f, 1.f);
   t_gemm(true, true, 256, 2048, 48, 0, 1.f, 0.f);
+  // split-K (fewer 128 x 128 tiles than SMs, K of at least 8 k-tiles): the first split call takes
+  // the scratch buffer, which is how this test knows the split path ran
+  G::gemm_mma_trim_scratch();
+  const long allocs = g_emu_allocs;
+  t_gemm(false, true, 200, 300, 300, 4, 1.f, 0.f);  // 6 tiles, 10 k-tiles: 2 spans of 5
+  check("gemm split-K took its scratch", {(float)(g_emu_allocs > allocs)}, {1.f}, 0.f);
+  // 2 tiles, 32 k-tiles: 8 spans of 4, the last ragged (K 1006 ends in a partial chunk), ragged
+  // M and N, alpha and beta, all four transposes; the scalar reduce (N % 4 != 0)
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) t_gemm(ta, tb, 70, 142, 1006, 2, 0.5f, 1.f);
+  t_gemm(false, true, 40, 256, 512, 0, 1.f, 0.f);   // 4 spans, the float4 reduce, pair stores
+  t_gemm(false, true, 33, 201, 264, 0, 1.f, 1.f);   // odd N and ldc: single stores; spans of 5 and 4
 }
 
 int main() {
   // OPS_ONLY=gemm_mma: only those (run.sh's TSan pass)
   if (const char* only = std::getenv("OPS_ONLY"); only && std::string(only) == "gemm_mma") {
     t_gemm_mma();
-    std::printf("%d/%d passed, %d failed\n", total - fails, total, fails);
-    return fails || G::g_errors ? 1 : 0;
+    G::gemm_mma_trim_scratch();
+    std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs,
+                g_emu_frees);
+    return fails || G::g_errors || g_emu_allocs != g_emu_frees ? 1 : 0;
   }
   for (int64_t n : {1, 7, 64, 1001})
     for (int oa : {0, 1, 3}) t_flat(n, oa, oa);
@@ -310,6 +323,7 @@ int main() {
   t_gemm(false, true, 1, 600, 64, 0, 1.f, 0.f);
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
+  G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak
   std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);
   return fails || G::g_errors || g_emu_allocs != g_emu_frees ? 1 : 0;
 }
