@@ -45,8 +45,8 @@ const char* attention_kernel_name(int64_t HS);  // forward and backward: "tensor
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
-                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
-                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+                            const bf16* v, const bf16* out, const float* lse, float* D, int64_t B, int64_t T,
+                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
                             int64_t HS);
 bool attention_mma_selected();  // PUZZLE_CUDA_ATTN=mma
@@ -584,10 +584,9 @@ void check_bf16_ops() {
       Dev16 gmg(mg0), gmdo(mdo), gcmo(mo);
       Dev gcml(ml), gD(B * NH * TT * 4), gdq32(B * TT * NH * hs * 4);
       cudaMemsetAsync(gdq32.p, 0, gdq32.bytes, cuda::stream());
-      cuda::attention_backward_dot(gD.f(), gmdo.p(), gcmo.p(), B, TT, NH, hs);
       const bool btook = cuda::attention_backward_mma(gdq32.f(), gmg.p() + NH * hs, gmg.p() + (NH + NKV) * hs, gmdo.p(),
-                                                      gx.p(), gx.p() + NH * hs, gx.p() + (NH + NKV) * hs, gcml.f(),
-                                                      gD.f(), B, TT, NH, NKV, hs, W, W);
+                                                      gx.p(), gx.p() + NH * hs, gx.p() + (NH + NKV) * hs, gcmo.p(),
+                                                      gcml.f(), gD.f(), B, TT, NH, NKV, hs, W, W);
       std::vector<float> got = gmg.get();
       const std::vector<float> dq32 = gdq32.get();
       for (int64_t r = 0; r < B * TT; ++r)

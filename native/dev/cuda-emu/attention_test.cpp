@@ -297,11 +297,10 @@ static void test_backward16(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64
   bf16* dk = (mask & 2) ? g16.data() + NH * HS : nullptr;
   bf16* dv = (mask & 4) ? g16.data() + (NH + NKV) * HS : nullptr;
   bool took;
-  if (mma) {  // attention_mma.cu, after the pre-pass D = rowsum(dout * out) of attention.cu
+  if (mma) {  // attention_mma.cu, which runs the pre-pass D = rowsum(dout * out) into D first
     std::vector<float> D(B * NH * T, NaN);
-    attention_backward_dot(D.data(), dout16.data(), out.data(), B, T, NH, HS);
-    took = attention_backward_mma((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v, lse.data(),
-                                  D.data(), B, T, NH, NKV, HS, QKV, QKV);
+    took = attention_backward_mma((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v, out.data(),
+                                  lse.data(), D.data(), B, T, NH, NKV, HS, QKV, QKV);
   } else {
     took = attention_backward_tc((mask & 1) ? dq32.data() : nullptr, dk, dv, dout16.data(), q, k, v, out.data(),
                                  lse.data(), B, T, NH, NKV, HS, QKV, QKV);
@@ -545,8 +544,8 @@ int main(int argc, char** argv) {
     }
     std::vector<float> g(1), l(1);
     std::vector<puzzle::bf16> x(1);
-    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),
-                               1, 1, 1, 1, 32, 96, 96))
+    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(),
+                               l.data(), 1, 1, 1, 1, 32, 96, 96))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
   if (which == "tcbwd16") {  // the tensor-core backward on bf16 storage (dq via fp32, dk/dv in place)
@@ -591,9 +590,12 @@ int main(int argc, char** argv) {
       std::printf("  FAIL HS 128 mma forward must be declined at this shared memory\n"), ++failures;
     if (attention_cached_forward_mma(o.data(), x.data(), x.data(), x.data(), 1, 17, 1, 1, 128, 128, 0, 17))
       std::printf("  FAIL HS 128 mma prefill must be declined at this shared memory\n"), ++failures;
-    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(), l.data(),
-                               1, 2, 1, 1, 128, 128, 128))
+    std::vector<float> D(2, NaN);  // the pre-pass must not run for a declined call
+    if (attention_backward_mma(g.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), x.data(), l.data(),
+                               D.data(), 1, 2, 1, 1, 128, 128, 128))
       std::printf("  FAIL HS 128 mma backward must be declined at this shared memory\n"), ++failures;
+    if (!std::isnan(D[0]) || !std::isnan(D[1]))
+      std::printf("  FAIL a declined mma backward ran its pre-pass\n"), ++failures;
     // HS 256 backward has no tiles that fit: refused with the reason recorded, nothing launched
     std::vector<float> f(2 * 256, 1.f), df(2 * 256, 0.f), lse2(2, 0.f);
     const int errors = g_errors;

@@ -107,9 +107,9 @@ void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf
     record_error(cudaMemsetAsync(dq32.p, 0, (size_t)N * QW * sizeof(float), stream()), "attention (bf16) zero");
   bool done = false;
   if (attention_mma_selected() && (HS == 64 || HS == 128)) {
-    Scratch D(N * NH);  // rowsum(dout * out) [B, NH, T]
-    attention_backward_dot(D.p, dout, out, B, T, NH, HS);
-    done = attention_backward_mma(dq32.p, dk, dv, dout, q, k, v, lse, D.p, B, T, NH, NKV, HS, q_stride, kv_stride);
+    Scratch D(N * NH);  // rowsum(dout * out) [B, NH, T], computed there if its kernel runs
+    done = attention_backward_mma(dq32.p, dk, dv, dout, q, k, v, out, lse, D.p, B, T, NH, NKV, HS, q_stride,
+                                  kv_stride);
   }
   if (!done &&
       !attention_backward_tc(dq32.p, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, q_stride, kv_stride)) {

@@ -492,6 +492,13 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
 }
 
 // False, nothing queued, where the device does not grant the shared memory (as launch_fwd_mma).
+// Whether the device grants the backward kernel's shared memory (raised once, on first ask).
+template <int HS>
+bool bwd_mma_granted() {
+  static const bool granted = raise_smem_limit(attn_bwd_mma_kernel<HS>, MmaBwdGeo<HS>::bytes);
+  return granted;
+}
+
 template <int HS>
 bool launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
                     const bf16x* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH, int64_t NKV,
@@ -499,8 +506,7 @@ bool launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf
   const char* where = "attention_backward (bf16, mma)";
   constexpr size_t smem = MmaBwdGeo<HS>::bytes;
   auto kernel = attn_bwd_mma_kernel<HS>;
-  static const bool granted = raise_smem_limit(kernel, smem);
-  if (!granted) return false;
+  if (!bwd_mma_granted<HS>()) return false;
   const bool vec_q = aligned_rows16(q, q_stride);
   const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride);
   const bool vec_o = aligned_rows16(dout, NH * HS);
@@ -555,8 +561,8 @@ bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache,
 }
 
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
-                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
-                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
+                            const bf16* v, const bf16* out, const float* lse, float* D, int64_t B, int64_t T,
+                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride) {
   if (HS != 64 && HS != 128) return false;
   if (B <= 0 || T <= 0 || NH <= 0) return true;
   if (dq32 == nullptr && dk == nullptr && dv == nullptr) return true;
@@ -564,6 +570,9 @@ bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, c
     record_error(cudaErrorInvalidValue, "attention_backward (bf16, mma)");
     return true;
   }
+  // the pre-pass only once the kernel is known to run: a declined call costs nothing
+  if (!(HS == 64 ? bwd_mma_granted<64>() : bwd_mma_granted<128>())) return false;
+  attention_backward_dot(D, dout, out, B, T, NH, HS);
   if (HS == 64)
     return launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
                               q_stride, kv_stride);

@@ -185,10 +185,12 @@ bool attention_cached_forward_mma(bf16* out, const bf16* q, const bf16* k_cache,
 bool attention_mma_selected();
 // attention_mma.cu: the matching backward (HS 64/128; false, nothing queued, otherwise): dk, dv
 // added (+=) to their bf16 slices, dQ added to dq32 (fp32, packed [B*T, NH*HS]), as
-// attention_backward_tc; D = rowsum(dout * out) [B, NH, T] from attention_backward_dot.
+// attention_backward_tc. D: B * NH * T floats of scratch, where it writes the pre-pass
+// rowsum(dout * out) (attention_backward_dot) once it knows its kernel runs here, so a call it
+// declines costs no pre-pass.
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
-                            const bf16* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH,
-                            int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
+                            const bf16* v, const bf16* out, const float* lse, float* D, int64_t B, int64_t T,
+                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 // attention.cu: D[b, h, t] = sum over the head of dout * out (the backward's pre-pass), bf16 in.
 void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
                             int64_t HS);

@@ -39,8 +39,8 @@ bool attention_forward_mma(bf16*, float*, const bf16*, const bf16*, const bf16*,
                            int64_t, int64_t, int64_t) {
   return false;
 }
-bool attention_backward_mma(float*, bf16*, bf16*, const bf16*, const bf16*, const bf16*, const bf16*, const float*,
-                            const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
+bool attention_backward_mma(float*, bf16*, bf16*, const bf16*, const bf16*, const bf16*, const bf16*, const bf16*,
+                            const float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {
   return false;
 }
 void attention_backward_dot(float*, const bf16*, const bf16*, int64_t, int64_t, int64_t, int64_t) {}
