@@ -56,6 +56,16 @@ PUZZLE_CUDA_ATTN=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick 
 RCM=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (attn=mma) exit $RCM"
 [ "$RC" = 0 ] && RC=$RCM
+# programmatic dependent launch (sm_90+; cuda/common.cuh's launch_pdl, PUZZLE_CUDA_PDL=1): the bf16
+# checks again with it on (a kernel that touched memory before its pdl_wait would show here),
+# then the decode GEMMs and steps, rows marked [pdl] beside the default ones, so one run says
+# whether it should become the default
+say "bf16 checks and decode steps again with PUZZLE_CUDA_PDL=1 (quick)"
+PUZZLE_CUDA_PDL=1 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag pdl \
+  --json "$OUT/ours-bf16-pdl.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step"
+RCP=${PIPESTATUS[0]}
+say "puzzle_cuda_check --part bf16 (pdl) exit $RCP"
+[ "$RC" = 0 ] && RC=$RCP
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   # rows tagged [gemm=own] in the table: what a build without cuBLAS gets (gemm_mma.cu for bf16)
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
@@ -119,13 +129,13 @@ fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-mma.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "$OUT/ours-bf16-mma.json" "$OUT/ours-bf16-pdl.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log"     # in gpu-check.md
 say "done"
 exit $RC

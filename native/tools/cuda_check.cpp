@@ -73,6 +73,7 @@ const Backend* GPU = nullptr;
 bool g_f32 = true, g_bf16 = true;  // which parts run (--part)
 std::string g_tag;                 // " [TAG]" after every name (--tag)
 bool g_kernels = false;            // --kernels: per-kernel breakdowns of the block benchmarks
+bool g_only_decode = false;        // --only-decode: of the block benchmarks, the decode steps only
 
 std::mt19937_64 rng(1234);
 std::vector<float> randn(size_t n, float scale = 1.f, float shift = 0.f) {
@@ -885,7 +886,7 @@ void bench_block(const BlockShape& bc, bool quick, int reps, double bw, double p
     }
   };
   // Training: one sequence, forward + backward.
-  if (!quick || bc.C == 4096) {
+  if (!g_only_decode && (!quick || bc.C == 4096)) {
     const int64_t T_ = bc.C == 4096 ? 4096 : 2048;
     const size_t n = (size_t)T_ * cfg.C;
     Dev x(n * sizeof(T)), y(n * sizeof(T)), dx(n * sizeof(T));
@@ -1047,8 +1048,16 @@ void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
     peak = std::max(peak, tf);
     emit("gemm", std::string(g.name) + " [bf16]", st, kv("TFLOPs", tf));
   }
-  if (only_gemm) {
+  if (only_gemm || g_only_decode) {
     bench_decode_gemms(reps, bw, flush);
+    if (only_gemm) return;
+  }
+  if (g_only_decode) {  // the decode steps of both blocks (the GEMM peak above sets their compute floor)
+    for (const BlockShape& bc : {BlockShape{"llama-3.1-8b", 4096, 32, 8, 128, 14336},
+                                 BlockShape{"llama-3.1-70b", 8192, 64, 8, 128, 28672}}) {
+      if (g_f32) bench_block<float>(bc, quick, reps, bw, peak, flush);
+      if (g_bf16) bench_block<bf16>(bc, quick, reps, bw, peak, flush);
+    }
     return;
   }
   if (kernels_only) {  // --kernels: the 8B block in mixed precision, its breakdowns printed as it goes
@@ -1151,6 +1160,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--no-bench")) bench = false;
     else if (!std::strcmp(argv[i], "--only-gemm")) only_gemm = true;
     else if (!std::strcmp(argv[i], "--kernels")) g_kernels = true;
+    else if (!std::strcmp(argv[i], "--only-decode")) g_only_decode = true;
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--part") && i + 1 < argc && !std::strcmp(argv[i + 1], "f32")) g_bf16 = false, ++i;
@@ -1159,7 +1169,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--tag") && i + 1 < argc) g_tag = std::string(" [") + argv[++i] + "]";
     else {
       std::fprintf(stderr,
-                   "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm] [--quick] [--part f32|bf16|all] "
+                   "usage: puzzle_cuda_check [--json FILE] [--no-bench] [--only-gemm|--only-decode] [--quick] [--part f32|bf16|all] "
                    "[--tag TAG]\n       puzzle_cuda_check --kernels [--json FILE]\n");
       return 2;
     }

@@ -22,6 +22,7 @@
 namespace puzzle::cuda {
 cudaStream_t stream() { return nullptr; }
 int g_errors = 0;
+bool pdl_enabled() { return true; }  // the decode kernels go through cudaLaunchKernelEx with PDL
 void record_error(cudaError_t e, const char* where) {
   if (e != cudaSuccess) { std::fprintf(stderr, "record_error %d at %s\n", e, where); ++g_errors; }
 }

@@ -214,7 +214,8 @@ enum : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocati
 typedef void* cudaStream_t;
 enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75,
+                      cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 inline const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
     case cudaSuccess: return "no error (emulator)";
@@ -229,8 +230,24 @@ inline cudaError_t cudaGetLastError();  // emu_runtime.h
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 inline int g_emu_sms = 8, g_emu_smem_optin = 232448;
 inline size_t g_emu_max_attr = 0;
+// EMU_SM (e.g. 75): the compute capability reported (90 otherwise)
+inline int emu_sm() {
+  const char* sm = std::getenv("EMU_SM");
+  return sm && std::atoi(sm) > 0 ? std::atoi(sm) : 90;
+}
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
-  *v = a == cudaDevAttrMultiProcessorCount ? g_emu_sms : g_emu_smem_optin;
+  *v = a == cudaDevAttrMultiProcessorCount ? g_emu_sms
+       : a == cudaDevAttrComputeCapabilityMajor ? emu_sm() / 10
+                                                : g_emu_smem_optin;
+  return cudaSuccess;
+}
+// The architecture a kernel was built for: the emulator runs the source, so what EMU_SM reports.
+struct cudaFuncAttributes {
+  int binaryVersion, ptxVersion;
+};
+template <class F>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* a, F*) {
+  a->binaryVersion = a->ptxVersion = emu_sm();
   return cudaSuccess;
 }
 template <class F>
@@ -581,5 +598,35 @@ struct EmuLaunch {
 template <class K>
 EmuLaunch<K> emu_launch(dim3 g, dim3 b, size_t smem, cudaStream_t, K* k) {
   return EmuLaunch<K>{g, b, smem, k};
+}
+// cudaLaunchKernelEx (cuda/common.cuh's launch_pdl): a launch like any other here; the
+// programmatic-serialization attribute is accepted and, one launch at a time, has nothing to
+// relax. Counted, so tests can tell that the PDL path ran.
+enum cudaLaunchAttributeID { cudaLaunchAttributeProgrammaticStreamSerialization = 3 };
+union cudaLaunchAttributeValue {
+  int programmaticStreamSerializationAllowed;
+};
+struct cudaLaunchAttribute {
+  cudaLaunchAttributeID id;
+  cudaLaunchAttributeValue val;
+};
+struct cudaLaunchConfig_t {
+  dim3 gridDim, blockDim;
+  size_t dynamicSmemBytes;
+  cudaStream_t stream;
+  cudaLaunchAttribute* attrs;
+  unsigned numAttrs;
+};
+inline long g_emu_pdl_launches = 0;
+template <class... P, class... A>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*k)(P...), A&&... args) {
+  for (unsigned i = 0; i < c->numAttrs; ++i)
+    if (c->attrs[i].id == cudaLaunchAttributeProgrammaticStreamSerialization &&
+        c->attrs[i].val.programmaticStreamSerializationAllowed) {
+      std::lock_guard<std::mutex> l(g_emu_count_mu);
+      ++g_emu_pdl_launches;
+    }
+  emu_launch(c->gridDim, c->blockDim, c->dynamicSmemBytes, c->stream, k)(static_cast<P>(args)...);
+  return cudaSuccess;
 }
 #include "emu_runtime.h"

@@ -101,9 +101,7 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d) {
   p->totalGlobalMem = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);  // "device" memory is RAM
   p->sharedMemPerBlock = 48 * 1024;
   p->sharedMemPerBlockOptin = (size_t)g_emu_smem_optin;
-  // EMU_SM (e.g. 75): the compute capability reported, for tests of what older parts are told
-  const char* sm = std::getenv("EMU_SM");
-  const int cc = sm && std::atoi(sm) > 0 ? std::atoi(sm) : 90;
+  const int cc = emu_sm();  // EMU_SM: for tests of what older parts are told
   p->major = cc / 10;
   p->minor = cc % 10;
   p->multiProcessorCount = g_emu_sms;

@@ -610,6 +610,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
                        int past, int NH, int NKV, int group, int HS, int64_t q_stride, int64_t kv_stride,
                        int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
                        bool vec_kv) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   constexpr int KC = HSP / 32;         // float4 key vectors per lane
   constexpr int NJG = kThreads / HSP;  // key groups in P.V
   constexpr int KPT = kDecKeys / NJG;  // keys per thread in P.V
@@ -765,6 +767,8 @@ template <class E>
 __global__ void __launch_bounds__(kCombineThreads)
     attn_decode_combine_kernel(E* __restrict__ out, const float* __restrict__ part_o,
                                const float* __restrict__ part_ml, int nsplit, int Tq, int NH, int HS) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   extern __shared__ __align__(16) float smem[];
   float* wts = smem;             // [nsplit]
   float* red = smem + nsplit;    // [kCombineThreads / 32]
@@ -1619,10 +1623,10 @@ void launch_decode(E* out, float* part_o, float* part_ml, const E* q, const E* k
   const int64_t kv_stride = NKV * HS;
   const bool vec_kv = vec4_rows(kc, kv_stride, HS) && vec4_rows(vc, kv_stride, HS);
   const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
-  attn_decode_kernel<HSP, HSP == 256 ? 1 : 2, E><<<grid, kThreads, dec_smem_bytes(), stream()>>>(
-      out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV, (int)(NH / NKV), (int)HS, q_stride,
-      kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk, (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv);
-  PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (decode)");
+  launch_pdl("attention_cached_forward (decode)", attn_decode_kernel<HSP, HSP == 256 ? 1 : 2, E>, grid, kThreads,
+             dec_smem_bytes(), out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
+             (int)(NH / NKV), (int)HS, q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk,
+             (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv);
 }
 
 constexpr int64_t kDecodeMaxTq = 16;       // more queries than this go to the tiled kernel
@@ -1780,9 +1784,8 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   }
   if (nsplit > 1) {
     const size_t smem = sizeof(float) * ((size_t)nsplit + kCombineThreads / 32);
-    attn_decode_combine_kernel<E><<<(unsigned)(B * NH * Tq), kCombineThreads, smem, stream()>>>(
-        out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
-    PUZZLE_CUDA_CHECK_LAUNCH("attention_cached_forward (combine)");
+    launch_pdl("attention_cached_forward (combine)", attn_decode_combine_kernel<E>, (unsigned)(B * NH * Tq),
+               kCombineThreads, smem, out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
     sc.release(part, temporary);
   }
 }

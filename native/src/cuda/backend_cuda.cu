@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -11,6 +12,8 @@
 
 namespace puzzle::cuda {
 namespace {
+
+__global__ void pdl_probe_kernel() {}
 
 std::mutex g_error_mu;
 std::string g_error;  // first error seen since the last take_error()
@@ -132,6 +135,25 @@ Backend make_backend() {
 cudaStream_t stream() {
   static cudaStream_t s = make_stream();
   return s;
+}
+
+bool pdl_enabled() {
+  // Opt-in until a GPU run has timed it (benchmarks/gpu/check.sh's [pdl] rows). The device must be
+  // sm_90+ and this module's kernels compiled for it (ptxVersion: code JIT-compiled from sm_80
+  // PTX has no griddepcontrol.wait, and PDL without it would race).
+  static const bool on = [] {
+    const char* e = std::getenv("PUZZLE_CUDA_PDL");
+    if (e == nullptr || std::strcmp(e, "1") != 0) return false;
+    int dev = 0, major = 0;
+    cudaFuncAttributes fa{};
+    const bool ok = cudaGetDevice(&dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    major >= 9 && cudaFuncGetAttributes(&fa, pdl_probe_kernel) == cudaSuccess &&
+                    fa.binaryVersion >= 90 && fa.ptxVersion >= 90;
+    (void)cudaGetLastError();  // a failed query is not an error of the next launch
+    return ok;
+  }();
+  return on;
 }
 
 void record_error(cudaError_t e, const char* where) {

@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "puzzle/bf16.h"
 
@@ -65,6 +66,45 @@ bool raise_smem_limit(Kernel* kernel, size_t bytes) {
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) == cudaSuccess) return true;
   (void)cudaGetLastError();
   return false;
+}
+
+// Programmatic dependent launch (sm_90+; PUZZLE_CUDA_PDL=1 until a GPU run has timed it): a
+// kernel launched with launch_pdl may start while the kernel before it on the stream is still
+// finishing, so its launch and block scheduling hide behind that kernel's last wave instead of
+// following it (a decode step is about a dozen short kernels back to back; in a CUDA graph the
+// edges are captured as programmatic ones). The contract, for every kernel launched that way:
+// pdl_wait() comes before its first global memory access, read or write (it returns once the
+// kernels before it have completed and their writes are visible; a no-op when not launched with
+// PDL or below sm_90). pdl_trigger() lets the next kernel launch early; it is called right after.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+// backend_cuda.cu: PUZZLE_CUDA_PDL=1, an sm_90+ device and kernels built for it (read once).
+bool pdl_enabled();
+// kernel<<<grid, block, smem, stream()>>>(args...), with the programmatic-serialization
+// attribute when pdl_enabled(); errors recorded under `where`. Only for kernels that begin with
+// pdl_wait() (see above).
+template <class... P, class... A>
+void launch_pdl(const char* where, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  record_error(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), where);
+  PUZZLE_CUDA_CHECK_LAUNCH(where);
 }
 
 // Sum over a thread block (blockDim.x a multiple of 32, at most 1024); every thread gets it.

@@ -36,6 +36,8 @@ __global__ void __launch_bounds__(kThreads) add_kernel(E* out, const E* a, const
 
 template <class E>
 __global__ void __launch_bounds__(kThreads) accumulate_kernel(E* out, const E* a, int64_t n, bool vec) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   split_apply(out, n, vec, global_tid(), global_stride(), [&](int64_t i, auto w) {
     constexpr int W = decltype(w)::value;
     float x[W], y[W];
@@ -53,6 +55,8 @@ __global__ void __launch_bounds__(kThreads)
     kv_append_kernel(E* __restrict__ k_cache, E* __restrict__ v_cache, const E* __restrict__ qkv,
                      int64_t B, int64_t T, int64_t QKV, int64_t koff, int64_t voff, int64_t KV, int64_t past,
                      int64_t Tmax) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   const int64_t U = KV / W;
   for (int64_t b = blockIdx.z; b < B; b += gridDim.z)
     for (int64_t t = (int64_t)blockIdx.y * blockDim.y + threadIdx.y; t < T; t += (int64_t)gridDim.y * blockDim.y) {
@@ -98,8 +102,7 @@ template <class E>
 void accumulate_t(E* out, const E* a, int64_t n) {
   if (n <= 0) return;
   const bool vec = vec_coaligned(out, a);
-  accumulate_kernel<E><<<grid_for(vec ? n / 4 + 1 : n), kThreads, 0, stream()>>>(out, a, n, vec);
-  PUZZLE_CUDA_CHECK_LAUNCH("accumulate");
+  launch_pdl("accumulate", accumulate_kernel<E>, grid_for(vec ? n / 4 + 1 : n), kThreads, 0, out, a, n, vec);
 }
 
 template <class E>
@@ -113,12 +116,12 @@ void kv_cache_append_t(E* k_cache, E* v_cache, const E* qkv, int64_t B, int64_t 
                    vec_aligned(qkv);
   if (vec) {
     const Geometry g = geometry(B, T, KV / 4);
-    kv_append_kernel<4, E><<<g.grid, g.block, 0, stream()>>>(k_cache, v_cache, qkv, B, T, QKV, koff, voff, KV, past,
-                                                             Tmax);
+    launch_pdl("kv_cache_append", kv_append_kernel<4, E>, g.grid, g.block, 0, k_cache, v_cache, qkv, B, T, QKV, koff,
+               voff, KV, past, Tmax);
   } else {
     const Geometry g = geometry(B, T, KV);
-    kv_append_kernel<1, E><<<g.grid, g.block, 0, stream()>>>(k_cache, v_cache, qkv, B, T, QKV, koff, voff, KV, past,
-                                                             Tmax);
+    launch_pdl("kv_cache_append", kv_append_kernel<1, E>, g.grid, g.block, 0, k_cache, v_cache, qkv, B, T, QKV, koff,
+               voff, KV, past, Tmax);
   }
   PUZZLE_CUDA_CHECK_LAUNCH("kv_cache_append");
 }

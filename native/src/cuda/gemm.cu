@@ -390,6 +390,8 @@ __global__ void __launch_bounds__(kSmallThreads)
     small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
                      int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_rs,
                      int64_t c_cs, bool vec) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   constexpr int KC = kXsFloats / MR;
   static_assert(KC % 8 == 0, "chunks must keep 16-byte alignment of fp32 and bf16 rows");
   __shared__ __align__(16) float xs[kXsFloats];
@@ -500,6 +502,8 @@ template <class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot1_kernel(int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_cs,
                       const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_cs, bool vec) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   __shared__ float red[kSmallWarps][kDotCols];
   const int64_t j0 = (int64_t)blockIdx.x * kDotCols;
   const int ncols = (int)min64(kDotCols, n - j0);
@@ -563,6 +567,8 @@ __global__ void __launch_bounds__(kSmallThreads)
     small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
                       int64_t x_cs, const TIn* __restrict__ Y, int64_t y_rs, float beta, TOut* C, int64_t c_rs,
                       int64_t c_cs) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   constexpr int KC = kXsFloats / MR;
   static_assert(kAxpySlices * MR * 32 <= kXsFloats, "reduction buffer does not fit");
   __shared__ __align__(16) float xs[kXsFloats];
@@ -614,18 +620,16 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % (int64_t)(16 / sizeof(TIn)) == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0;
-      small_dot1_kernel<TIn, TOut><<<(unsigned)((n + kDotCols - 1) / kDotCols), kSmallThreads, 0, stream()>>>(
-          n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);
-      PUZZLE_CUDA_CHECK_LAUNCH("gemm (one-row dot kernel)");
+      launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut>, (unsigned)((n + kDotCols - 1) / kDotCols),
+                 kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);
       return;
     }
-    small_dot_kernel<MR, TIn, TOut><<<(unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, stream()>>>(
-        m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, vec);
-    PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows dot kernel)");
+    launch_pdl("gemm (few-rows dot kernel)", small_dot_kernel<MR, TIn, TOut>,
+               (unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y,
+               y_stride, beta, C, c_rs, c_cs, vec);
   } else {
-    small_axpy_kernel<MR, TIn, TOut><<<(unsigned)((n + 31) / 32), kSmallThreads, 0, stream()>>>(
-        m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
-    PUZZLE_CUDA_CHECK_LAUNCH("gemm (few-rows axpy kernel)");
+    launch_pdl("gemm (few-rows axpy kernel)", small_axpy_kernel<MR, TIn, TOut>, (unsigned)((n + 31) / 32),
+               kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
   }
 }
 

@@ -142,6 +142,8 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
     gemm_mma_kernel(int M, int N, int K, int kspan, float alpha, const bf16x* __restrict__ A, int64_t lda,
                     const bf16x* __restrict__ B, int64_t ldb, float beta, TOut* C, int64_t ldc, bool pair_ok,
                     float* __restrict__ partial) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   using G = MmaGemmGeo<TA, TB, BN>;
   extern __shared__ __align__(128) unsigned char tc_smem[];
   bf16x* smem = reinterpret_cast<bf16x*>(tc_smem);
@@ -284,6 +286,8 @@ template <class TOut>
 __global__ void __launch_bounds__(256)
     splitk_reduce_kernel(int M, int N, int S, float alpha, const float* __restrict__ partial, float beta, TOut* C,
                          int64_t ldc, bool vec4, bool pair_ok) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   const int64_t MN = (int64_t)M * N;
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   if (vec4) {
@@ -360,9 +364,8 @@ bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, c
   if (tiles > INT_MAX) return false;
   const bool pair_ok = ldc % 2 == 0 && reinterpret_cast<uintptr_t>(C) % (2 * sizeof(TOut)) == 0;
   if (splits <= 1) {
-    kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                                                      pair_ok, nullptr);
-    PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+    launch_pdl("gemm (mma.sync kernel)", kernel, (unsigned)tiles, kMmaGemmThreads, G::bytes, M, N, K, K, alpha, A, lda,
+               B, ldb, beta, C, ldc, pair_ok, nullptr);
     return true;
   }
   Scratch& sc = splitk_scratch();
@@ -371,20 +374,18 @@ bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, c
   const int64_t MN = (int64_t)M * N;
   float* partial = sc.acquire((size_t)(splits * MN) * sizeof(float), &temporary, /*quiet=*/true);
   if (partial == nullptr) {  // no memory for the partials: the unsplit kernel needs none
-    kernel<<<(unsigned)tiles, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                                                      pair_ok, nullptr);
-    PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel)");
+    launch_pdl("gemm (mma.sync kernel)", kernel, (unsigned)tiles, kMmaGemmThreads, G::bytes, M, N, K, K, alpha, A, lda,
+               B, ldb, beta, C, ldc, pair_ok, nullptr);
     return true;
   }
   const dim3 grid((unsigned)tiles, (unsigned)splits);
-  kernel<<<grid, kMmaGemmThreads, G::bytes, stream()>>>(M, N, K, kspan, alpha, A, lda, B, ldb, beta, C, ldc, pair_ok,
-                                                        partial);
-  PUZZLE_CUDA_CHECK_LAUNCH("gemm (mma.sync kernel, split-K)");
+  launch_pdl("gemm (mma.sync kernel, split-K)", kernel, grid, kMmaGemmThreads, G::bytes, M, N, K, kspan, alpha, A,
+             lda, B, ldb, beta, C, ldc, pair_ok, partial);
   const bool vec4 = N % 4 == 0;
   const int64_t items = vec4 ? MN / 4 : MN;
   const unsigned blocks = (unsigned)std::min<int64_t>((items + 255) / 256, 8 * (int64_t)device_sm_count());
-  splitk_reduce_kernel<TOut><<<blocks, 256, 0, stream()>>>(M, N, splits, alpha, partial, beta, C, ldc, vec4, pair_ok);
-  PUZZLE_CUDA_CHECK_LAUNCH("gemm (split-K reduce)");
+  launch_pdl("gemm (split-K reduce)", splitk_reduce_kernel<TOut>, blocks, 256, 0, M, N, splits, alpha, partial, beta,
+             C, ldc, vec4, pair_ok);
   sc.release(partial, temporary);
   return true;
 }

@@ -30,6 +30,8 @@ template <int W, class E>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_forward_kernel(E* __restrict__ out, float* __restrict__ rstd, const E* __restrict__ inp,
                            const E* __restrict__ weight, int64_t N, int64_t C, float eps) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   const int64_t U = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const E* x = inp + n * C;
@@ -186,9 +188,9 @@ void forward_t(E* out, float* rstd, const E* inp, const E* weight, int64_t N, in
   if (N <= 0 || C <= 0) return;
   const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
   if (C % 4 == 0 && vec_aligned(out) && vec_aligned(inp) && vec_aligned(weight))
-    rmsnorm_forward_kernel<4, E><<<grid, row_threads(C / 4), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+    launch_pdl("rmsnorm_forward", rmsnorm_forward_kernel<4, E>, grid, row_threads(C / 4), 0, out, rstd, inp, weight, N, C, eps);
   else
-    rmsnorm_forward_kernel<1, E><<<grid, row_threads(C), 0, stream()>>>(out, rstd, inp, weight, N, C, eps);
+    launch_pdl("rmsnorm_forward", rmsnorm_forward_kernel<1, E>, grid, row_threads(C), 0, out, rstd, inp, weight, N, C, eps);
   PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_forward");
 }
 

@@ -21,6 +21,8 @@ __global__ void __launch_bounds__(kThreads)
     rope_kernel(E* out, const E* inp, const float* __restrict__ cos, const float* __restrict__ sin,
                 const int32_t* __restrict__ pos, int64_t B, int64_t T, unsigned NH, int64_t HS, int64_t stride,
                 float sign) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   const int64_t h = HS / 2;
   const unsigned hw = (unsigned)(h / W), per_row = NH * hw;
   for (int64_t b = blockIdx.z; b < B; b += gridDim.z)
@@ -58,10 +60,10 @@ void rope(E* out, const E* inp, const float* cos, const float* sin, const int32_
                    aligned16(sin);
   if (vec) {
     const Geometry g = geometry(B, T, NH * (h / 4));
-    rope_kernel<4, E><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
+    launch_pdl(name, rope_kernel<4, E>, g.grid, g.block, 0, out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
   } else {
     const Geometry g = geometry(B, T, NH * h);
-    rope_kernel<1, E><<<g.grid, g.block, 0, stream()>>>(out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
+    launch_pdl(name, rope_kernel<1, E>, g.grid, g.block, 0, out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
   }
   PUZZLE_CUDA_CHECK_LAUNCH(name);
 }

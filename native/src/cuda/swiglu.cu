@@ -16,6 +16,8 @@ constexpr int kThreads = 256;
 template <int W, class E>
 __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(E* __restrict__ out, const E* __restrict__ gu,
                                                                   int64_t N, int64_t F) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
   const int64_t U = F / W;
   for (int64_t n = (int64_t)blockIdx.y * blockDim.y + threadIdx.y; n < N; n += (int64_t)gridDim.y * blockDim.y)
     for (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < U; u += (int64_t)gridDim.x * blockDim.x) {
@@ -59,10 +61,10 @@ void forward_t(E* out, const E* gu, int64_t N, int64_t F) {
   if (N <= 0 || F <= 0) return;
   if (F % 4 == 0 && vec_aligned(out) && vec_aligned(gu)) {
     const Geometry g = geometry(N, F / 4);
-    swiglu_forward_kernel<4, E><<<g.grid, g.block, 0, stream()>>>(out, gu, N, F);
+    launch_pdl("swiglu_forward", swiglu_forward_kernel<4, E>, g.grid, g.block, 0, out, gu, N, F);
   } else {
     const Geometry g = geometry(N, F);
-    swiglu_forward_kernel<1, E><<<g.grid, g.block, 0, stream()>>>(out, gu, N, F);
+    launch_pdl("swiglu_forward", swiglu_forward_kernel<1, E>, g.grid, g.block, 0, out, gu, N, F);
   }
   PUZZLE_CUDA_CHECK_LAUNCH("swiglu_forward");
 }

@@ -17,6 +17,7 @@
 namespace puzzle::cuda {
 cudaStream_t stream() { return nullptr; }
 int g_errors = 0;
+bool pdl_enabled() { return true; }  // the kernels of the decode path go through cudaLaunchKernelEx with PDL
 void record_error(cudaError_t e, const char* where) {
   if (e) std::fprintf(stderr, "CUDA error at %s\n", where), ++g_errors;
 }
@@ -324,6 +325,7 @@ int main() {
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak
+  check("launch_pdl asked for programmatic serialization", {(float)(g_emu_pdl_launches > 0)}, {1.f}, 0.f);
   std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);
   return fails || G::g_errors || g_emu_allocs != g_emu_frees ? 1 : 0;
 }
