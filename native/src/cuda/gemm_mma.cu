@@ -228,28 +228,8 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
 
   // Epilogue: lane (g, t) holds rows g and g+8, columns 2t and 2t+1 of each 16x8 accumulator.
   const int g = lane / 4, t = lane % 4;
-  if (partial != nullptr) {  // split-K: raw sums into this span's slice, pairs when N is even
-    float* P = partial + (int64_t)blockIdx.y * M * N;
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < G::NT; ++ni) {
-        const int col = n0 + wn * G::WN + ni * 8 + 2 * t;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row = m0 + wm * 64 + mi * 16 + g + 8 * h;
-          if (row >= M || col >= N) continue;
-          float* p = P + (int64_t)row * N + col;
-          if (N % 2 == 0) {
-            store_pair(p, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-          } else {
-            p[0] = acc[mi][ni][2 * h];
-            if (col + 1 < N) p[1] = acc[mi][ni][2 * h + 1];
-          }
-        }
-      }
-    return;
-  }
+  // split-K: this span's raw sums go to its slice of the partials (row stride N), not to C
+  float* P = partial != nullptr ? partial + (int64_t)blockIdx.y * M * N : nullptr;
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -259,6 +239,16 @@ __global__ void __launch_bounds__(kMmaGemmThreads, BN == 256 ? 1 : 2)
       for (int h = 0; h < 2; ++h) {
         const int row = m0 + wm * 64 + mi * 16 + g + 8 * h;
         if (row >= M || col >= N) continue;
+        if (P != nullptr) {  // pairs when N is even (then every pair is 8-byte aligned)
+          float* p = P + (int64_t)row * N + col;
+          if (N % 2 == 0) {
+            store_pair(p, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
+          } else {
+            p[0] = acc[mi][ni][2 * h];
+            if (col + 1 < N) p[1] = acc[mi][ni][2 * h + 1];
+          }
+          continue;
+        }
         TOut* p = C + (int64_t)row * ldc + col;
         float v0 = alpha * acc[mi][ni][2 * h], v1 = alpha * acc[mi][ni][2 * h + 1];
         if (pair_ok && col + 1 < N) {
