@@ -617,7 +617,11 @@ int main(int argc, char** argv) {
     if (attention_cached_forward_tc(o.data(), q.data(), q.data(), q.data(), 1, 17, 1, 1, 32, 96, 0, 17))
       std::printf("  FAIL HS 32 must be declined\n"), ++failures;
   }
-  if (which == "decode16") {  // bf16 caches read directly (vector and scalar loads, multi-query, splits)
+  // bf16 caches read directly (vector and scalar loads, multi-query, splits); the partitions merged
+  // by the last one of each chunk (decode16), or by the combine kernel (decode16-kernel)
+  if (which == "decode16-kernel") setenv("PUZZLE_CUDA_DECODE_COMBINE", "kernel", 1);
+  if (which == "decode16" || which == "decode16-kernel") {
+    const long allocs0 = g_emu_allocs;
     test_decode16(1, 1, 4, 2, 32, 0, 8, 0);
     test_decode16(1, 1, 4, 2, 64, 300, 400, 0);
     test_decode16(2, 1, 8, 2, 128, 1000, 1100, 0);
@@ -629,6 +633,10 @@ int main(int argc, char** argv) {
     std::vector<puzzle::bf16> o(1), q(1);
     if (attention_decode(o.data(), q.data(), q.data(), q.data(), 1, 17, 1, 1, 32, 96, 0, 17))
       std::printf("  FAIL 17 queries must be declined\n"), ++failures;
+    // the partitions' scratch, and for decode16 the merge counters too
+    if (g_emu_allocs - allocs0 != (which == "decode16" ? 2 : 1))
+      std::printf("  FAIL %ld allocations: the merge path is not the one this set asks for\n", g_emu_allocs - allocs0),
+          ++failures;
   }
   if (which == "project") {  // the shapes of native/tools/cuda_check.cpp
     test_backward(2, 77, 8, 2, 32, 0, 7);
@@ -651,10 +659,11 @@ int main(int argc, char** argv) {
     if (!(a == 2 && f == 2)) ++failures;
     test_backward(1, 70, 4, 2, 64, 0, 7);      // persistent buffer: 1 alloc
     test_backward(2, 200, 4, 2, 64, 0, 7);     // fits the 1 MiB minimum: reuse
-    test_cached(2, 1, 32, 8, 128, 8000, 8001, 0, 132);  // 33 partitions, 1.05 MiB: free + alloc
+    test_cached(2, 1, 32, 8, 128, 8000, 8001, 0, 132);  // 33 partitions, 1.05 MiB: free + alloc,
+                                                        // and the merge counters (kept: 1 alloc)
     std::printf("persistent: allocs %ld frees %ld %s\n", g_emu_allocs - a, g_emu_frees - f,
-                g_emu_allocs - a == 2 && g_emu_frees - f == 1 ? "ok" : "FAIL");
-    if (!(g_emu_allocs - a == 2 && g_emu_frees - f == 1)) ++failures;
+                g_emu_allocs - a == 3 && g_emu_frees - f == 1 ? "ok" : "FAIL");
+    if (!(g_emu_allocs - a == 3 && g_emu_frees - f == 1)) ++failures;
   }
   std::printf("%s: %d failures, %d recorded errors, blocks %ld, max smem %zu, allocs %ld frees %ld\n",
               failures || g_errors ? "FAILED" : "PASSED", failures, g_errors, g_emu_blocks, g_emu_max_smem_used,

@@ -207,6 +207,13 @@ inline float atomicAdd(float* p, float v) {
   return old;
 }
 
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  return std::atomic_ref<unsigned>(*p).fetch_add(v, std::memory_order_relaxed);
+}
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+// ld.global.cg: a load that bypasses L1 (no L1 here)
+inline float __ldcg(const float* p) { return *p; }
+
 // ---- runtime API subset
 typedef int cudaError_t;
 enum : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInvalidConfiguration = 9,

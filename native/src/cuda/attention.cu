@@ -35,7 +35,8 @@
 //  * attn_decode_kernel  split-KV (flash decoding) for few queries over a long cache: one block
 //                        per (batch*kv-head, cache partition, chunk of 16 query rows), where a row
 //                        is one (query head of the group, query position): the group shares every
-//                        K/V load. attn_decode_combine_kernel merges the partitions.
+//                        K/V load. The last partition of a chunk to finish merges them (a
+//                        counter per chunk), else attn_decode_combine_kernel does.
 //
 // Thread geometry of the tiled kernels (tid = 16*ty + tx): a score tile S[BQ][BK] gives thread
 // (ty,tx) rows ty+16r and columns tx+16c, so a row lives in one half-warp (shuffle reductions with
@@ -593,7 +594,12 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
 //  softmax: warp w owns rows w and w+8, lane = key
 //  P.V    : thread (dcol = tid % HSP, key group jg = tid / HSP) sums its KPT keys for all rows;
 //           the key groups are added in shared memory at the end
-// Partition results are unnormalised (o, m, l) when nsplit > 1, merged by the combine kernel.
+// Partition results are unnormalised (o, m, l) when nsplit > 1. They are merged by the last
+// partition of each (batch, KV group, row chunk) to finish, found with a counter per chunk
+// (`counters`: zero before the launch and left zero after it, so the next launch and every
+// replay of a graph find them so), which saves the decode step a launch; without counters (none
+// could be allocated, nsplit > kThreads, or PUZZLE_CUDA_DECODE_COMBINE=kernel) the combine kernel
+// below merges them.
 // E is the storage of q, the caches and out (fp32, or bf16: the caches are read as bf16, which
 // halves the bytes a decode step moves); partitions and all math are fp32.
 constexpr int kDecRows = 16;
@@ -609,7 +615,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
                        const E* __restrict__ q, const E* __restrict__ kc, const E* __restrict__ vc, int Tq,
                        int past, int NH, int NKV, int group, int HS, int64_t q_stride, int64_t kv_stride,
                        int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
-                       bool vec_kv) {
+                       bool vec_kv, unsigned* __restrict__ counters) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
   constexpr int KC = HSP / 32;         // float4 key vectors per lane
@@ -757,6 +763,50 @@ __global__ void __launch_bounds__(kThreads, MINB)
         }
       }
     }
+  }
+  if (nsplit == 1 || counters == nullptr) return;
+
+  // The last partition of this chunk to finish merges all of them (threadFenceReduction's
+  // pattern): its partials are made visible device-wide before it is counted, and the merging
+  // block reads the others' through L2 (ld.cg), never a stale L1 line.
+  __shared__ bool merge;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    unsigned* c = counters + (int64_t)bg * nchunk + chunk;
+    merge = atomicAdd(c, 1u) == (unsigned)nsplit - 1;
+    if (merge) *c = 0u;  // every partition has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!merge) return;
+  __threadfence();
+  // wts [nrows][nsplit] (nsplit <= kThreads, so it fits where the key groups were added), the
+  // rows' 1 / sum in Cs; warp w takes rows w and w + 8
+  float* wts = buf;
+  for (int r = w; r < nrows; r += kThreads / 32) {
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    const float* ml = part_ml + (((int64_t)b * NH + h) * Tq + t) * nsplit * 2;
+    float mx = -INFINITY;
+    for (int x = lane; x < nsplit; x += 32) mx = fmaxf(mx, __ldcg(ml + 2 * x));
+    mx = warp_max(mx);
+    const float m_use = mx == -INFINITY ? 0.f : mx;  // never -inf: partition 0 sees key 0
+    float sum = 0.f;
+    for (int x = lane; x < nsplit; x += 32) {
+      const float e = exp2f(__ldcg(ml + 2 * x) - m_use);
+      wts[r * nsplit + x] = e;
+      sum = fmaf(e, __ldcg(ml + 2 * x + 1), sum);
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) Cs[r] = 1.f / sum;
+  }
+  __syncthreads();
+  for (int i = tid; i < nrows * HS; i += kThreads) {
+    const int r = i / HS, d = i % HS;
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    const float* src = part_o + (((int64_t)b * NH + h) * Tq + t) * nsplit * HS + d;
+    float acc = 0.f;
+    for (int x = 0; x < nsplit; ++x) acc = fmaf(wts[r * nsplit + x], __ldcg(src + (int64_t)x * HS), acc);
+    st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + d, acc * Cs[r]);
   }
 }
 
@@ -1619,14 +1669,49 @@ void dispatch_bwd(const BwdArgs& a) {
 template <int HSP, class E>
 void launch_decode(E* out, float* part_o, float* part_ml, const E* q, const E* kc, const E* vc, int64_t B, int64_t Tq,
                    int64_t past, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t Tmax,
-                   int keys_per_split, int nsplit, int nchunk) {
+                   int keys_per_split, int nsplit, int nchunk, unsigned* counters) {
   const int64_t kv_stride = NKV * HS;
   const bool vec_kv = vec4_rows(kc, kv_stride, HS) && vec4_rows(vc, kv_stride, HS);
   const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
   launch_pdl("attention_cached_forward (decode)", attn_decode_kernel<HSP, HSP == 256 ? 1 : 2, E>, grid, kThreads,
              dec_smem_bytes(), out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
              (int)(NH / NKV), (int)HS, q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk,
-             (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv);
+             (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv, counters);
+}
+
+// The decode kernel's merge counters: at least n, all zero, or nullptr (the combine kernel then
+// merges). Allocated and zeroed outside a stream capture only; a buffer, once handed out, is
+// never freed, since a captured graph may keep using it (a larger need gets a new one). Every
+// launch leaves its counters at zero, and all launches are ordered on the one stream.
+unsigned* decode_counters(int64_t n) {
+  static const bool off = [] {
+    const char* e = std::getenv("PUZZLE_CUDA_DECODE_COMBINE");
+    return e != nullptr && std::strcmp(e, "kernel") == 0;
+  }();
+  static std::mutex mu;
+  static unsigned* buf = nullptr;
+  static int64_t cap = 0;
+  if (off) return nullptr;
+  std::lock_guard<std::mutex> guard(mu);
+  if (n <= cap) return buf;
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream(), &st) != cudaSuccess || st != cudaStreamCaptureStatusNone) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  const int64_t want = std::max<int64_t>(n, 4096);
+  void* p = nullptr;
+  if (cudaMalloc(&p, (size_t)want * sizeof(unsigned)) != cudaSuccess) {
+    (void)cudaGetLastError();  // the combine kernel needs no counters
+    return nullptr;
+  }
+  if (cudaMemsetAsync(p, 0, (size_t)want * sizeof(unsigned), stream()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;  // (p stays allocated: harmless, and never handed out)
+  }
+  buf = static_cast<unsigned*>(p);
+  cap = want;
+  return buf;
 }
 
 constexpr int64_t kDecodeMaxTq = 16;       // more queries than this go to the tiled kernel
@@ -1772,22 +1857,24 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   }
   float* part_o = part;
   float* part_ml = part != nullptr ? part + prow * HS : nullptr;
+  // the last partition of each chunk merges (no combine launch) where counters can be had
+  unsigned* counters = nsplit > 1 && nsplit <= kThreads ? decode_counters(base) : nullptr;
   switch (HSP) {
     case 32: launch_decode<32>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
-                               keys_per_split, (int)nsplit, (int)nchunk); break;
+                               keys_per_split, (int)nsplit, (int)nchunk, counters); break;
     case 64: launch_decode<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
-                               keys_per_split, (int)nsplit, (int)nchunk); break;
+                               keys_per_split, (int)nsplit, (int)nchunk, counters); break;
     case 128: launch_decode<128>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride,
-                                 Tmax, keys_per_split, (int)nsplit, (int)nchunk); break;
+                                 Tmax, keys_per_split, (int)nsplit, (int)nchunk, counters); break;
     default: launch_decode<256>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride,
-                                Tmax, keys_per_split, (int)nsplit, (int)nchunk); break;
+                                Tmax, keys_per_split, (int)nsplit, (int)nchunk, counters); break;
   }
-  if (nsplit > 1) {
+  if (nsplit > 1 && counters == nullptr) {
     const size_t smem = sizeof(float) * ((size_t)nsplit + kCombineThreads / 32);
     launch_pdl("attention_cached_forward (combine)", attn_decode_combine_kernel<E>, (unsigned)(B * NH * Tq),
                kCombineThreads, smem, out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
-    sc.release(part, temporary);
   }
+  sc.release(part, temporary);
 }
 
 // The arguments of a cached forward, checked; 0 when invalid (recorded), else the padded HS.
