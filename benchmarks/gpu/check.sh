@@ -3,7 +3,9 @@
 #   1. builds the engine, the CUDA module and the GPU tools with plain CMake (no Node needed;
 #      cuBLAS is used when the toolkit has it), unless a build carried along in
 #      $PUZZLE_GPU_BUILD already runs there;
-#   2. checks every CUDA op and block against the CPU engine;
+#   2. checks every CUDA op and block against the CPU engine, in bf16 also with the candidate
+#      paths switched on (PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_PDL=1) and, with cuBLAS present, our
+#      own GEMM kernels, each timed in rows tagged [attn=mma], [pdl], [gemm=own];
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
 #   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
@@ -12,7 +14,7 @@
 #      then `puzzle profile --device cuda`'s native side on Llama-3.1-8B and -70B shapes;
 #   5. prints one table and writes it, with date, card, driver and commit, to
 #      $OUT/gpu-check.md (commit it under benchmarks/results/).
-# Usage: benchmarks/gpu/check.sh [--quick]      (about 4-6 minutes; --quick about 2)
+# Usage: benchmarks/gpu/check.sh [--quick]      (about 5-7 minutes; --quick about 3)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/puzzle-gpu-check}
