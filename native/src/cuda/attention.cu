@@ -605,6 +605,43 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
 constexpr int kDecRows = 16;
 constexpr int kDecKeys = 32;
 
+// Merges the nsplit unnormalised partitions (o, m, l) of rows r0 .. r0+nrows-1 of (batch b, KV
+// group g) into out; the decode kernel's last partition of a chunk and the combine kernel both
+// call it with every thread of the block. wts: nrows * nsplit floats of shared memory, inv: nrows
+// floats; warp w takes rows w, w + warps, .... Partitions are read through L2 (ld.cg): in the
+// decode kernel other blocks wrote them, and no stale L1 line may be read.
+template <class E>
+__device__ void merge_partitions(E* __restrict__ out, const float* __restrict__ part_o,
+                                 const float* __restrict__ part_ml, int b, int g, int r0, int nrows, int group, int Tq,
+                                 int NH, int HS, int nsplit, float* wts, float* inv) {
+  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32, warps = blockDim.x / 32;
+  for (int r = w; r < nrows; r += warps) {
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    const float* ml = part_ml + (((int64_t)b * NH + h) * Tq + t) * nsplit * 2;
+    float mx = -INFINITY;
+    for (int x = lane; x < nsplit; x += 32) mx = fmaxf(mx, __ldcg(ml + 2 * x));
+    mx = warp_max(mx);
+    const float m_use = mx == -INFINITY ? 0.f : mx;  // never -inf: partition 0 sees key 0
+    float sum = 0.f;
+    for (int x = lane; x < nsplit; x += 32) {
+      const float e = exp2f(__ldcg(ml + 2 * x) - m_use);
+      wts[r * nsplit + x] = e;
+      sum = fmaf(e, __ldcg(ml + 2 * x + 1), sum);
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) inv[r] = 1.f / sum;
+  }
+  __syncthreads();
+  for (int i = tid; i < nrows * HS; i += blockDim.x) {
+    const int r = i / HS, d = i % HS;
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    const float* src = part_o + (((int64_t)b * NH + h) * Tq + t) * nsplit * HS + d;
+    float acc = 0.f;
+    for (int x = 0; x < nsplit; ++x) acc = fmaf(wts[r * nsplit + x], __ldcg(src + (int64_t)x * HS), acc);
+    st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + d, acc * inv[r]);
+  }
+}
+
 constexpr size_t dec_smem_bytes() {
   return sizeof(float) * ((size_t)kDecRows * kThreads + kDecRows * kDecKeys + 3 * kDecRows);
 }
@@ -780,86 +817,23 @@ __global__ void __launch_bounds__(kThreads, MINB)
   __syncthreads();
   if (!merge) return;
   __threadfence();
-  // wts [nrows][nsplit] (nsplit <= kThreads, so it fits where the key groups were added), the
-  // rows' 1 / sum in Cs; warp w takes rows w and w + 8
-  float* wts = buf;
-  for (int r = w; r < nrows; r += kThreads / 32) {
-    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
-    const float* ml = part_ml + (((int64_t)b * NH + h) * Tq + t) * nsplit * 2;
-    float mx = -INFINITY;
-    for (int x = lane; x < nsplit; x += 32) mx = fmaxf(mx, __ldcg(ml + 2 * x));
-    mx = warp_max(mx);
-    const float m_use = mx == -INFINITY ? 0.f : mx;  // never -inf: partition 0 sees key 0
-    float sum = 0.f;
-    for (int x = lane; x < nsplit; x += 32) {
-      const float e = exp2f(__ldcg(ml + 2 * x) - m_use);
-      wts[r * nsplit + x] = e;
-      sum = fmaf(e, __ldcg(ml + 2 * x + 1), sum);
-    }
-    sum = warp_sum(sum);
-    if (lane == 0) Cs[r] = 1.f / sum;
-  }
-  __syncthreads();
-  for (int i = tid; i < nrows * HS; i += kThreads) {
-    const int r = i / HS, d = i % HS;
-    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
-    const float* src = part_o + (((int64_t)b * NH + h) * Tq + t) * nsplit * HS + d;
-    float acc = 0.f;
-    for (int x = 0; x < nsplit; ++x) acc = fmaf(wts[r * nsplit + x], __ldcg(src + (int64_t)x * HS), acc);
-    st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + d, acc * Cs[r]);
-  }
+  // wts [nrows][nsplit] where the key groups were added (nsplit <= kThreads), 1 / sum in Cs
+  merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, buf, Cs);
 }
 
-// Merges the partitions of one row ((b*NH + h)*Tq + t) per block.
-constexpr int kCombineThreads = 128;
-
+// Merges the partitions of one (batch, KV group, row chunk) per block, where the decode kernel
+// could not (no counters).
 template <class E>
-__global__ void __launch_bounds__(kCombineThreads)
+__global__ void __launch_bounds__(kThreads)
     attn_decode_combine_kernel(E* __restrict__ out, const float* __restrict__ part_o,
-                               const float* __restrict__ part_ml, int nsplit, int Tq, int NH, int HS) {
+                               const float* __restrict__ part_ml, int nsplit, int Tq, int NH, int NKV, int group,
+                               int HS, int nchunk) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
-  extern __shared__ __align__(16) float smem[];
-  float* wts = smem;             // [nsplit]
-  float* red = smem + nsplit;    // [kCombineThreads / 32]
-  const int64_t row = blockIdx.x;
-  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32;
-  constexpr int NW = kCombineThreads / 32;
-  const float* ml = part_ml + row * nsplit * 2;
-
-  float mx = -INFINITY;
-  for (int s = tid; s < nsplit; s += kCombineThreads) mx = fmaxf(mx, ml[2 * s]);
-  mx = warp_max(mx);
-  if (lane == 0) red[w] = mx;
-  __syncthreads();
-  mx = red[0];
-#pragma unroll
-  for (int x = 1; x < NW; ++x) mx = fmaxf(mx, red[x]);
-  const float m_use = mx == -INFINITY ? 0.f : mx;  // never -inf: partition 0 sees key 0
-  __syncthreads();  // red is reused below
-
-  float sum = 0.f;
-  for (int s = tid; s < nsplit; s += kCombineThreads) {
-    const float e = exp2f(ml[2 * s] - m_use);
-    wts[s] = e;
-    sum = fmaf(e, ml[2 * s + 1], sum);
-  }
-  sum = warp_sum(sum);
-  if (lane == 0) red[w] = sum;
-  __syncthreads();
-  sum = 0.f;
-#pragma unroll
-  for (int x = 0; x < NW; ++x) sum += red[x];
-  const float inv = 1.f / sum;
-
-  const int64_t b = row / ((int64_t)NH * Tq), h = (row / Tq) % NH, t = row % Tq;
-  E* dst = out + ((b * Tq + t) * NH + h) * HS;
-  const float* src = part_o + row * nsplit * HS;
-  for (int d = tid; d < HS; d += kCombineThreads) {
-    float acc = 0.f;
-    for (int s = 0; s < nsplit; ++s) acc = fmaf(wts[s], src[(int64_t)s * HS + d], acc);
-    st1(dst + d, acc * inv);
-  }
+  extern __shared__ __align__(16) float smem[];  // wts [kDecRows][nsplit], then inv [kDecRows]
+  const int chunk = (int)blockIdx.x % nchunk, bg = (int)blockIdx.x / nchunk, b = bg / NKV, g = bg % NKV;
+  const int r0 = chunk * kDecRows, nrows = imin(kDecRows, group * Tq - r0);
+  merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, smem, smem + kDecRows * nsplit);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1707,7 +1681,8 @@ unsigned* decode_counters(int64_t n) {
   }
   if (cudaMemsetAsync(p, 0, (size_t)want * sizeof(unsigned), stream()) != cudaSuccess) {
     (void)cudaGetLastError();
-    return nullptr;  // (p stays allocated: harmless, and never handed out)
+    cudaFree(p);  // never handed out
+    return nullptr;
   }
   buf = static_cast<unsigned*>(p);
   cap = want;
@@ -1716,6 +1691,7 @@ unsigned* decode_counters(int64_t n) {
 
 constexpr int64_t kDecodeMaxTq = 16;       // more queries than this go to the tiled kernel
 constexpr int64_t kMinTilesPerSplit = 4;   // at least 128 cache rows per partition
+constexpr int64_t kMaxDecSplits = 512;     // the combine kernel's weights: 16 x 513 floats (32 KiB)
 
 }  // namespace
 
@@ -1839,7 +1815,8 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   const int64_t nk = past + Tq, ntiles = (nk + kDecKeys - 1) / kDecKeys;
   const int64_t base = B * NKV * nchunk;
   const int64_t target = 4 * (int64_t)device_sm_count();
-  int64_t nsplit = std::min((target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit);
+  int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit,
+                             kMaxDecSplits});
   nsplit = std::max<int64_t>(nsplit, 1);
   const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;
   nsplit = (ntiles + tiles_per - 1) / tiles_per;  // every partition is non-empty
@@ -1870,9 +1847,9 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
                                 Tmax, keys_per_split, (int)nsplit, (int)nchunk, counters); break;
   }
   if (nsplit > 1 && counters == nullptr) {
-    const size_t smem = sizeof(float) * ((size_t)nsplit + kCombineThreads / 32);
-    launch_pdl("attention_cached_forward (combine)", attn_decode_combine_kernel<E>, (unsigned)(B * NH * Tq),
-               kCombineThreads, smem, out, part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)HS);
+    const size_t smem = sizeof(float) * (size_t)kDecRows * (nsplit + 1);
+    launch_pdl("attention_cached_forward (combine)", attn_decode_combine_kernel<E>, (unsigned)base, kThreads, smem, out,
+               part_o, part_ml, (int)nsplit, (int)Tq, (int)NH, (int)NKV, (int)group, (int)HS, (int)nchunk);
   }
   sc.release(part, temporary);
 }
