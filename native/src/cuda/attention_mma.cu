@@ -491,7 +491,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
     }
 }
 
-// False, nothing queued, where the device does not grant the shared memory (as launch_fwd_mma).
 // Whether the device grants the backward kernel's shared memory (raised once, on first ask).
 template <int HS>
 bool bwd_mma_granted() {
@@ -499,14 +498,14 @@ bool bwd_mma_granted() {
   return granted;
 }
 
+// Only once bwd_mma_granted<HS>() (attention_backward_mma asks before its pre-pass).
 template <int HS>
-bool launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
+void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf16x* q, const bf16x* k,
                     const bf16x* v, const float* lse, const float* D, int64_t B, int64_t T, int64_t NH, int64_t NKV,
                     int64_t q_stride, int64_t kv_stride) {
   const char* where = "attention_backward (bf16, mma)";
   constexpr size_t smem = MmaBwdGeo<HS>::bytes;
   auto kernel = attn_bwd_mma_kernel<HS>;
-  if (!bwd_mma_granted<HS>()) return false;
   const bool vec_q = aligned_rows16(q, q_stride);
   const bool vec_kv = aligned_rows16(k, kv_stride) && aligned_rows16(v, kv_stride);
   const bool vec_o = aligned_rows16(dout, NH * HS);
@@ -515,7 +514,6 @@ bool launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf
                                                 (int)(NH / NKV), q_stride, kv_stride, 1.f / std::sqrt((float)HS),
                                                 vec_q, vec_kv, vec_o);
   PUZZLE_CUDA_CHECK_LAUNCH(where);
-  return true;
 }
 
 }  // namespace
@@ -574,10 +572,12 @@ bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, c
   if (!(HS == 64 ? bwd_mma_granted<64>() : bwd_mma_granted<128>())) return false;
   attention_backward_dot(D, dout, out, B, T, NH, HS);
   if (HS == 64)
-    return launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
-                              q_stride, kv_stride);
-  return launch_bwd_mma<128>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV,
-                             q_stride, kv_stride);
+    launch_bwd_mma<64>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
+                       kv_stride);
+  else
+    launch_bwd_mma<128>(dq32, dev(dk), dev(dv), dev(dout), dev(q), dev(k), dev(v), lse, D, B, T, NH, NKV, q_stride,
+                        kv_stride);
+  return true;
 }
 
 }  // namespace puzzle::cuda

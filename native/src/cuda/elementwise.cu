@@ -123,7 +123,6 @@ void kv_cache_append_t(E* k_cache, E* v_cache, const E* qkv, int64_t B, int64_t 
     launch_pdl("kv_cache_append", kv_append_kernel<1, E>, g.grid, g.block, 0, k_cache, v_cache, qkv, B, T, QKV, koff,
                voff, KV, past, Tmax);
   }
-  PUZZLE_CUDA_CHECK_LAUNCH("kv_cache_append");
 }
 
 template <class Out, class In>

@@ -353,24 +353,21 @@ bool launch_mma(int M, int N, int K, float alpha, const bf16x* A, int64_t lda, c
   const int64_t tiles = (int64_t)((M + kBM - 1) / kBM) * ((N + BN - 1) / BN);
   if (tiles > INT_MAX) return false;
   const bool pair_ok = ldc % 2 == 0 && reinterpret_cast<uintptr_t>(C) % (2 * sizeof(TOut)) == 0;
-  if (splits <= 1) {
-    launch_pdl("gemm (mma.sync kernel)", kernel, (unsigned)tiles, kMmaGemmThreads, G::bytes, M, N, K, K, alpha, A, lda,
-               B, ldb, beta, C, ldc, pair_ok, nullptr);
-    return true;
-  }
+  // split-K: partial sums in scratch (held until the reduce is queued); without the memory for
+  // them the unsplit kernel runs
   Scratch& sc = splitk_scratch();
-  std::lock_guard<std::mutex> guard(sc.lock());
+  std::unique_lock<std::mutex> guard(sc.lock(), std::defer_lock);
   bool temporary = false;
   const int64_t MN = (int64_t)M * N;
-  float* partial = sc.acquire((size_t)(splits * MN) * sizeof(float), &temporary, /*quiet=*/true);
-  if (partial == nullptr) {  // no memory for the partials: the unsplit kernel needs none
-    launch_pdl("gemm (mma.sync kernel)", kernel, (unsigned)tiles, kMmaGemmThreads, G::bytes, M, N, K, K, alpha, A, lda,
-               B, ldb, beta, C, ldc, pair_ok, nullptr);
-    return true;
+  float* partial = nullptr;
+  if (splits > 1) {
+    guard.lock();
+    partial = sc.acquire((size_t)(splits * MN) * sizeof(float), &temporary, /*quiet=*/true);
   }
-  const dim3 grid((unsigned)tiles, (unsigned)splits);
-  launch_pdl("gemm (mma.sync kernel, split-K)", kernel, grid, kMmaGemmThreads, G::bytes, M, N, K, kspan, alpha, A,
-             lda, B, ldb, beta, C, ldc, pair_ok, partial);
+  const dim3 grid((unsigned)tiles, partial != nullptr ? (unsigned)splits : 1u);
+  launch_pdl("gemm (mma.sync kernel)", kernel, grid, kMmaGemmThreads, G::bytes, M, N, K, partial != nullptr ? kspan : K,
+             alpha, A, lda, B, ldb, beta, C, ldc, pair_ok, partial);
+  if (partial == nullptr) return true;
   const bool vec4 = N % 4 == 0;
   const int64_t items = vec4 ? MN / 4 : MN;
   const unsigned blocks = (unsigned)std::min<int64_t>((items + 255) / 256, 8 * (int64_t)device_sm_count());

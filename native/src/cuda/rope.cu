@@ -65,7 +65,6 @@ void rope(E* out, const E* inp, const float* cos, const float* sin, const int32_
     const Geometry g = geometry(B, T, NH * h);
     launch_pdl(name, rope_kernel<1, E>, g.grid, g.block, 0, out, inp, cos, sin, pos, B, T, (unsigned)NH, HS, stride, sign);
   }
-  PUZZLE_CUDA_CHECK_LAUNCH(name);
 }
 
 }  // namespace

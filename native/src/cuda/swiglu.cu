@@ -66,7 +66,6 @@ void forward_t(E* out, const E* gu, int64_t N, int64_t F) {
     const Geometry g = geometry(N, F);
     launch_pdl("swiglu_forward", swiglu_forward_kernel<1, E>, g.grid, g.block, 0, out, gu, N, F);
   }
-  PUZZLE_CUDA_CHECK_LAUNCH("swiglu_forward");
 }
 
 template <class E>
