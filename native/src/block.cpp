@@ -217,10 +217,10 @@ void Block::forward_t(T* out, const T* x, const BlockInputs& in, bool save) {
                           QKV, QKV);
       linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
     }
-    o.accumulate(x1, x, N * C);
   }
 
-  ffn_forward(out, x1, N);
+  // x1 holds the attention branch: the residual x is added as the FFN's norm reads it
+  ffn_forward(out, x1, cfg_.attn == AttnKind::NoOp ? nullptr : x, N);
   saved_in_ = in;
   saved_ = save;
 }
@@ -265,25 +265,30 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
   T* ln1 = ln1_->as<T>();
   o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
   linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
-  o.rope_forward(qkv, qkv, in.cos, in.sin, in.pos, B, T_, NH + NKV, HS, QKV);  // q and k heads, one launch
-  o.kv_cache_append(k_cache, v_cache, qkv, B, T_, NH, NKV, HS, past, Tmax);
+  // q and k heads rotated and the new keys and values appended: one launch
+  o.rope_kv_cache_append(qkv, k_cache, v_cache, in.cos, in.sin, in.pos, B, T_, NH, NKV, HS, past, Tmax);
   o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
   linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
-  o.accumulate(x1, x, N * C);
-  ffn_forward(out, x1, N);
+  ffn_forward(out, x1, x, N);
 }
 
-// FFN subblock: out = x1 + FFN(RMSNorm(x1)); leaves ln2/gu/h in the workspace for backward.
+// FFN subblock: out = x1 + FFN(RMSNorm(x1)), where x1 first becomes x1 + residual when a
+// residual is given (the attention subblock's add, fused with this norm: one pass over the rows
+// instead of two, one launch fewer per decode step). Leaves ln2/gu/h in the workspace for backward.
 template <class T>
-void Block::ffn_forward(T* out, const T* x1, int64_t N) {
+void Block::ffn_forward(T* out, T* x1, const T* residual, int64_t N) {
   const OpsOf<T>& o = ops_of<T>(be_);
   const int64_t C = cfg_.C;
   if (cfg_.ffn == FfnKind::NoOp) {
+    if (residual) o.accumulate(x1, residual, N * C);
     be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
     return;
   }
   T* ln2 = ln2_->as<T>();
-  o.rmsnorm_forward(ln2, rstd2_->f32(), x1, w<T>(ffn_norm_), N, C, cfg_.eps);
+  if (residual)
+    o.add_rmsnorm_forward(x1, ln2, rstd2_->f32(), x1, residual, w<T>(ffn_norm_), N, C, cfg_.eps);
+  else
+    o.rmsnorm_forward(ln2, rstd2_->f32(), x1, w<T>(ffn_norm_), N, C, cfg_.eps);
   if (cfg_.ffn == FfnKind::Linear) {
     linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C);
   } else {

@@ -207,6 +207,16 @@ void check_rmsnorm(int64_t N, int64_t C) {
   check("rmsnorm rstd" + s, grstd.get(), rstd, TOL.f32);
   check("rmsnorm backward dinp" + s, gdx.get(), dx, TOL.f32);
   check("rmsnorm backward dweight" + s, gdw.get(), dw, TOL.f32);
+  // the residual add fused with the norm, in place (sum == a) as the block calls it
+  auto r = randn(N * C);
+  std::vector<float> sum = x, out2(N * C), rstd2(N);
+  CPU.ops.add_rmsnorm_forward(sum.data(), out2.data(), rstd2.data(), sum.data(), r.data(), w.data(), N, C, 1e-5f);
+  Dev gr(r), gout2(N * C * 4), grstd2(N * 4);
+  gout2.poison(), grstd2.poison();
+  GPU->ops.add_rmsnorm_forward(gx.f(), gout2.f(), grstd2.f(), gx.f(), gr.f(), gw.f(), N, C, 1e-5f);
+  check("add+rmsnorm sum (in place)" + s, gx.get(), sum, TOL.f32);
+  check("add+rmsnorm forward" + s, gout2.get(), out2, TOL.f32);
+  check("add+rmsnorm rstd" + s, grstd2.get(), rstd2, TOL.f32);
 }
 
 void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t pad, float alpha, float beta) {
@@ -307,18 +317,23 @@ void check_cached_attention(int64_t B, int64_t Tq, int64_t NH, int64_t NKV, int6
   const int64_t QKV = (NH + 2 * NKV) * HS, KV = NKV * HS;
   auto qkv = randn(B * Tq * QKV);
   auto kc = randn(B * Tmax * KV), vc = randn(B * Tmax * KV);
-  std::vector<float> kc_cpu = kc, vc_cpu = vc, out(B * Tq * NH * HS);
-  CPU.ops.kv_cache_append(kc_cpu.data(), vc_cpu.data(), qkv.data(), B, Tq, NH, NKV, HS, past, Tmax);
-  CPU.ops.attention_cached_forward(out.data(), qkv.data(), kc_cpu.data(), vc_cpu.data(), B, Tq, NH, NKV, HS, QKV, past,
-                                   Tmax);
-  Dev gqkv(qkv), gk(kc), gv(vc), gout(out.size() * 4);
+  std::vector<float> kc_cpu = kc, vc_cpu = vc, out(B * Tq * NH * HS), qkv_cpu = qkv, cos, sin;
+  rope_tables(past + Tq, HS, cos, sin);
+  std::vector<int32_t> pos(Tq);
+  for (int64_t t = 0; t < Tq; ++t) pos[t] = (int32_t)(past + t);
+  CPU.ops.rope_kv_cache_append(qkv_cpu.data(), kc_cpu.data(), vc_cpu.data(), cos.data(), sin.data(), pos.data(), B, Tq,
+                               NH, NKV, HS, past, Tmax);
+  CPU.ops.attention_cached_forward(out.data(), qkv_cpu.data(), kc_cpu.data(), vc_cpu.data(), B, Tq, NH, NKV, HS, QKV,
+                                   past, Tmax);
+  Dev gqkv(qkv), gk(kc), gv(vc), gout(out.size() * 4), gc(cos), gs(sin), gp(pos);
   gout.poison();
-  GPU->ops.kv_cache_append(gk.f(), gv.f(), gqkv.f(), B, Tq, NH, NKV, HS, past, Tmax);
+  GPU->ops.rope_kv_cache_append(gqkv.f(), gk.f(), gv.f(), gc.f(), gs.f(), gp.i(), B, Tq, NH, NKV, HS, past, Tmax);
   GPU->ops.attention_cached_forward(gout.f(), gqkv.f(), gk.f(), gv.f(), B, Tq, NH, NKV, HS, QKV, past, Tmax);
   char s[112];
   std::snprintf(s, sizeof s, " B%ld Tq%ld NH%ld NKV%ld HS%ld past%ld", (long)B, (long)Tq, (long)NH, (long)NKV, (long)HS,
                 (long)past);
-  check(std::string("kv cache append") + s, rel_err(gk.get(), kc_cpu) + rel_err(gv.get(), vc_cpu), TOL.f32);
+  check(std::string("rope + kv cache append") + s,
+        rel_err(gqkv.get(), qkv_cpu) + rel_err(gk.get(), kc_cpu) + rel_err(gv.get(), vc_cpu), TOL.f32);
   check(std::string("cached attention") + s, gout.get(), out, TOL.attention);
 }
 
@@ -498,6 +513,16 @@ void check_bf16_ops() {
     check("bf16 rmsnorm rstd", grstd.get(), rstd, TOL.f32);
     check("bf16 rmsnorm backward dinp (accumulates)", gdx.get(), widen16(dx), TOL.bf16);
     check("bf16 rmsnorm backward dweight (fp32)", gdw.get(), dw, TOL.bf16_f32out);
+    auto r = round16(randn(N * C));
+    std::vector<bf16> sum(N * C), out2(N * C);
+    std::vector<float> rstd2(N);
+    c.add_rmsnorm_forward(sum.data(), out2.data(), rstd2.data(), x.data(), r.data(), w.data(), N, C, 1e-5f);
+    Dev16 gr(r), gsum(N * C), gout2(N * C);
+    Dev grstd2(N * 4);
+    g.add_rmsnorm_forward(gsum.p(), gout2.p(), grstd2.f(), gx.p(), gr.p(), gw.p(), N, C, 1e-5f);
+    check("bf16 add+rmsnorm sum", gsum.get(), widen16(sum), 0);
+    check("bf16 add+rmsnorm forward", gout2.get(), widen16(out2), TOL.bf16);
+    check("bf16 add+rmsnorm rstd", grstd2.get(), rstd2, TOL.f32);
   }
   // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs. Without
   // cuBLAS (or with PUZZLE_CUDA_GEMM=own) the aligned ones (row strides a multiple of 8) run the
@@ -609,13 +634,21 @@ void check_bf16_ops() {
     const int64_t Tmax = T + 6, KW = NKV * HS;
     auto kc0 = round16(randn(B * Tmax * KW)), vc0 = round16(randn(B * Tmax * KW));
     std::vector<bf16> kc = kc0, vc = vc0, co(B * NH * HS);
-    auto q1 = round16(randn(B * QKV));
-    c.kv_cache_append(kc.data(), vc.data(), q1.data(), B, 1, NH, NKV, HS, T, Tmax);
+    auto q10 = round16(randn(B * QKV));
+    std::vector<bf16> q1 = q10;
+    std::vector<float> rc, rs;
+    rope_tables(T + 1, HS, rc, rs);
+    const std::vector<int32_t> p1{(int32_t)T};  // the decode step's position
+    c.rope_kv_cache_append(q1.data(), kc.data(), vc.data(), rc.data(), rs.data(), p1.data(), B, 1, NH, NKV, HS, T, Tmax);
     c.attention_cached_forward(co.data(), q1.data(), kc.data(), vc.data(), B, 1, NH, NKV, HS, QKV, T, Tmax);
-    Dev16 gkc(kc0), gvc(vc0), gq1(q1), gco(B * NH * HS);
-    g.kv_cache_append(gkc.p(), gvc.p(), gq1.p(), B, 1, NH, NKV, HS, T, Tmax);
+    Dev16 gkc(kc0), gvc(vc0), gq1(q10), gco(B * NH * HS);
+    Dev grc(rc), grs(rs), gp1(p1);
+    g.rope_kv_cache_append(gq1.p(), gkc.p(), gvc.p(), grc.f(), grs.f(), gp1.i(), B, 1, NH, NKV, HS, T, Tmax);
     g.attention_cached_forward(gco.p(), gq1.p(), gkc.p(), gvc.p(), B, 1, NH, NKV, HS, QKV, T, Tmax);
-    check("bf16 kv cache append", rel_err(gkc.get(), widen16(kc)) + rel_err(gvc.get(), widen16(vc)), 0);
+    // the rotation may differ by a bf16 rounding (fused multiply-adds); the values are copied exactly
+    check("bf16 rope + kv cache append (q, k rotated)", rel_err(gq1.get(), widen16(q1)) + rel_err(gkc.get(), widen16(kc)),
+          TOL.bf16);
+    check("bf16 rope + kv cache append (v copied)", gvc.get(), widen16(vc), 0);
     check("bf16 cached attention (decode, bf16 cache read directly)", gco.get(), widen16(co), TOL.bf16);
     {  // a cached prefill of 40 queries after 30 cached rows: the tensor-core forward over the cache
       const int64_t Tq = 40, past = 30, Tm = 80;

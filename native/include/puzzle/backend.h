@@ -28,6 +28,10 @@ struct Ops {
   void (*rmsnorm_forward)(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
   void (*rmsnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                            const float* rstd, int64_t N, int64_t C);
+  // residual add fused with the norm that follows it: sum = a + b, then out = RMSNorm(sum) as
+  // above (of sum as stored). sum may be a or b (in place); out aliases nothing.
+  void (*add_rmsnorm_forward)(float* sum, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                              int64_t N, int64_t C, float eps);
 
   // ---- linear: out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC])
   void (*matmul_forward)(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
@@ -64,10 +68,13 @@ struct Ops {
                                    int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                    int64_t Tmax);
 
-  // ---- KV cache: copy the key and value columns of a fused qkv[B,T,(NH+2*NKV)*HS] (keys at
-  // column NH*HS, values at (NH+NKV)*HS) into the caches [B,Tmax,NKV*HS] at rows past..past+T-1.
-  void (*kv_cache_append)(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH,
-                          int64_t NKV, int64_t HS, int64_t past, int64_t Tmax);
+  // ---- KV cache, with the rotation before it: RoPE (as rope_forward) in place on the NH query
+  // and NKV key heads of a fused qkv[B,T,(NH+2*NKV)*HS] (keys at column NH*HS, values at
+  // (NH+NKV)*HS), then the rotated keys and the values copied into the caches [B,Tmax,NKV*HS] at
+  // rows past..past+T-1. One op, so that a decode step rotates and appends in one pass.
+  void (*rope_kv_cache_append)(float* qkv, float* k_cache, float* v_cache, const float* cos, const float* sin,
+                               const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                               int64_t past, int64_t Tmax);
 
   // ---- SwiGLU on the fused gate|up activations gu[N, 2F] (gate in columns [0,F), up in [F,2F)):
   // out[N,F] = silu(gate) * up. The backward WRITES dgu (every element of it is produced once).
@@ -117,6 +124,9 @@ struct OpsBf16 {
                           float eps);
   void (*rmsnorm_backward)(bf16* dinp, float* dweight, const bf16* dout, const bf16* inp, const bf16* weight,
                            const float* rstd, int64_t N, int64_t C);
+  // sum is rounded to bf16 and the norm is taken of the rounded sum (as add_forward + rmsnorm_forward)
+  void (*add_rmsnorm_forward)(bf16* sum, bf16* out, float* rstd, const bf16* a, const bf16* b, const bf16* weight,
+                              int64_t N, int64_t C, float eps);
   // C = alpha op(A) op(B) + beta C with bf16 operands and fp32 accumulation; gemm writes bf16 C,
   // gemm_f32out fp32 C (weight gradients).
   void (*gemm)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
@@ -135,8 +145,9 @@ struct OpsBf16 {
   void (*attention_cached_forward)(bf16* out, const bf16* q, const bf16* k_cache, const bf16* v_cache, int64_t B,
                                    int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                                    int64_t Tmax);
-  void (*kv_cache_append)(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH,
-                          int64_t NKV, int64_t HS, int64_t past, int64_t Tmax);
+  void (*rope_kv_cache_append)(bf16* qkv, bf16* k_cache, bf16* v_cache, const float* cos, const float* sin,
+                               const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                               int64_t past, int64_t Tmax);
   void (*swiglu_forward)(bf16* out, const bf16* gu, int64_t N, int64_t F);
   void (*swiglu_backward)(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
   void (*add_forward)(bf16* out, const bf16* a, const bf16* b, int64_t n);

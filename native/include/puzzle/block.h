@@ -113,8 +113,9 @@ class Block {
   template <class T>
   void forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cache, T* v_cache, int64_t past,
                         int64_t Tmax);
+  // out = x1 + FFN(RMSNorm(x1)), where x1 first becomes x1 + residual when residual is given
   template <class T>
-  void ffn_forward(T* out, const T* x1, int64_t N);
+  void ffn_forward(T* out, T* x1, const T* residual, int64_t N);
   template <class T>
   void linear_backward(T* dinp, float* dweight, const T* dout, const T* inp, const T* weight, int64_t N, int64_t C,
                        int64_t OC);

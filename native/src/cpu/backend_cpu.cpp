@@ -118,6 +118,7 @@ Backend make_cpu_backend() {
   o.embedding_backward = cpu::embedding_backward;
   o.rmsnorm_forward = cpu::rmsnorm_forward;
   o.rmsnorm_backward = cpu::rmsnorm_backward;
+  o.add_rmsnorm_forward = cpu::add_rmsnorm_forward;
   o.matmul_forward = cpu::matmul_forward;
   o.matmul_backward = cpu::matmul_backward;
   o.gemm = [](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -129,7 +130,7 @@ Backend make_cpu_backend() {
   o.attention_forward = cpu::attention_forward;
   o.attention_backward = cpu::attention_backward;
   o.attention_cached_forward = cpu::attention_cached_forward;
-  o.kv_cache_append = cpu::kv_cache_append;
+  o.rope_kv_cache_append = cpu::rope_kv_cache_append;
   o.swiglu_forward = cpu::swiglu_forward;
   o.swiglu_backward = cpu::swiglu_backward;
   o.add_forward = cpu::add_forward;

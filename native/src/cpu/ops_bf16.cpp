@@ -124,10 +124,12 @@ void attention_cached_forward(bf16* out, const bf16* q, const bf16* k_cache, con
   narrow(out, o.data(), B * Tq * NH * HS);
 }
 
-// A copy: exact in any dtype, so no widening.
-void kv_cache_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
-                     int64_t HS, int64_t past, int64_t Tmax) {
+// The rotation as rope_forward (rounded once), then a copy: exact in any dtype, so no widening.
+void rope_kv_cache_append(bf16* qkv, bf16* k_cache, bf16* v_cache, const float* cos, const float* sin,
+                          const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past,
+                          int64_t Tmax) {
   const int64_t W = NKV * HS, QKV = (NH + 2 * NKV) * HS;
+  rope_forward(qkv, qkv, cos, sin, pos, B, T, NH + NKV, HS, QKV);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
       const bf16* row = qkv + (b * T + t) * QKV;
@@ -155,6 +157,12 @@ void add_forward(bf16* out, const bf16* a, const bf16* b, int64_t n) {
 }
 void accumulate(bf16* out, const bf16* a, int64_t n) { add_forward(out, out, a, n); }
 
+void add_rmsnorm_forward(bf16* sum, bf16* out, float* rstd, const bf16* a, const bf16* b, const bf16* weight,
+                         int64_t N, int64_t C, float eps) {
+  add_forward(sum, a, b, N * C);
+  rmsnorm_forward(out, rstd, sum, weight, N, C, eps);
+}
+
 }  // namespace
 
 OpsBf16 cpu_ops_bf16() {
@@ -163,6 +171,7 @@ OpsBf16 cpu_ops_bf16() {
   o.to_f32 = to_f32;
   o.rmsnorm_forward = rmsnorm_forward;
   o.rmsnorm_backward = rmsnorm_backward;
+  o.add_rmsnorm_forward = add_rmsnorm_forward;
   o.gemm = gemm;
   o.gemm_f32out = gemm_f32out;
   o.rope_forward = rope_forward;
@@ -170,7 +179,7 @@ OpsBf16 cpu_ops_bf16() {
   o.attention_forward = attention_forward;
   o.attention_backward = attention_backward;
   o.attention_cached_forward = attention_cached_forward;
-  o.kv_cache_append = kv_cache_append;
+  o.rope_kv_cache_append = rope_kv_cache_append;
   o.swiglu_forward = swiglu_forward;
   o.swiglu_backward = swiglu_backward;
   o.add_forward = add_forward;

@@ -18,6 +18,8 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C);
+void add_rmsnorm_forward(float* sum, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                         int64_t N, int64_t C, float eps);
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t C,
                     int64_t OC);
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -34,8 +36,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void attention_cached_forward(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t B,
                               int64_t Tq, int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t past,
                               int64_t Tmax);
-void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
-                     int64_t HS, int64_t past, int64_t Tmax);
+void rope_kv_cache_append(float* qkv, float* k_cache, float* v_cache, const float* cos, const float* sin,
+                          const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past,
+                          int64_t Tmax);
 void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
 void add_forward(float* out, const float* a, const float* b, int64_t n);

@@ -86,6 +86,7 @@ Backend make_backend() {
   o.embedding_forward = embedding_forward;
   o.embedding_backward = embedding_backward;
   o.rmsnorm_forward = rmsnorm_forward;
+  o.add_rmsnorm_forward = add_rmsnorm_forward;
   o.rmsnorm_backward = rmsnorm_backward;
   o.matmul_forward = matmul_forward;
   o.matmul_backward = matmul_backward;
@@ -95,7 +96,7 @@ Backend make_backend() {
   o.attention_forward = attention_forward;
   o.attention_backward = attention_backward;
   o.attention_cached_forward = attention_cached_forward;
-  o.kv_cache_append = kv_cache_append;
+  o.rope_kv_cache_append = rope_kv_cache_append;
   o.swiglu_forward = swiglu_forward;
   o.swiglu_backward = swiglu_backward;
   o.add_forward = add_forward;
@@ -114,6 +115,7 @@ Backend make_backend() {
   h.to_bf16 = to_bf16;
   h.to_f32 = to_f32;
   h.rmsnorm_forward = rmsnorm_forward;
+  h.add_rmsnorm_forward = add_rmsnorm_forward;
   h.rmsnorm_backward = rmsnorm_backward;
   h.gemm = gemm;
   h.gemm_f32out = gemm_f32out;
@@ -122,7 +124,7 @@ Backend make_backend() {
   h.attention_forward = attention_forward;
   h.attention_backward = attention_backward;
   h.attention_cached_forward = attention_cached_forward;
-  h.kv_cache_append = kv_cache_append;
+  h.rope_kv_cache_append = rope_kv_cache_append;
   h.swiglu_forward = swiglu_forward;
   h.swiglu_backward = swiglu_backward;
   h.add_forward = add_forward;

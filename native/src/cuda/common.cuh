@@ -163,10 +163,14 @@ void nmse_backward(float* dx, const float* x, const float* y, int64_t n, float s
 double sum_squares(const float* x, int64_t n);  // synchronises
 void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, int64_t t);
-// Appends the new keys/values of a fused qkv[B,T,(NH+2NKV)*HS] to the caches [B,Tmax,NKV*HS]
-// at rows past .. past+T-1 (one launch instead of a copy per row).
-void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
-                     int64_t HS, int64_t past, int64_t Tmax);
+// RoPE on the q and k heads of a fused qkv[B,T,(NH+2NKV)*HS] in place, and its keys/values
+// appended to the caches [B,Tmax,NKV*HS] at rows past .. past+T-1: one launch for both.
+void rope_kv_cache_append(float* qkv, float* k_cache, float* v_cache, const float* cos, const float* sin,
+                          const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past,
+                          int64_t Tmax);
+// sum = a + b, then out = RMSNorm(sum): the residual add and the next norm in one pass
+void add_rmsnorm_forward(float* sum, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                         int64_t N, int64_t C, float eps);
 
 // ---- gemm.cu / matmul.cu
 // C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major with row strides (see
@@ -193,8 +197,11 @@ void swiglu_forward(bf16* out, const bf16* gu, int64_t N, int64_t F);
 void swiglu_backward(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
 void add_forward(bf16* out, const bf16* a, const bf16* b, int64_t n);
 void accumulate(bf16* out, const bf16* a, int64_t n);
-void kv_cache_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, int64_t B, int64_t T, int64_t NH, int64_t NKV,
-                     int64_t HS, int64_t past, int64_t Tmax);
+void rope_kv_cache_append(bf16* qkv, bf16* k_cache, bf16* v_cache, const float* cos, const float* sin,
+                          const int32_t* pos, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past,
+                          int64_t Tmax);
+void add_rmsnorm_forward(bf16* sum, bf16* out, float* rstd, const bf16* a, const bf16* b, const bf16* weight,
+                         int64_t N, int64_t C, float eps);
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
           const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc);
 void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,

@@ -1,5 +1,6 @@
 // RMSNorm (Llama), mirrors cpu/rmsnorm.cpp:
 //   forward:  r = 1 / sqrt(mean(x^2) + eps);  out = x * r * w;  rstd[n] = r
+//             (add_rmsnorm_forward: x = a + b, stored to sum first)
 //   backward: dx += r * w * g - x * (r^3 / C) * sum(g * w * x);  dw += sum_n g * x * r
 // One block per row (grid-stride over rows). The weight gradient is summed per block in shared
 // memory (each thread owns the same columns on every row, so no shared atomics), then added to
@@ -25,19 +26,30 @@ int row_threads(int64_t units) {
   return (int)std::max<int64_t>(32, std::min<int64_t>(kThreads, t));
 }
 
-template <int W, class E>
+// kAdd: the row is first sum = a + b (stored, then normalised as stored: rounded for bf16), so
+// the residual add before a norm costs no pass of its own. Each thread re-reads only the elements
+// it wrote itself (the same units in both loops), and sum may be a or b: hence no __restrict__ on
+// those three.
+template <int W, bool kAdd, class E>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_forward_kernel(E* __restrict__ out, float* __restrict__ rstd, const E* __restrict__ inp,
+    rmsnorm_forward_kernel(E* __restrict__ out, float* __restrict__ rstd, E* sum, const E* a, const E* b,
                            const E* __restrict__ weight, int64_t N, int64_t C, float eps) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
   const int64_t U = C / W;
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const E* x = inp + n * C;
+    const E* x = (kAdd ? sum : a) + n * C;
     float ss = 0.f;
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
       float xv[W];
-      ld<W>(xv, x + u * W);
+      ld<W>(xv, a + n * C + u * W);
+      if constexpr (kAdd) {
+        float bv[W];
+        ld<W>(bv, b + n * C + u * W);
+#pragma unroll
+        for (int k = 0; k < W; ++k) xv[k] = as_stored<E>(xv[k] + bv[k]);
+        st<W>(sum + n * C + u * W, xv);
+      }
 #pragma unroll
       for (int k = 0; k < W; ++k) ss += xv[k] * xv[k];
     }
@@ -182,14 +194,19 @@ void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const
   }
 }
 
-template <class E>
-void forward_t(E* out, float* rstd, const E* inp, const E* weight, int64_t N, int64_t C, float eps) {
+template <bool kAdd, class E>
+void forward_t(E* out, float* rstd, E* sum, const E* a, const E* b, const E* weight, int64_t N, int64_t C, float eps,
+               const char* name) {
   if (N <= 0 || C <= 0) return;
   const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
-  if (C % 4 == 0 && vec_aligned(out) && vec_aligned(inp) && vec_aligned(weight))
-    launch_pdl("rmsnorm_forward", rmsnorm_forward_kernel<4, E>, grid, row_threads(C / 4), 0, out, rstd, inp, weight, N, C, eps);
+  const bool vec = C % 4 == 0 && vec_aligned(out) && vec_aligned(a) && vec_aligned(weight) &&
+                   (!kAdd || (vec_aligned(b) && vec_aligned(sum)));
+  if (vec)
+    launch_pdl(name, rmsnorm_forward_kernel<4, kAdd, E>, grid, row_threads(C / 4), 0, out, rstd, sum, a, b, weight, N,
+               C, eps);
   else
-    launch_pdl("rmsnorm_forward", rmsnorm_forward_kernel<1, E>, grid, row_threads(C), 0, out, rstd, inp, weight, N, C, eps);
+    launch_pdl(name, rmsnorm_forward_kernel<1, kAdd, E>, grid, row_threads(C), 0, out, rstd, sum, a, b, weight, N, C,
+               eps);
 }
 
 template <class E>
@@ -205,10 +222,19 @@ void backward_t(E* dinp, float* dweight, const E* dout, const E* inp, const E* w
 }  // namespace
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
-  forward_t(out, rstd, inp, weight, N, C, eps);
+  forward_t<false>(out, rstd, (float*)nullptr, inp, (const float*)nullptr, weight, N, C, eps, "rmsnorm_forward");
 }
 void rmsnorm_forward(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int64_t N, int64_t C, float eps) {
-  forward_t(dev(out), rstd, dev(inp), dev(weight), N, C, eps);
+  forward_t<false>(dev(out), rstd, (bf16x*)nullptr, dev(inp), (const bf16x*)nullptr, dev(weight), N, C, eps,
+                   "rmsnorm_forward");
+}
+void add_rmsnorm_forward(float* sum, float* out, float* rstd, const float* a, const float* b, const float* weight,
+                         int64_t N, int64_t C, float eps) {
+  forward_t<true>(out, rstd, sum, a, b, weight, N, C, eps, "add_rmsnorm_forward");
+}
+void add_rmsnorm_forward(bf16* sum, bf16* out, float* rstd, const bf16* a, const bf16* b, const bf16* weight,
+                         int64_t N, int64_t C, float eps) {
+  forward_t<true>(dev(out), rstd, dev(sum), dev(a), dev(b), dev(weight), N, C, eps, "add_rmsnorm_forward");
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,

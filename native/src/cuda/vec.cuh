@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace puzzle::cuda {
 
@@ -93,6 +94,15 @@ __device__ __forceinline__ void st(__nv_bfloat16* p, const float (&v)[W]) {
 #pragma unroll
     for (int k = 0; k < W; ++k) p[k] = __float2bfloat16_rn(v[k]);
   }
+}
+
+// x as an E element holds it: rounded to bf16 (to nearest even, as st does) or fp32 unchanged.
+template <class E>
+__device__ __forceinline__ float as_stored(float x) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>)
+    return __bfloat162float(__float2bfloat16_rn(x));
+  else
+    return x;
 }
 
 // Calls fn(i, Width<4>) for the aligned vector body and fn(i, Width<1>) for the scalar head and

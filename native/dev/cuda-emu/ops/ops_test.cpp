@@ -128,6 +128,10 @@ void check(const std::string& name, const std::vector<float>& got, const std::ve
   std::printf("  %-4s %-72s err %.2e tol %.0e\n", pass ? "ok" : "FAIL", name.c_str(), err, tol);
   std::fflush(stdout);
 }
+std::vector<float> concat(std::vector<float> a, const std::vector<float>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 const double ULP = 8e-3;  // two bf16 roundings' worth, relative to the largest element
 
 void t_flat(int64_t n, int oa, int ob) {
@@ -196,15 +200,63 @@ void t_swiglu(int64_t N, int64_t F_, int off) {
   check("swiglu backward" + s, gdg.get(), rdg.get(), ULP);
 }
 
-void t_kv(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax) {
-  const int64_t QKV = (NH + 2 * NKV) * HS;
+// rope_kv_cache_append on a fused qkv row against the CPU table (the values are copied, so the v
+// cache matches to the bit), and the CPU's own fused op against rope_forward + a copy.
+void t_kv(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, bool with_pos) {
+  const int64_t QKV = (NH + 2 * NKV) * HS, h = HS / 2, P = past + T + 3;
+  std::vector<float> cos(P * h), sin(P * h);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < h; ++i) cos[p * h + i] = std::cos(p * 0.3f * (i + 1)), sin[p * h + i] = std::sin(p * 0.3f * (i + 1));
+  std::vector<int32_t> pos(T);
+  for (int64_t t = 0; t < T; ++t) pos[t] = (int32_t)(past + t);
+  const int32_t* pp = with_pos ? pos.data() : nullptr;
   auto qkv = randn(B * T * QKV), k0 = randn(B * Tmax * NKV * HS), v0 = randn(B * Tmax * NKV * HS);
-  H gq(qkv), gk(k0), gv(v0), rk(k0), rv(v0);
-  G::kv_cache_append(gk.p, gv.p, gq.p, B, T, NH, NKV, HS, past, Tmax);
-  R().kv_cache_append(rk.p, rv.p, gq.p, B, T, NH, NKV, HS, past, Tmax);
-  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " NKV" + std::to_string(NKV) + " HS" + std::to_string(HS);
-  check("kv append k" + s, gk.get(), rk.get(), 0);
-  check("kv append v" + s, gv.get(), rv.get(), 0);
+  H gq(qkv), gk(k0), gv(v0), rq(qkv), rk(k0), rv(v0), cq(qkv), ck(k0), cv(v0);
+  G::rope_kv_cache_append(gq.p, gk.p, gv.p, cos.data(), sin.data(), pp, B, T, NH, NKV, HS, past, Tmax);
+  R().rope_kv_cache_append(rq.p, rk.p, rv.p, cos.data(), sin.data(), pp, B, T, NH, NKV, HS, past, Tmax);
+  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " NH" + std::to_string(NH) + " NKV" +
+                  std::to_string(NKV) + " HS" + std::to_string(HS) + " past" + std::to_string(past) + (with_pos ? " pos" : "");
+  check("rope+kv append qkv" + s, gq.get(), rq.get(), ULP);
+  check("rope+kv append k cache" + s, gk.get(), rk.get(), ULP);
+  check("rope+kv append v cache" + s, gv.get(), rv.get(), 0);
+  // the composition the op stands for, on the CPU tables
+  R().rope_forward(cq.p, cq.p, cos.data(), sin.data(), pp, B, T, NH + NKV, HS, QKV);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < NKV * HS; ++c) {
+        const int64_t dst = (b * Tmax + past + t) * NKV * HS + c;
+        ck.p[dst] = cq.p[(b * T + t) * QKV + NH * HS + c];
+        cv.p[dst] = cq.p[(b * T + t) * QKV + (NH + NKV) * HS + c];
+      }
+  check("rope+kv append (CPU) = rope_forward + copy" + s, rq.get(), cq.get(), 0);
+  check("rope+kv append (CPU) k, v = copies" + s, concat(rk.get(), rv.get()), concat(ck.get(), cv.get()), 0);
+}
+
+// add_rmsnorm_forward, in place (sum == a) as the block calls it and out of place, against the
+// CPU table; the CPU table's fused op against add_forward + rmsnorm_forward (fp32 and bf16).
+void t_add_rmsnorm(int64_t N, int64_t C, int off, bool inplace) {
+  auto a = randn(N * C), b = randn(N * C, 0.5f), w = randn(C, 0.5f, 1.f);
+  H ga(a, off), gb(b, off), gw(w, off), gs(N * C, off), go(N * C, off);
+  H ra(a, off), rb(b, off), rw(w, off), rs(N * C, off), ro(N * C, off);
+  std::vector<float> grs(N), rrs(N);
+  G::add_rmsnorm_forward(inplace ? ga.p : gs.p, go.p, grs.data(), ga.p, gb.p, gw.p, N, C, 1e-5f);
+  R().add_rmsnorm_forward(inplace ? ra.p : rs.p, ro.p, rrs.data(), ra.p, rb.p, rw.p, N, C, 1e-5f);
+  std::string s = " N" + std::to_string(N) + " C" + std::to_string(C) + " off" + std::to_string(off) + (inplace ? " in place" : "");
+  check("add+rmsnorm sum" + s, inplace ? ga.get() : gs.get(), inplace ? ra.get() : rs.get(), 0);
+  check("add+rmsnorm forward" + s, go.get(), ro.get(), ULP);
+  check("add+rmsnorm rstd" + s, grs, rrs, 1e-5);  // C squares summed in another order: ~sqrt(C) fp32 ulps
+  // the CPU's bf16 op is add_forward + rmsnorm_forward by definition; its fp32 op fuses the rows
+  H ca(a, off), cb(b, off), cs(N * C, off), co(N * C, off);
+  std::vector<float> crs(N);
+  R().add_forward(cs.p, ca.p, cb.p, N * C);
+  R().rmsnorm_forward(co.p, crs.data(), cs.p, rw.p, N, C, 1e-5f);
+  check("add+rmsnorm (CPU bf16) = add + rmsnorm" + s, concat(ro.get(), rrs), concat(co.get(), crs), 0);
+  const auto& f = puzzle::cpu_backend().ops;
+  std::vector<float> fs(N * C), fo(N * C), frs(N), us(N * C), uo(N * C), urs(N), fa = a;
+  f.add_rmsnorm_forward(inplace ? fa.data() : fs.data(), fo.data(), frs.data(), fa.data(), b.data(), w.data(), N, C, 1e-5f);
+  f.add_forward(us.data(), a.data(), b.data(), N * C);
+  f.rmsnorm_forward(uo.data(), urs.data(), us.data(), w.data(), N, C, 1e-5f);
+  check("add+rmsnorm (CPU fp32) = add + rmsnorm" + s, concat(concat(inplace ? fa : fs, fo), frs), concat(concat(us, uo), urs), 0);
 }
 
 void t_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int ld_pad, float alpha, float beta) {
@@ -299,8 +351,12 @@ int main() {
   t_rope(1, 4, 2, 6, 12, 1, false);
   t_swiglu(3, 64, 0);
   t_swiglu(2, 33, 1);
-  t_kv(2, 3, 4, 2, 16, 5, 10);
-  t_kv(1, 2, 3, 1, 6, 0, 4);
+  t_kv(2, 3, 4, 2, 16, 5, 10, true);   // vector path (HS/2 % 4 == 0)
+  t_kv(1, 2, 3, 1, 6, 0, 4, false);    // scalar path, default positions
+  t_kv(3, 1, 8, 1, 32, 7, 9, true);    // a decode step: one token, one KV head
+  t_add_rmsnorm(5, 256, 0, true);
+  t_add_rmsnorm(3, 1000, 1, false);    // scalar path (odd offset)
+  t_add_rmsnorm(2, 4096, 0, false);
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       t_gemm(ta, tb, 130, 140, 70, 0, 1.f, 0.f);
