@@ -145,13 +145,13 @@ bool pdl_enabled() {
   // PTX has no griddepcontrol.wait, and PDL without it would race).
   static const bool on = [] {
     const char* e = std::getenv("PUZZLE_CUDA_PDL");
-    if (e == nullptr || std::strcmp(e, "1") != 0) return false;
+    if (!pdl_allowed(e, 9, 90, 90)) return false;  // not asked for: no device queries
     int dev = 0, major = 0;
     cudaFuncAttributes fa{};
     const bool ok = cudaGetDevice(&dev) == cudaSuccess &&
                     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    major >= 9 && cudaFuncGetAttributes(&fa, pdl_probe_kernel) == cudaSuccess &&
-                    fa.binaryVersion >= 90 && fa.ptxVersion >= 90;
+                    cudaFuncGetAttributes(&fa, pdl_probe_kernel) == cudaSuccess &&
+                    pdl_allowed(e, major, fa.binaryVersion, fa.ptxVersion);
     (void)cudaGetLastError();  // a failed query is not an error of the next launch
     return ok;
   }();

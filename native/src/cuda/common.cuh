@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "puzzle/bf16.h"
@@ -88,6 +89,12 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 // backend_cuda.cu: PUZZLE_CUDA_PDL=1, an sm_90+ device and kernels built for it (read once).
 bool pdl_enabled();
+// The rule pdl_enabled() applies to what it queried (apart, so that tests can check it): the
+// variable exactly "1", compute capability 9 or more, and a kernel of this module built as sm_90+
+// binary from sm_90+ PTX (code JIT-compiled from sm_80 PTX has no griddepcontrol.wait).
+inline bool pdl_allowed(const char* env, int cc_major, int binary_version, int ptx_version) {
+  return env != nullptr && std::strcmp(env, "1") == 0 && cc_major >= 9 && binary_version >= 90 && ptx_version >= 90;
+}
 // kernel<<<grid, block, smem, stream()>>>(args...), with the programmatic-serialization
 // attribute when pdl_enabled(); errors recorded under `where`. Only for kernels that begin with
 // pdl_wait() (see above).

@@ -382,6 +382,15 @@ int main() {
   t_attention(1, 5, 2, 2, 8);
   G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak
   check("launch_pdl asked for programmatic serialization", {(float)(g_emu_pdl_launches > 0)}, {1.f}, 0.f);
+  {  // the rule behind pdl_enabled() (this test's own pdl_enabled() says yes, to reach launch_pdl's PDL path)
+    using G::pdl_allowed;
+    const bool rule[] = {pdl_allowed("1", 9, 90, 90),  pdl_allowed("1", 10, 100, 90), !pdl_allowed(nullptr, 9, 90, 90),
+                         !pdl_allowed("0", 9, 90, 90), !pdl_allowed("11", 9, 90, 90), !pdl_allowed("1", 8, 90, 90),
+                         !pdl_allowed("1", 9, 80, 90), !pdl_allowed("1", 9, 90, 80)};
+    std::vector<float> got;
+    for (bool r : rule) got.push_back(r);
+    check("pdl_allowed: PUZZLE_CUDA_PDL=1, sm_90+ device, sm_90+ binary and PTX", got, std::vector<float>(got.size(), 1.f), 0.f);
+  }
   std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs, g_emu_frees);
   return fails || G::g_errors || g_emu_allocs != g_emu_frees ? 1 : 0;
 }
