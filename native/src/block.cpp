@@ -19,13 +19,18 @@ const OpsOf<T>& ops_of(const Backend& be) {
     return be.ops_bf16;
 }
 
-// out[N,OC] = inp[N,C] @ weight[OC,C]^T
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ out when beta is 1: a residual added in the GEMM)
 template <class T>
-void linear_forward(const Backend& be, T* out, const T* inp, const T* weight, int64_t N, int64_t C, int64_t OC) {
-  if constexpr (std::is_same_v<T, float>)
-    be.ops.matmul_forward(out, inp, weight, nullptr, N, C, OC);
-  else
-    be.ops_bf16.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC);
+void linear_forward(const Backend& be, T* out, const T* inp, const T* weight, int64_t N, int64_t C, int64_t OC,
+                    float beta = 0.f) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (beta == 0.f)
+      be.ops.matmul_forward(out, inp, weight, nullptr, N, C, OC);
+    else
+      be.ops.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, beta, out, OC);
+  } else {
+    be.ops_bf16.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, beta, out, OC);
+  }
 }
 
 // A GEMM whose output is a weight gradient: fp32 in both precisions.
@@ -261,7 +266,9 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
   ensure_workspace(N, B, T_);
   saved_ = false;
   T* qkv = qkv_->as<T>();
-  T* x1 = x1_->as<T>();
+  // Nothing is saved for backward here, so x1 can live in out: then the FFN's last product adds
+  // itself to it (GEMM beta 1) instead of a separate residual add (not when out is x itself).
+  T* x1 = out != x ? out : x1_->as<T>();
   T* ln1 = ln1_->as<T>();
   o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
   linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
@@ -274,30 +281,32 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
 
 // FFN subblock: out = x1 + FFN(RMSNorm(x1)), where x1 first becomes x1 + residual when a
 // residual is given (the attention subblock's add, fused with this norm: one pass over the rows
-// instead of two, one launch fewer per decode step). Leaves ln2/gu/h in the workspace for backward.
+// instead of two, one launch fewer per decode step). x1 may be out itself: then the last product
+// adds to it in the GEMM (beta 1). Leaves ln2/gu/h in the workspace for backward.
 template <class T>
 void Block::ffn_forward(T* out, T* x1, const T* residual, int64_t N) {
   const OpsOf<T>& o = ops_of<T>(be_);
   const int64_t C = cfg_.C;
   if (cfg_.ffn == FfnKind::NoOp) {
     if (residual) o.accumulate(x1, residual, N * C);
-    be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
+    if (out != x1) be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
     return;
   }
+  const float beta = out == x1 ? 1.f : 0.f;
   T* ln2 = ln2_->as<T>();
   if (residual)
     o.add_rmsnorm_forward(x1, ln2, rstd2_->f32(), x1, residual, w<T>(ffn_norm_), N, C, cfg_.eps);
   else
     o.rmsnorm_forward(ln2, rstd2_->f32(), x1, w<T>(ffn_norm_), N, C, cfg_.eps);
   if (cfg_.ffn == FfnKind::Linear) {
-    linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C);
+    linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C, beta);
   } else {
     const int64_t F = cfg_.F;
     linear_forward<T>(be_, gu_->as<T>(), ln2, w<T>(wgate_), N, C, 2 * F);
     o.swiglu_forward(h_->as<T>(), gu_->as<T>(), N, F);
-    linear_forward<T>(be_, out, h_->as<T>(), w<T>(wdown_), N, F, C);
+    linear_forward<T>(be_, out, h_->as<T>(), w<T>(wdown_), N, F, C, beta);
   }
-  o.accumulate(out, x1, N * C);
+  if (out != x1) o.accumulate(out, x1, N * C);
 }
 
 // dinp = dout @ W (written), dweight += dout^T @ inp (accumulated; skipped when frozen).
