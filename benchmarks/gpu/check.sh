@@ -13,7 +13,9 @@
 #      ours beside PyTorch's;
 #      then `puzzle profile --device cuda`'s native side on Llama-3.1-8B and -70B shapes;
 #   5. prints one table and writes it, with date, card, driver and commit, to
-#      $OUT/gpu-check.md (commit it under benchmarks/results/).
+#      $OUT/gpu-check.md (commit it under benchmarks/results/), with each candidate pass set
+#      against the default rows and a verdict (report.py: faster on every row and every check of
+#      the pass passed, or not).
 # Usage: benchmarks/gpu/check.sh [--quick]      (about 5-7 minutes; --quick about 3)
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -3,6 +3,7 @@ also writes it as Markdown with the date, card, driver and commit (for benchmark
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 
@@ -59,6 +60,8 @@ def main():
     print(line(hdr))
     for x in rows:
         print(line(x))
+    cand_md = candidates(ours["results"], checks)
+    print(cand_md)
     if a.md:
         with open(a.md, "w") as f:
             f.write(f"# GPU check, {datetime.date.today().isoformat()}\n\n")
@@ -77,8 +80,54 @@ def main():
             for c in checks:
                 f.write(f"| {c['name']} | {c['err']:.2e} | {c['tol']:.0e} | {'ok' if c['pass'] else 'FAIL'} |\n")
             f.write("\n</details>\n")
+            f.write(cand_md)
             kern = json.load(open(a.kernels)) if a.kernels and os.path.exists(a.kernels) else {}
             f.write(kernel_tables(kern.get("kernels", []), torch.get("kernels", [])))
+
+
+TAG = re.compile(r" \[([a-z]+=[^\]]+|pdl)\]$")  # --tag of a candidate pass: [attn=mma], [pdl], [gemm=own]
+
+
+def row_key(name):
+    """A row's name without its candidate tag and kernel-name brackets ([mma], [tensor-core]),
+    keeping [bf16]: the key a candidate's row and the default one share."""
+    name = TAG.sub("", name)
+    return re.sub(r" \[(?!bf16\])[^\]]*\]", "", name)
+
+
+def candidates(results, checks):
+    """Markdown: each candidate pass (rows tagged by check.sh) against the default rows of the same
+    names: default ms / candidate ms per row (above 1: the candidate is faster), and its checks. The
+    verdict a default change needs: every check of the pass passed and no row slower than 0.97."""
+    default = {row_key(r["name"]): r for r in results if not TAG.search(r["name"])}
+    tags = sorted({TAG.search(r["name"]).group(1) for r in results if TAG.search(r["name"])})
+    if not tags:
+        return ""
+    out = ["\n## Candidate paths against the defaults (default ms / candidate ms; above 1: faster)\n\n"
+           "| candidate | rows | geometric mean | slowest row | fastest row | its checks | verdict |\n"
+           "|---|---|---|---|---|---|---|\n"]
+    for tag in tags:
+        pairs = [(r["name"], default[row_key(r["name"])]["median_ms"] / r["median_ms"]) for r in results
+                 if TAG.search(r["name"]) and TAG.search(r["name"]).group(1) == tag and row_key(r["name"]) in default]
+        mine = [c for c in checks if c["name"].endswith(f" [{tag}]")]
+        bad = [c for c in mine if not c["pass"]]
+        if not pairs:
+            out.append(f"| {tag} | 0 | - | - | - | {len(mine) - len(bad)} passed, {len(bad)} failed | no rows to compare |\n")
+            continue
+        geo = math.exp(sum(math.log(x) for _, x in pairs) / len(pairs))
+        lo, hi = min(pairs, key=lambda p: p[1]), max(pairs, key=lambda p: p[1])
+        if tag.startswith("gemm="):  # our own GEMM against cuBLAS: the fallback of builds without it
+            verdict = (f"{'with ' + str(len(bad)) + ' checks failed, ' if bad else ''}"
+                       f"{geo:.2f}x cuBLAS's speed where cuBLAS is missing")
+        elif bad or not mine:
+            verdict = "keep off: " + (f"{len(bad)} checks failed" if bad else "no checks ran with it")
+        elif lo[1] < 0.97:
+            verdict = f"keep off: slower on {sum(1 for _, x in pairs if x < 0.97)} rows"
+        else:
+            verdict = "make it the default" if geo > 1.03 else "no gain either way"
+        out.append(f"| {tag} | {len(pairs)} | {geo:.2f} | {lo[1]:.2f} ({row_key(lo[0])}) | {hi[1]:.2f} ({row_key(hi[0])}) | "
+                   f"{len(mine) - len(bad)} passed, {len(bad)} failed | {verdict} |\n")
+    return "".join(out)
 
 
 def kernel_tables(ours, theirs, top=15):
