@@ -8,7 +8,6 @@
 // (E); rstd and the weight gradient are fp32 in both.
 #include <algorithm>
 #include <cstdint>
-#include <mutex>
 
 #include "cuda/common.cuh"
 #include "cuda/vec.cuh"
@@ -154,24 +153,14 @@ void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const
                      int64_t N, int64_t C) {
   const int threads = row_threads(C / W);
   const int64_t smem = C * (int64_t)sizeof(float);
-  bool fused_dw = dweight != nullptr;
-  // The kernel also has static shared memory (block_sum's 128 bytes): keep a margin under the
-  // default 48 KB, and above it raise the kernel's dynamic limit once (cached, so nothing is
-  // called again on later steps, e.g. while a graph is being captured).
-  if (fused_dw && smem + kStaticSmemSlack > kDefaultSmem) {
-    static std::mutex mu;
-    static int64_t raised = 0;  // dynamic bytes the attribute currently allows
-    std::lock_guard<std::mutex> lock(mu);
-    if (smem > raised) {
-      if (smem + kStaticSmemSlack <= device_smem_optin() &&
-          cudaFuncSetAttribute(rmsnorm_backward_kernel<W, true, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)smem) == cudaSuccess)
-        raised = smem;
-      else
-        cudaGetLastError();  // not fatal: the two-kernel path below is used instead
-    }
-    fused_dw = smem <= raised;
-  }
+  // The kernel also has static shared memory (block_sum's 128 bytes): keep a margin under what a
+  // block may have. The limit is raised once, to all the device grants (a cap, not an allocation:
+  // each launch takes its own C floats), so no later call, e.g. during a graph capture, sets it.
+  static const int64_t cap = [] {
+    const int64_t most = device_smem_optin() - kStaticSmemSlack;
+    return raise_smem_limit(rmsnorm_backward_kernel<W, true, E>, (size_t)most) ? most : kDefaultSmem - kStaticSmemSlack;
+  }();
+  const bool fused_dw = dweight != nullptr && smem <= cap;
   if (fused_dw) {
     // Few enough blocks that the per-block atomics stay cheap, enough to fill the device.
     const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)device_sm_count());
