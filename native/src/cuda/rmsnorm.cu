@@ -19,10 +19,15 @@ constexpr int kThreads = 256;
 constexpr int kDefaultSmem = 48 * 1024;
 constexpr int64_t kStaticSmemSlack = 1024;
 
-// Threads per row block: enough for one unit each up to kThreads, a multiple of 32.
-int row_threads(int64_t units) {
+// The forward's blocks for a few rows (a decode step: one row a token): up to 1024 threads, so
+// that each thread loads one or two vectors of its row instead of a chain of four or more, one
+// after another (a row of 4096 is 1024 units of 4: one load each instead of four in a row).
+constexpr int kFewRowsThreads = 1024;
+
+// Threads per row block: enough for one unit each up to `cap`, a multiple of 32.
+int row_threads(int64_t units, int cap = kThreads) {
   const int64_t t = (units + 31) / 32 * 32;
-  return (int)std::max<int64_t>(32, std::min<int64_t>(kThreads, t));
+  return (int)std::max<int64_t>(32, std::min<int64_t>(cap, t));
 }
 
 // kAdd: the row is first sum = a + b (stored, then normalised as stored: rounded for bf16), so
@@ -30,7 +35,7 @@ int row_threads(int64_t units) {
 // it wrote itself (the same units in both loops), and sum may be a or b: hence no __restrict__ on
 // those three.
 template <int W, bool kAdd, class E>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kFewRowsThreads)
     rmsnorm_forward_kernel(E* __restrict__ out, float* __restrict__ rstd, E* sum, const E* a, const E* b,
                            const E* __restrict__ weight, int64_t N, int64_t C, float eps) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
@@ -190,12 +195,15 @@ void forward_t(E* out, float* rstd, E* sum, const E* a, const E* b, const E* wei
   const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
   const bool vec = C % 4 == 0 && vec_aligned(out) && vec_aligned(a) && vec_aligned(weight) &&
                    (!kAdd || (vec_aligned(b) && vec_aligned(sum)));
+  // many rows: blocks of up to 256 threads, several per SM, hide each other's latency; a few rows
+  // (under two blocks per SM) take wider blocks instead
+  const int cap = N < 2 * (int64_t)device_sm_count() ? kFewRowsThreads : kThreads;
   if (vec)
-    launch_pdl(name, rmsnorm_forward_kernel<4, kAdd, E>, grid, row_threads(C / 4), 0, out, rstd, sum, a, b, weight, N,
-               C, eps);
+    launch_pdl(name, rmsnorm_forward_kernel<4, kAdd, E>, grid, row_threads(C / 4, cap), 0, out, rstd, sum, a, b, weight,
+               N, C, eps);
   else
-    launch_pdl(name, rmsnorm_forward_kernel<1, kAdd, E>, grid, row_threads(C), 0, out, rstd, sum, a, b, weight, N, C,
-               eps);
+    launch_pdl(name, rmsnorm_forward_kernel<1, kAdd, E>, grid, row_threads(C, cap), 0, out, rstd, sum, a, b, weight, N,
+               C, eps);
 }
 
 template <class E>
