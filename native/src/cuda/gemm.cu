@@ -366,18 +366,48 @@ constexpr int kDotCols = 4;      // columns per warp in the dot kernel
 constexpr int kAxpySlices = kSmallWarps;  // k-slices (one per warp) in the axpy kernel
 
 // Stages X(0..MR-1, k0 .. k0+kc-1) into xs[i * KC + kk]; rows m..MR-1 are zero. Columns kk >= kc
-// are left as they are (never read). Consecutive threads follow X's contiguous dimension.
+// are left as they are (never read). Consecutive threads follow X's contiguous dimension. xvec
+// (x_cs == 1, X and its row stride 16-byte aligned): 16-byte loads, four or eight values each, so
+// a row of 4096 bf16 takes each thread two loads instead of sixteen one after another (every block
+// stages X before it streams its weights: that chain was the start of every block).
 template <int MR, class TIn>
 __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, int64_t x_rs, int64_t x_cs, int m,
-                                        int64_t k0, int kc) {
+                                        int64_t k0, int kc, bool xvec) {
   constexpr int KC = kXsFloats / MR;
   const int total = MR * kc;
+  if (xvec) {
+    constexpr int VW = 16 / sizeof(TIn);
+    const int kcv = kc / VW, nvec = MR * kcv;
+#pragma unroll 4
+    for (int idx = threadIdx.x; idx < nvec; idx += blockDim.x) {
+      const int i = idx / kcv, kk = (idx - i * kcv) * VW;
+      float v[VW];
+      if (i < m) {
+        ldg16(v, X + i * x_rs + k0 + kk);
+      } else {
+#pragma unroll
+        for (int e = 0; e < VW; ++e) v[e] = 0.f;
+      }
+#pragma unroll
+      for (int e = 0; e < VW; e += 4)
+        *reinterpret_cast<float4*>(xs + i * KC + kk + e) = make_float4(v[e], v[e + 1], v[e + 2], v[e + 3]);
+    }
+    // the last kc % VW values of each row, one at a time
+    const int rem = kc - kcv * VW;
+    for (int idx = threadIdx.x; idx < MR * rem; idx += blockDim.x) {
+      const int i = idx / rem, kk = kcv * VW + (idx - i * rem);
+      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
+    }
+    return;
+  }
   if (x_cs == 1) {
+#pragma unroll 4
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int i = idx / kc, kk = idx - i * kc;
       xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
     }
   } else {
+#pragma unroll 4
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int kk = idx / MR, i = idx - kk * MR;
       xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
@@ -389,7 +419,7 @@ template <int MR, class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
                      int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_rs,
-                     int64_t c_cs, bool vec) {
+                     int64_t c_cs, bool vec, bool xvec) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
   constexpr int KC = kXsFloats / MR;
@@ -414,7 +444,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int kc = (int)min64(KC, K - k0);
     __syncthreads();  // the previous chunk has been read by every warp
-    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc);
+    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc, xvec);
     __syncthreads();
     if (!active) continue;
     int kbeg = lane;  // first k of the scalar loop
@@ -566,7 +596,7 @@ template <int MR, class TIn, class TOut>
 __global__ void __launch_bounds__(kSmallThreads)
     small_axpy_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
                       int64_t x_cs, const TIn* __restrict__ Y, int64_t y_rs, float beta, TOut* C, int64_t c_rs,
-                      int64_t c_cs) {
+                      int64_t c_cs, bool xvec) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
   constexpr int KC = kXsFloats / MR;
@@ -583,7 +613,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int kc = (int)min64(KC, K - k0);
     __syncthreads();
-    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc);
+    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc, xvec);
     __syncthreads();
 #pragma unroll 4
     for (int kk = ty; kk < kc; kk += kAxpySlices) {
@@ -614,10 +644,13 @@ __global__ void __launch_bounds__(kSmallThreads)
 template <int MR, class TIn, class TOut>
 void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
                   const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
+  constexpr int64_t VW = 16 / sizeof(TIn);  // values per 16-byte load
+  // X staged with 16-byte loads: contiguous rows, 16-byte aligned (stage_x)
+  const bool xvec = x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0 && (m == 1 || x_rs % VW == 0);
   if (dot) {
     const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
-    const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % (int64_t)(16 / sizeof(TIn)) == 0;
+    const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % VW == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0;
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut>, (unsigned)((n + kDotCols - 1) / kDotCols),
@@ -626,10 +659,10 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     }
     launch_pdl("gemm (few-rows dot kernel)", small_dot_kernel<MR, TIn, TOut>,
                (unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y,
-               y_stride, beta, C, c_rs, c_cs, vec);
+               y_stride, beta, C, c_rs, c_cs, vec, xvec);
   } else {
     launch_pdl("gemm (few-rows axpy kernel)", small_axpy_kernel<MR, TIn, TOut>, (unsigned)((n + 31) / 32),
-               kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+               kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, xvec);
   }
 }
 

@@ -388,6 +388,12 @@ int main() {
   t_gemm(false, true, 1, 70, 1001, 7, 1.f, 1.f);
   t_gemm(false, true, 1, 480, 264, 0, 0.5f, 0.f);
   t_gemm(false, true, 1, 600, 64, 0, 1.f, 0.f);
+  // X staged with 16-byte loads (stage_x): a ragged row end (one row, K 1001), 16 rows over three
+  // chunks of 512 with a ragged last one (K 1100, row stride 1104), and the axpy kernel's X (op(B)^T
+  // rows, K 1003, stride 1008)
+  t_gemm(false, true, 1, 600, 1001, 0, 1.f, 0.f);
+  t_gemm(false, true, 16, 40, 1100, 4, 1.f, 1.f);
+  t_gemm(true, true, 150, 3, 1003, 5, 1.f, 0.f);
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak
