@@ -2,12 +2,13 @@
 #include "cpu/ops_cpu.h"
 
 namespace puzzle::cpu {
-namespace {
 
 PUZZLE_MULTIVERSION
 void add_range(float* out, const float* a, const float* b, int64_t i0, int64_t i1) {
   for (int64_t i = i0; i < i1; ++i) out[i] = a[i] + b[i];
 }
+
+namespace {
 
 PUZZLE_MULTIVERSION
 void acc_range(float* out, const float* a, int64_t i0, int64_t i1) {

@@ -42,6 +42,9 @@ void rope_kv_cache_append(float* qkv, float* k_cache, float* v_cache, const floa
 void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
 void add_forward(float* out, const float* a, const float* b, int64_t n);
+// out[i] = a[i] + b[i] for i in [i0, i1), on the calling thread (add_forward's chunk; the fused
+// add + RMSNorm's row)
+void add_range(float* out, const float* a, const float* b, int64_t i0, int64_t i1);
 void accumulate(float* out, const float* a, int64_t n);
 void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
                            int64_t V);

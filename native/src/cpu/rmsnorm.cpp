@@ -38,11 +38,6 @@ void rmsnorm_backward_rows(float* dinp, float* dweight_partial, const float* dou
   }
 }
 
-PUZZLE_MULTIVERSION
-void add_forward_range(float* out, const float* a, const float* b, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
-}
-
 }  // namespace
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
@@ -55,7 +50,7 @@ void add_rmsnorm_forward(float* sum, float* out, float* rstd, const float* a, co
                          int64_t N, int64_t C, float eps) {
   parallel_for(N, grain_rows(C), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      add_forward_range(sum + n * C, a + n * C, b + n * C, C);
+      add_range(sum, a, b, n * C, (n + 1) * C);
       rmsnorm_rows(out, rstd, sum, weight, n, n + 1, C, eps);
     }
   });

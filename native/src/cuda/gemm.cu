@@ -652,7 +652,7 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
     const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % VW == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
-      const bool vec1 = vec && x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0;
+      const bool vec1 = vec && xvec;  // X read 16 bytes at a time too
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut>, (unsigned)((n + kDotCols - 1) / kDotCols),
                  kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);
       return;
