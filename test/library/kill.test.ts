@@ -41,27 +41,44 @@ function run(lib: string, killAfterLines: number | null, child = CHILD): Promise
   });
 }
 
+/**
+ * Kills `child` `kills` times at random points (`killPoint()` progress lines in), then lets it
+ * finish; `check` runs after every run on the folder and the finished-file mtimes seen so far.
+ * A run meant to be killed can still finish first when its kill point lies past the work it had
+ * left; the folder is then complete after fewer kills, so the whole sequence starts again on a
+ * fresh folder from `fresh()`.
+ */
+async function killRepeatedly(kills: number, killPoint: () => number, child: string, fresh: () => string, check: (dir: string, seen: Map<string, number>) => void): Promise<string> {
+  for (let restart = 0; restart < 5; restart++) {
+    const dir = fresh();
+    const seen = new Map<string, number>(); // finished file -> mtime when first seen
+    let k = 0;
+    for (;;) {
+      const done = await run(dir, k < kills ? killPoint() : null, child);
+      check(dir, seen);
+      if (done && k === kills) return dir;
+      if (done) break;
+      k++;
+    }
+  }
+  throw new Error(`${child} finished before its kill landed five times over`);
+}
+
+/** Records a finished file's mtime the first time it is seen; fails if it changes later. */
+function unchanged(seen: Map<string, number>, key: string, path: string): void {
+  const t = statSync(path).mtimeMs;
+  if (seen.has(key)) expect(t, `${key} was rewritten after it finished`).toBe(seen.get(key));
+  else seen.set(key, t);
+}
+
 describe('library build under kill -9', () => {
   it('resumes without losing or changing a finished entry', async () => {
     const ref = mkdtempSync(join(tmpdir(), 'puzzle-kref-'));
     expect(await run(ref, null)).toBe(true);
     refLib = ref;
-    const lib = mkdtempSync(join(tmpdir(), 'puzzle-klib-'));
-    const seen = new Map<string, number>(); // entry -> mtime when first seen finished
-    let kills = 0;
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const done = await run(lib, kills < 4 ? 3 + Math.floor(Math.random() * 25) : null);
-      const r = checkLibrary(lib);
-      for (const e of r.entries) {
-        const t = statSync(entryPaths(lib, e.layer, e.id).json).mtimeMs;
-        const key = `${e.layer}/${e.id}`;
-        if (seen.has(key)) expect(t, `${key} was rewritten after it finished`).toBe(seen.get(key));
-        else seen.set(key, t);
-      }
-      if (done) break;
-      kills++;
-    }
-    expect(kills).toBe(4);
+    const lib = await killRepeatedly(4, () => 2 + Math.floor(Math.random() * 20), CHILD, () => mkdtempSync(join(tmpdir(), 'puzzle-klib-')), (dir, seen) => {
+      for (const e of checkLibrary(dir).entries) unchanged(seen, `${e.layer}/${e.id}`, entryPaths(dir, e.layer, e.id).json);
+    });
     const r = checkLibrary(lib);
     expect(r.complete).toBe(true);
     for (const e of r.entries)
@@ -76,26 +93,20 @@ describe('scoring under kill -9', () => {
     const whole = mkdtempSync(join(tmpdir(), 'puzzle-kscore-ref-'));
     cpSync(refLib, whole, { recursive: true });
     expect(await run(whole, null, SCORE_CHILD)).toBe(true);
-    const lib = mkdtempSync(join(tmpdir(), 'puzzle-kscore-'));
-    cpSync(refLib, lib, { recursive: true });
-    const entries = checkLibrary(lib).entries;
-    const seen = new Map<string, number>();
-    let kills = 0;
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const done = await run(lib, kills < 3 ? 2 + Math.floor(Math.random() * 4) : null, SCORE_CHILD);
+    const entries = checkLibrary(refLib).entries;
+    const fresh = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'puzzle-kscore-'));
+      cpSync(refLib, dir, { recursive: true });
+      return dir;
+    };
+    const lib = await killRepeatedly(3, () => 2 + Math.floor(Math.random() * 4), SCORE_CHILD, fresh, (dir, seen) => {
       for (const e of entries) {
-        const p = scorePath(lib, e.layer, e.id);
+        const p = scorePath(dir, e.layer, e.id);
         if (!existsSync(p)) continue;
         JSON.parse(readFileSync(p, 'utf8')); // never a half-written file
-        const t = statSync(p).mtimeMs;
-        const key = `${e.layer}/${e.id}`;
-        if (seen.has(key)) expect(t, `${key} was rewritten after it finished`).toBe(seen.get(key));
-        else seen.set(key, t);
+        unchanged(seen, `${e.layer}/${e.id}`, p);
       }
-      if (done) break;
-      kills++;
-    }
-    expect(kills).toBe(3);
+    });
     for (const e of entries)
       expect(readFileSync(scorePath(lib, e.layer, e.id), 'utf8'), `${e.layer}/${e.id}`).toBe(readFileSync(scorePath(whole, e.layer, e.id), 'utf8'));
   }, 600_000);
