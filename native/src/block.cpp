@@ -19,18 +19,13 @@ const OpsOf<T>& ops_of(const Backend& be) {
     return be.ops_bf16;
 }
 
-// out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ out when beta is 1: a residual added in the GEMM)
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T
 template <class T>
-void linear_forward(const Backend& be, T* out, const T* inp, const T* weight, int64_t N, int64_t C, int64_t OC,
-                    float beta = 0.f) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (beta == 0.f)
-      be.ops.matmul_forward(out, inp, weight, nullptr, N, C, OC);
-    else
-      be.ops.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, beta, out, OC);
-  } else {
-    be.ops_bf16.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, beta, out, OC);
-  }
+void linear_forward(const Backend& be, T* out, const T* inp, const T* weight, int64_t N, int64_t C, int64_t OC) {
+  if constexpr (std::is_same_v<T, float>)
+    be.ops.matmul_forward(out, inp, weight, nullptr, N, C, OC);
+  else
+    be.ops_bf16.gemm(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC);
 }
 
 // A GEMM whose output is a weight gradient: fp32 in both precisions.
@@ -266,47 +261,55 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
   ensure_workspace(N, B, T_);
   saved_ = false;
   T* qkv = qkv_->as<T>();
-  // Nothing is saved for backward here, so x1 can live in out: then the FFN's last product adds
-  // itself to it (GEMM beta 1) instead of a separate residual add (not when out is x itself).
-  T* x1 = out != x ? out : x1_->as<T>();
-  T* ln1 = ln1_->as<T>();
-  o.rmsnorm_forward(ln1, rstd1_->f32(), x, w<T>(attn_norm_), N, C, cfg_.eps);
-  linear_forward<T>(be_, qkv, ln1, w<T>(wq_), N, C, QKV);
+  // Nothing is saved for backward here, so the inference fusions of the contract apply: the norm
+  // goes into the product after it, the residual into the product before it, SwiGLU into the
+  // gate|up product (on CUDA, one kernel each for a few rows). x1 lives in out (the o projection
+  // adds its residual x in place when out is x), so the FFN's last product adds itself to it in
+  // place; not for a linear FFN, whose one product reads x1 while it writes the output.
+  T* x1 = cfg_.ffn == FfnKind::Linear ? x1_->as<T>() : out;
+  T* ln = ln1_->as<T>();
+  float* rstd = rstd1_->f32();
+  o.norm_linear_forward(qkv, ln, rstd, x, w<T>(attn_norm_), w<T>(wq_), nullptr, N, C, QKV, cfg_.eps);
   // q and k heads rotated and the new keys and values appended: one launch
   o.rope_kv_cache_append(qkv, k_cache, v_cache, in.cos, in.sin, in.pos, B, T_, NH, NKV, HS, past, Tmax);
   o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
-  linear_forward<T>(be_, x1, att_->as<T>(), w<T>(wo_), N, NH * HS, C);
-  ffn_forward(out, x1, x, N);
+  o.norm_linear_forward(x1, ln, rstd, att_->as<T>(), nullptr, w<T>(wo_), x, N, NH * HS, C, cfg_.eps);
+  // out = x1 + FFN(RMSNorm(x1))
+  if (cfg_.ffn == FfnKind::Linear) {
+    o.norm_linear_forward(out, ln, rstd, x1, w<T>(ffn_norm_), w<T>(wlin_ffn_), x1, N, C, C, cfg_.eps);
+  } else if (cfg_.ffn == FfnKind::SwiGLU) {
+    T* h = h_->as<T>();
+    o.norm_swiglu_forward(h, ln, rstd, gu_->as<T>(), x1, w<T>(ffn_norm_), w<T>(wgate_), N, C, cfg_.F, cfg_.eps);
+    o.norm_linear_forward(out, ln, rstd, h, nullptr, w<T>(wdown_), x1, N, cfg_.F, C, cfg_.eps);
+  }
 }
 
-// FFN subblock: out = x1 + FFN(RMSNorm(x1)), where x1 first becomes x1 + residual when a
-// residual is given (the attention subblock's add, fused with this norm: one pass over the rows
-// instead of two, one launch fewer per decode step). x1 may be out itself: then the last product
-// adds to it in the GEMM (beta 1). Leaves ln2/gu/h in the workspace for backward.
+// FFN subblock of the training forward: out = x1 + FFN(RMSNorm(x1)), where x1 first becomes
+// x1 + residual when a residual is given (the attention subblock's add, fused with this norm: one
+// pass over the rows instead of two). Leaves ln2/gu/h in the workspace for backward.
 template <class T>
 void Block::ffn_forward(T* out, T* x1, const T* residual, int64_t N) {
   const OpsOf<T>& o = ops_of<T>(be_);
   const int64_t C = cfg_.C;
   if (cfg_.ffn == FfnKind::NoOp) {
     if (residual) o.accumulate(x1, residual, N * C);
-    if (out != x1) be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
+    be_.copy_device(out, x1, (size_t)N * C * sizeof(T));
     return;
   }
-  const float beta = out == x1 ? 1.f : 0.f;
   T* ln2 = ln2_->as<T>();
   if (residual)
     o.add_rmsnorm_forward(x1, ln2, rstd2_->f32(), x1, residual, w<T>(ffn_norm_), N, C, cfg_.eps);
   else
     o.rmsnorm_forward(ln2, rstd2_->f32(), x1, w<T>(ffn_norm_), N, C, cfg_.eps);
   if (cfg_.ffn == FfnKind::Linear) {
-    linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C, beta);
+    linear_forward<T>(be_, out, ln2, w<T>(wlin_ffn_), N, C, C);
   } else {
     const int64_t F = cfg_.F;
     linear_forward<T>(be_, gu_->as<T>(), ln2, w<T>(wgate_), N, C, 2 * F);
     o.swiglu_forward(h_->as<T>(), gu_->as<T>(), N, F);
-    linear_forward<T>(be_, out, h_->as<T>(), w<T>(wdown_), N, F, C, beta);
+    linear_forward<T>(be_, out, h_->as<T>(), w<T>(wdown_), N, F, C);
   }
-  if (out != x1) o.accumulate(out, x1, N * C);
+  o.accumulate(out, x1, N * C);
 }
 
 // dinp = dout @ W (written), dweight += dout^T @ inp (accumulated; skipped when frozen).

@@ -524,6 +524,39 @@ void check_bf16_ops() {
     check("bf16 add+rmsnorm forward", gout2.get(), widen16(out2), TOL.bf16);
     check("bf16 add+rmsnorm rstd", grstd2.get(), rstd2, TOL.f32);
   }
+  // The inference fusions (norm + product, product + residual, norm + gate|up + SwiGLU) on 8B
+  // decode shapes: one row on the one-row dot kernel (qkv) and the dot kernel (gate|up), the down
+  // projection adding itself in place, 16 rows, and 40 rows, which compose. The fused kernels keep
+  // the normalised rows and gate|up in fp32 where the CPU rounds them: a GEMM's tolerance.
+  struct FS { int64_t N, C, OC, F; bool norm; int res; } fused[] = {
+      {1, 4096, 6144, 0, true, 0}, {1, 4096, 0, 14336, true, 0}, {1, 14336, 4096, 0, false, 2},
+      {16, 4096, 1024, 0, true, 1}, {16, 4096, 0, 1000, true, 0}, {40, 1024, 512, 0, true, 1}, {40, 1024, 0, 300, true, 0}};
+  for (const FS& t : fused) {
+    const bool glu = t.F > 0;
+    const int64_t n_out = glu ? t.F : t.OC, rows = glu ? 2 * t.F : t.OC;
+    auto x = round16(randn(t.N * t.C)), w = round16(randn(t.C, 0.1f, 1.f)), res = round16(randn(t.N * n_out));
+    auto W = round16(randn(rows * t.C, 1.f / std::sqrt((float)t.C)));
+    std::vector<bf16> out = t.res == 2 ? res : std::vector<bf16>(t.N * n_out), ln(t.N * t.C), gu(t.N * std::max<int64_t>(rows, 1));
+    std::vector<float> rstd(t.N);
+    Dev16 gx(x), gw(w), gW(W), gres(res), gout(t.res == 2 ? res : std::vector<bf16>(t.N * n_out)), gln(t.N * t.C);
+    Dev16 ggu(t.N * std::max<int64_t>(rows, 1));
+    Dev grstd(t.N * 4);
+    const bf16* nw = t.norm ? w.data() : nullptr;
+    if (glu) {
+      c.norm_swiglu_forward(out.data(), ln.data(), rstd.data(), gu.data(), x.data(), nw, W.data(), t.N, t.C, t.F, 1e-5f);
+      g.norm_swiglu_forward(gout.p(), gln.p(), grstd.f(), ggu.p(), gx.p(), t.norm ? gw.p() : nullptr, gW.p(), t.N, t.C, t.F, 1e-5f);
+    } else {
+      const bf16* r = t.res == 1 ? res.data() : t.res == 2 ? out.data() : nullptr;
+      const bf16* gr = t.res == 1 ? gres.p() : t.res == 2 ? gout.p() : nullptr;
+      c.norm_linear_forward(out.data(), ln.data(), rstd.data(), x.data(), nw, W.data(), r, t.N, t.C, t.OC, 1e-5f);
+      g.norm_linear_forward(gout.p(), gln.p(), grstd.f(), gx.p(), t.norm ? gw.p() : nullptr, gW.p(), gr, t.N, t.C, t.OC, 1e-5f);
+    }
+    char name[128];
+    std::snprintf(name, sizeof name, "bf16 %s N%ld C%ld %s%ld%s%s", glu ? "norm+swiglu" : "norm+linear", (long)t.N,
+                  (long)t.C, glu ? "F" : "OC", (long)(glu ? t.F : t.OC), t.norm ? " norm" : "",
+                  t.res == 1 ? " res" : t.res == 2 ? " res in place" : "");
+    check(name, gout.get(), widen16(out), TOL.gemm_bf16);
+  }
   // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs. Without
   // cuBLAS (or with PUZZLE_CUDA_GEMM=own) the aligned ones (row strides a multiple of 8) run the
   // mma.sync kernel: the last three reach its 256-wide tiles on 132 SMs, with ragged N or K
@@ -766,6 +799,8 @@ void run_checks(bool quick) {
   check_optimiser();
   c.C = 256, c.NH = 8, c.HS = 32, c.NKV = 2, c.F = 704;
   check_block(c, 2, 40);
+  c.ffn = FfnKind::Linear;
+  check_block(c, 2, 16);
   c.NKV = 1, c.ffn = FfnKind::NoOp;
   check_block(c, 1, 70);
   c.attn = AttnKind::Linear, c.ffn = FfnKind::Linear;
@@ -783,6 +818,11 @@ bf16_part:
   c = BlockConfig{};
   c.C = 256, c.NH = 8, c.HS = 32, c.NKV = 2, c.F = 704;
   check_block_bf16(c, 2, 40);
+  // a GQA layer's cached forward fuses differently per FFN kind: the other two
+  c.ffn = FfnKind::Linear;
+  check_block_bf16(c, 2, 16);
+  c.ffn = FfnKind::NoOp;
+  check_block_bf16(c, 3, 10);
   c.attn = AttnKind::Linear, c.ffn = FfnKind::Linear;
   check_block_bf16(c, 2, 16);
   c = BlockConfig{};

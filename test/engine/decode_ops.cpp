@@ -1,8 +1,8 @@
 // The ops a GQA + SwiGLU block calls for one step with a KV cache (test/engine/decode-ops.test.ts):
 // every op of the bf16 and fp32 tables a block forward can call, and the backend's device copy and
-// memset, counted on a copy of the CPU backend. On CUDA each call is one kernel launch (two where a
-// kernel needs a second pass: split-K's reduce, a decode attention's separate merge), so this is
-// what a decode step launches on any backend.
+// memset, counted on a copy of the CPU backend (its fused ops compose through the uncounted
+// table). On CUDA each call is one kernel launch for a few rows (the fused ops compose past 16;
+// split-K would add a reduce), so this is what a decode step launches on any backend.
 #include <cstdio>
 #include <map>
 #include <string>
@@ -29,9 +29,11 @@ int main() {
   COUNT(ops, rmsnorm_forward); COUNT(ops, add_rmsnorm_forward); COUNT(ops, matmul_forward); COUNT(ops, gemm);
   COUNT(ops, rope_forward); COUNT(ops, rope_kv_cache_append); COUNT(ops, attention_cached_forward);
   COUNT(ops, swiglu_forward); COUNT(ops, add_forward); COUNT(ops, accumulate);
+  COUNT(ops, norm_linear_forward); COUNT(ops, norm_swiglu_forward);
   COUNT(ops_bf16, rmsnorm_forward); COUNT(ops_bf16, add_rmsnorm_forward); COUNT(ops_bf16, gemm);
   COUNT(ops_bf16, rope_forward); COUNT(ops_bf16, rope_kv_cache_append); COUNT(ops_bf16, attention_cached_forward);
   COUNT(ops_bf16, swiglu_forward); COUNT(ops_bf16, add_forward); COUNT(ops_bf16, accumulate);
+  COUNT(ops_bf16, norm_linear_forward); COUNT(ops_bf16, norm_swiglu_forward);
   b.copy_device = [](void* d, const void* s, size_t n) { ++calls["copy_device"]; cpu().copy_device(d, s, n); };
   b.memset_zero = [](void* d, size_t n) { ++calls["memset_zero"]; cpu().memset_zero(d, n); };
   BlockConfig cfg;

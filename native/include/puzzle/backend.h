@@ -81,6 +81,20 @@ struct Ops {
   void (*swiglu_forward)(float* out, const float* gu, int64_t N, int64_t F);
   void (*swiglu_backward)(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
 
+  // ---- inference fusions (a cached forward keeps nothing for backward). Each equals the
+  // composition of the ops above that its comment writes out; a backend fuses where that pays
+  // (CUDA: a few rows, where every product streams its weights once and each launch saved is
+  // latency saved in a decode step), else composes.
+  // norm_linear_forward: out[N,OC] = res + RMSNorm(x; norm_weight) @ weight[OC,C]^T, where a null
+  //   norm_weight takes x itself and a null res adds nothing. out may be res (in place); it
+  //   aliases nothing else. ln[N,C] and rstd[N] are scratch a composing backend may write.
+  void (*norm_linear_forward)(float* out, float* ln, float* rstd, const float* x, const float* norm_weight,
+                              const float* weight, const float* res, int64_t N, int64_t C, int64_t OC, float eps);
+  // norm_swiglu_forward: out[N,F] = SwiGLU(RMSNorm(x; norm_weight) @ weight[2F,C]^T), the gate in
+  //   weight rows [0,F) and up in [F,2F) (as swiglu_forward's gu); ln[N,C], rstd[N], gu[N,2F] scratch.
+  void (*norm_swiglu_forward)(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
+                              const float* weight, int64_t N, int64_t C, int64_t F, float eps);
+
   // ---- elementwise: out = a + b (residual); out += a (gradient accumulation)
   void (*add_forward)(float* out, const float* a, const float* b, int64_t n);
   void (*accumulate)(float* out, const float* a, int64_t n);
@@ -150,6 +164,12 @@ struct OpsBf16 {
                                int64_t past, int64_t Tmax);
   void (*swiglu_forward)(bf16* out, const bf16* gu, int64_t N, int64_t F);
   void (*swiglu_backward)(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
+  // the inference fusions above; a fusing backend keeps ln and gu in fp32 (no rounding between
+  // the norm, the product and the gate), so it may differ from the composition by that rounding
+  void (*norm_linear_forward)(bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* norm_weight,
+                              const bf16* weight, const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
+  void (*norm_swiglu_forward)(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
+                              const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
   void (*add_forward)(bf16* out, const bf16* a, const bf16* b, int64_t n);
   void (*accumulate)(bf16* out, const bf16* a, int64_t n);
 };

@@ -99,6 +99,8 @@ Backend make_backend() {
   o.rope_kv_cache_append = rope_kv_cache_append;
   o.swiglu_forward = swiglu_forward;
   o.swiglu_backward = swiglu_backward;
+  o.norm_linear_forward = norm_linear_forward;
+  o.norm_swiglu_forward = norm_swiglu_forward;
   o.add_forward = add_forward;
   o.accumulate = accumulate;
   o.cross_entropy_forward = cross_entropy_forward;
@@ -127,6 +129,8 @@ Backend make_backend() {
   h.rope_kv_cache_append = rope_kv_cache_append;
   h.swiglu_forward = swiglu_forward;
   h.swiglu_backward = swiglu_backward;
+  h.norm_linear_forward = norm_linear_forward;
+  h.norm_swiglu_forward = norm_swiglu_forward;
   h.add_forward = add_forward;
   h.accumulate = accumulate;
   return b;

@@ -190,6 +190,25 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int64_t C, int64_t OC);
 
+// gemm.cu: the few-rows dot kernels with the inference fusions (for norm_linear.cu): out[N,OC] =
+// res + RMSNorm?(x; nw) @ W[OC,C]^T (nw null: no norm; res null: none; out may be res), or with
+// F > 0 out[N,F] = SwiGLU(RMSNorm(x; nw) @ W[2F,C]^T). One launch; false, nothing queued, where those
+// kernels do not take the shape (N > 16 or N over the output columns, SwiGLU without a norm or with
+// a residual) or PUZZLE_CUDA_GEMM=cublas.
+bool small_linear_fused(float* out, const float* x, const float* nw, const float* W, const float* res, int64_t N,
+                        int64_t C, int64_t OC, int64_t F, float eps);
+bool small_linear_fused(bf16* out, const bf16* x, const bf16* nw, const bf16* W, const bf16* res, int64_t N, int64_t C,
+                        int64_t OC, int64_t F, float eps);
+// norm_linear.cu: Ops::norm_linear_forward and norm_swiglu_forward (puzzle/backend.h)
+void norm_linear_forward(float* out, float* ln, float* rstd, const float* x, const float* norm_weight,
+                         const float* weight, const float* res, int64_t N, int64_t C, int64_t OC, float eps);
+void norm_swiglu_forward(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
+                         const float* weight, int64_t N, int64_t C, int64_t F, float eps);
+void norm_linear_forward(bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* norm_weight, const bf16* weight,
+                         const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
+void norm_swiglu_forward(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
+                         const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
+
 // ---- the bf16 (mixed precision) overloads, same semantics as above (see OpsBf16 in puzzle/backend.h)
 void to_bf16(bf16* out, const float* inp, int64_t n);
 void to_f32(float* out, const bf16* inp, int64_t n);

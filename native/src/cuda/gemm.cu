@@ -15,6 +15,11 @@
 //      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem;
 //      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
 //        one block per 4 columns, all its threads along k (o and down projections of a decode).
+//    The dot kernels also serve the inference fusions of norm_linear.cu (small_linear_fused):
+//    RMSNorm folded into the staging of X (the norm weight multiplied in, each row's sum of squares
+//    gathered on the way and its 1/rms applied to the sums at the end, which is the same product),
+//    a residual read from its own matrix instead of C, and SwiGLU in the epilogue (a warp's
+//    columns are gate/up pairs j, F+j, so both halves of an output meet in one warp).
 //  * bf16 operands otherwise: gemm_mma.cu's kernel (cp.async k-tiles several stages ahead,
 //    ldmatrix, mma.sync m16n8k16) when they are 16-byte aligned with row strides a multiple of 8,
 //    split along K (partials reduced by a second kernel) where its tiles would leave SMs idle.
@@ -415,25 +420,60 @@ __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, in
   }
 }
 
-template <int MR, class TIn, class TOut>
+// Inference fusions of the dot kernels (small_linear_fused): kFuseNone, or RMSNorm folded into
+// X's staging, or that and SwiGLU in the epilogue.
+constexpr int kFuseNone = 0, kFuseNorm = 1, kFuseNormGlu = 2;
+
+// The norm on staged X: each row's sum of squares added to ssq[i] (shared), and the row
+// multiplied by the norm weight nw[k0 ..] in place. 1/rms is a factor of the whole row, so it
+// multiplies the finished sums instead (it needs every chunk first). Rows >= m are zero and
+// skipped. All threads of the block take part.
+template <int MR, class TIn>
+__device__ __forceinline__ void norm_staged(float* xs, const TIn* __restrict__ nw, int m, int kc, float* ssq) {
+  constexpr int KC = kXsFloats / MR;
+#pragma unroll 1
+  for (int i = 0; i < m; ++i) {  // m is uniform over the block
+    float s = 0.f;
+#pragma unroll 4
+    for (int kk = threadIdx.x; kk < kc; kk += blockDim.x) {
+      const float v = xs[i * KC + kk];
+      s = fmaf(v, v, s);
+      xs[i * KC + kk] = v * ldg1(nw + kk);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if ((threadIdx.x & 31) == 0) atomicAdd(&ssq[i], s);
+  }
+}
+
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
+template <int MR, class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
-                     int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_rs,
-                     int64_t c_cs, bool vec, bool xvec) {
+                     int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, const TOut* Cin, TOut* C,
+                     int64_t c_rs, int64_t c_cs, bool vec, bool xvec, const TIn* __restrict__ nw, float eps) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
+  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu;
   constexpr int KC = kXsFloats / MR;
+  constexpr int NP = kDotCols / 2;            // GLU: gate/up pairs per warp
+  constexpr int OWN = GLU ? NP : kDotCols;    // output columns per warp
   static_assert(KC % 8 == 0, "chunks must keep 16-byte alignment of fp32 and bf16 rows");
   __shared__ __align__(16) float xs[kXsFloats];
+  __shared__ float ssq[MR];  // NORM: each row's sum of squares
+  if (NORM && threadIdx.x < MR) ssq[threadIdx.x] = 0.f;  // published by the first barrier below
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t j0 = ((int64_t)blockIdx.x * kSmallWarps + warp) * kDotCols;
+  const int64_t j0 = ((int64_t)blockIdx.x * kSmallWarps + warp) * OWN;
   const bool active = j0 < n;
-  // Columns j0 .. j0+ncols-1 exist (ncols < kDotCols only in the last warp): the others read as
+  // Output columns j0 .. j0+ncols-1 exist (ncols < OWN only in the last warp): the others read as
   // zero, so every element of Y is loaded exactly once. Their pointers are clamped to stay valid.
-  const int ncols = (int)min64(kDotCols, n - j0);
+  // GLU: n is F, and weight rows j (gate, c < NP) and F+j (up) are the warp's columns.
+  const int ncols = (int)min64(OWN, n - j0);
   const TIn* yrow[kDotCols];
 #pragma unroll
-  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + min64(j0 + c, n - 1) * y_cs;
+  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + ((GLU && c >= NP ? n : 0) + min64(j0 + c % OWN, n - 1)) * y_cs;
+  auto valid = [&](int c) { return c % OWN < ncols; };
 
   float acc[MR][kDotCols];
 #pragma unroll
@@ -446,6 +486,10 @@ __global__ void __launch_bounds__(kSmallThreads)
     __syncthreads();  // the previous chunk has been read by every warp
     stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc, xvec);
     __syncthreads();
+    if constexpr (NORM) {
+      norm_staged<MR>(xs, nw + k0, m, kc, ssq);
+      __syncthreads();
+    }
     if (!active) continue;
     int kbeg = lane;  // first k of the scalar loop
     if (vec) {
@@ -458,7 +502,7 @@ __global__ void __launch_bounds__(kSmallThreads)
         float w[kDotCols][VW];
 #pragma unroll
         for (int c = 0; c < kDotCols; ++c) {
-          if (c < ncols) {
+          if (valid(c)) {
             ldg16(w[c], yrow[c] + k0 + kk);
           } else {
 #pragma unroll
@@ -488,7 +532,7 @@ __global__ void __launch_bounds__(kSmallThreads)
     for (int kk = kbeg; kk < kc; kk += 32) {
       float w[kDotCols];
 #pragma unroll
-      for (int c = 0; c < kDotCols; ++c) w[c] = c < ncols ? ldg1(yrow[c] + k0 + kk) : 0.f;
+      for (int c = 0; c < kDotCols; ++c) w[c] = valid(c) ? ldg1(yrow[c] + k0 + kk) : 0.f;
 #pragma unroll
       for (int i = 0; i < MR; ++i) {
         const float x = xs[i * KC + kk];
@@ -508,18 +552,22 @@ __global__ void __launch_bounds__(kSmallThreads)
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
       acc[i][c] = v;
     }
-  // Every lane holds every sum; the (i, c) result is written by lane (i*kDotCols + c) % 32.
+  // Every lane holds every sum; the (i, c) result is written by lane (i*OWN + c) % 32.
 #pragma unroll
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MR; ++i) {
+    // NORM: the row's 1/rms (ssq is complete: the last chunk's norm pass ended at a barrier)
+    const float a = NORM ? alpha / sqrtf(ssq[i] / (float)K + eps) : alpha;
 #pragma unroll
-    for (int c = 0; c < kDotCols; ++c) {
-      if (lane == ((i * kDotCols + c) & 31) && i < m && c < ncols) {
-        TOut* p = C + i * c_rs + (j0 + c) * c_cs;
-        float v = alpha * acc[i][c];
-        if (beta != 0.f) v += beta * load_c(p);
-        store_c(p, v);
+    for (int c = 0; c < OWN; ++c) {
+      if (lane == ((i * OWN + c) & 31) && i < m && c < ncols) {
+        const int64_t at = i * c_rs + (j0 + c) * c_cs;
+        float v = a * acc[i][c];
+        if constexpr (GLU) v = silu_mul(v, a * acc[i][c + NP]);
+        if (beta != 0.f) v += beta * load_c(Cin + at);
+        store_c(C + at, v);
       }
     }
+  }
 }
 
 // The dot case for a single row (m == 1: a batch-1 decode step) when the dot kernel above would
@@ -528,32 +576,49 @@ __global__ void __launch_bounds__(kSmallThreads)
 // memory bandwidth. Here one block owns 4 columns and all its threads stride along k (16-byte
 // loads of X and of the 4 weight rows, two steps in flight), then reduce across the block:
 // n/4 blocks, up to 8 per SM.
-template <class TIn, class TOut>
+template <class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot1_kernel(int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_cs,
-                      const TIn* __restrict__ Y, int64_t y_cs, float beta, TOut* C, int64_t c_cs, bool vec) {
+                      const TIn* __restrict__ Y, int64_t y_cs, float beta, const TOut* Cin, TOut* C, int64_t c_cs,
+                      bool vec, const TIn* __restrict__ nw, float eps) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
-  __shared__ float red[kSmallWarps][kDotCols];
-  const int64_t j0 = (int64_t)blockIdx.x * kDotCols;
-  const int ncols = (int)min64(kDotCols, n - j0);
+  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu;
+  constexpr int NP = kDotCols / 2, OWN = GLU ? NP : kDotCols;  // as in small_dot_kernel
+  __shared__ float red[kSmallWarps][kDotCols + 1];             // + the row's sum of squares
+  const int64_t j0 = (int64_t)blockIdx.x * OWN;
+  const int ncols = (int)min64(OWN, n - j0);
   const TIn* yrow[kDotCols];
+  bool valid[kDotCols];
 #pragma unroll
-  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + min64(j0 + c, n - 1) * y_cs;  // clamped, read as 0
+  for (int c = 0; c < kDotCols; ++c) {  // clamped, read as 0
+    yrow[c] = Y + ((GLU && c >= NP ? n : 0) + min64(j0 + c % OWN, n - 1)) * y_cs;
+    valid[c] = c % OWN < ncols;
+  }
   float acc[kDotCols];
 #pragma unroll
   for (int c = 0; c < kDotCols; ++c) acc[c] = 0.f;
+  float ss = 0.f;  // NORM: this thread's part of the row's sum of squares
   int64_t kbeg = threadIdx.x;
-  if (vec) {  // X contiguous, X and every weight row 16-byte aligned
+  if (vec) {  // X contiguous, X, nw and every weight row 16-byte aligned
     constexpr int VW = 16 / sizeof(TIn);
     const int64_t kv = K & ~(int64_t)(VW - 1);
 #pragma unroll 2
     for (int64_t kk = (int64_t)threadIdx.x * VW; kk < kv; kk += (int64_t)kSmallThreads * VW) {
       float x[VW], w[kDotCols][VW];
       ldg16(x, X + kk);
+      if constexpr (NORM) {
+        float g[VW];
+        ldg16(g, nw + kk);
+#pragma unroll
+        for (int e = 0; e < VW; ++e) {
+          ss = fmaf(x[e], x[e], ss);
+          x[e] *= g[e];
+        }
+      }
 #pragma unroll
       for (int c = 0; c < kDotCols; ++c) {
-        if (c < ncols) {
+        if (valid[c]) {
           ldg16(w[c], yrow[c] + kk);
         } else {
 #pragma unroll
@@ -568,27 +633,39 @@ __global__ void __launch_bounds__(kSmallThreads)
     kbeg = kv + threadIdx.x;
   }
   for (int64_t kk = kbeg; kk < K; kk += kSmallThreads) {
-    const float x = ldg1(X + kk * x_cs);
+    float x = ldg1(X + kk * x_cs);
+    if constexpr (NORM) {
+      ss = fmaf(x, x, ss);
+      x *= ldg1(nw + kk);
+    }
 #pragma unroll
-    for (int c = 0; c < kDotCols; ++c) acc[c] = fmaf(x, c < ncols ? ldg1(yrow[c] + kk) : 0.f, acc[c]);
+    for (int c = 0; c < kDotCols; ++c) acc[c] = fmaf(x, valid[c] ? ldg1(yrow[c] + kk) : 0.f, acc[c]);
   }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
-  for (int c = 0; c < kDotCols; ++c) {
-    float v = acc[c];
+  for (int c = 0; c <= kDotCols; ++c) {
+    if (c == kDotCols && !NORM) break;
+    float v = c < kDotCols ? acc[c] : ss;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     if (lane == 0) red[warp][c] = v;
   }
   __syncthreads();
   if ((int)threadIdx.x < ncols) {
-    float sum = 0.f;
+    const int c = threadIdx.x;
+    float sum = 0.f, up = 0.f, sq = 0.f;
 #pragma unroll
-    for (int w = 0; w < kSmallWarps; ++w) sum += red[w][threadIdx.x];
-    TOut* p = C + (j0 + threadIdx.x) * c_cs;
-    float v = alpha * sum;
-    if (beta != 0.f) v += beta * load_c(p);
-    store_c(p, v);
+    for (int w = 0; w < kSmallWarps; ++w) {
+      sum += red[w][c];
+      if (GLU) up += red[w][c + NP];
+      if (NORM) sq += red[w][kDotCols];
+    }
+    const float a = NORM ? alpha / sqrtf(sq / (float)K + eps) : alpha;
+    float v = a * sum;
+    if constexpr (GLU) v = silu_mul(v, a * up);
+    const int64_t at = (j0 + c) * c_cs;
+    if (beta != 0.f) v += beta * load_c(Cin + at);
+    store_c(C + at, v);
   }
 }
 
@@ -641,25 +718,31 @@ __global__ void __launch_bounds__(kSmallThreads)
   }
 }
 
-template <int MR, class TIn, class TOut>
+// Cin: where beta's C is read (C itself for a GEMM; the residual of a fused linear, which may be
+// C). FUSE (dot kernels only): nw and eps are the norm's weight and epsilon; with kFuseNormGlu n
+// counts output columns, F, and Y has 2n rows.
+template <int MR, int FUSE = kFuseNone, class TIn, class TOut>
 void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
-                  const TIn* Y, int64_t y_stride, float beta, TOut* C, int64_t c_rs, int64_t c_cs) {
+                  const TIn* Y, int64_t y_stride, float beta, const TOut* Cin, TOut* C, int64_t c_rs, int64_t c_cs,
+                  const TIn* nw = nullptr, float eps = 0.f) {
   constexpr int64_t VW = 16 / sizeof(TIn);  // values per 16-byte load
+  constexpr int64_t OWN = FUSE == kFuseNormGlu ? kDotCols / 2 : kDotCols;  // output columns per warp
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   // X staged with 16-byte loads: contiguous rows, 16-byte aligned (stage_x)
-  const bool xvec = x_cs == 1 && reinterpret_cast<uintptr_t>(X) % 16 == 0 && (m == 1 || x_rs % VW == 0);
+  const bool xvec = x_cs == 1 && aligned(X) && (m == 1 || x_rs % VW == 0);
   if (dot) {
-    const int64_t cols_per_block = (int64_t)kSmallWarps * kDotCols;
+    const int64_t cols_per_block = (int64_t)kSmallWarps * OWN;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
-    const bool vec = reinterpret_cast<uintptr_t>(Y) % 16 == 0 && y_stride % VW == 0;
+    const bool vec = aligned(Y) && y_stride % VW == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
-      const bool vec1 = vec && xvec;  // X read 16 bytes at a time too
-      launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut>, (unsigned)((n + kDotCols - 1) / kDotCols),
-                 kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, C, c_cs, vec1);
+      const bool vec1 = vec && xvec && (FUSE == kFuseNone || aligned(nw));  // X (and nw) 16 bytes at a time too
+      launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut, FUSE>, (unsigned)((n + OWN - 1) / OWN),
+                 kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, Cin, C, c_cs, vec1, nw, eps);
       return;
     }
-    launch_pdl("gemm (few-rows dot kernel)", small_dot_kernel<MR, TIn, TOut>,
+    launch_pdl("gemm (few-rows dot kernel)", small_dot_kernel<MR, TIn, TOut, FUSE>,
                (unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y,
-               y_stride, beta, C, c_rs, c_cs, vec, xvec);
+               y_stride, beta, Cin, C, c_rs, c_cs, vec, xvec, nw, eps);
   } else {
     launch_pdl("gemm (few-rows axpy kernel)", small_axpy_kernel<MR, TIn, TOut>, (unsigned)((n + 31) / 32),
                kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, xvec);
@@ -688,15 +771,15 @@ void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
     c_rs = 1, c_cs = ldc;
   }
   if (m <= 1)
-    launch_small<1, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<1>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
   else if (m <= 2)
-    launch_small<2, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<2>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
   else if (m <= 4)
-    launch_small<4, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<4>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
   else if (m <= 8)
-    launch_small<8, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<8>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
   else
-    launch_small<16, TIn, TOut>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs);
+    launch_small<16>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
 }
 
 // ============================================================================================
@@ -832,6 +915,39 @@ void gemm_t(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alp
   tc_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// out[N, OC] = res + RMSNorm?(x) @ W[OC, C]^T, or (F > 0) out[N, F] = SwiGLU(RMSNorm(x) @ W[2F, C]^T), on
+// the dot kernels with their fusions (see small_linear_fused in common.cuh).
+template <class T>
+bool small_linear_fused_t(T* out, const T* x, const T* nw, const T* W, const T* res, int64_t N, int64_t C, int64_t OC,
+                          int64_t F, float eps) {
+  const bool glu = F > 0;
+  const int64_t n = glu ? F : OC;  // output columns
+  if (gemm_mode() == Mode::kCublas || N <= 0 || N > kSmallRows || C <= 0 || n < N) return false;
+  if (glu && (!nw || res)) return false;
+  const float beta = res ? 1.f : 0.f;
+  const int m = (int)N;
+  auto go = [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    if (glu)
+      launch_small<MR, kFuseNormGlu>(true, m, n, C, 1.f, x, C, 1, W, C, 0.f, out, out, n, 1, nw, eps);
+    else if (nw)
+      launch_small<MR, kFuseNorm>(true, m, n, C, 1.f, x, C, 1, W, C, beta, res, out, n, 1, nw, eps);
+    else
+      launch_small<MR, kFuseNone>(true, m, n, C, 1.f, x, C, 1, W, C, beta, res ? res : out, out, n, 1);
+  };
+  if (m <= 1)
+    go(std::integral_constant<int, 1>{});
+  else if (m <= 2)
+    go(std::integral_constant<int, 2>{});
+  else if (m <= 4)
+    go(std::integral_constant<int, 4>{});
+  else if (m <= 8)
+    go(std::integral_constant<int, 8>{});
+  else
+    go(std::integral_constant<int, 16>{});
+  return true;
+}
+
 }  // namespace
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -845,6 +961,16 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
 void gemm_f32out(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                  const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm_t(transA, transB, M, N, K, alpha, dev(A), lda, dev(B), ldb, beta, C, ldc);
+}
+
+bool small_linear_fused(float* out, const float* x, const float* nw, const float* W, const float* res, int64_t N,
+                        int64_t C, int64_t OC, int64_t F, float eps) {
+  return small_linear_fused_t(out, x, nw, W, res, N, C, OC, F, eps);
+}
+bool small_linear_fused(bf16* out, const bf16* x, const bf16* nw, const bf16* W, const bf16* res, int64_t N, int64_t C,
+                        int64_t OC, int64_t F, float eps) {
+  return small_linear_fused_t(dev(out), dev(x), nw ? dev(nw) : nullptr, dev(W), res ? dev(res) : nullptr, N, C, OC, F,
+                              eps);
 }
 
 const char* gemm_kernel_name() {

@@ -286,6 +286,70 @@ void t_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int ld_pad, float
   check("gemm fp32 " + s, f32.get(), r32.get(), 1e-2);
 }
 
+// norm_linear_forward (res: 0 none, 1 its own matrix, 2 in place: out is res) and, with F > 0,
+// norm_swiglu_forward (OC = 2F), against the CPU tables' compositions in bf16 and fp32. A few rows
+// must take one fused launch (the dot kernels' norm, residual and SwiGLU); more rows compose.
+// The fused bf16 op keeps the normalised rows and gate|up in fp32, where the composition rounds
+// them: it is checked against the fp32 table on the same (bf16) values, rounded once at the end;
+// the composed one against the bf16 table. fp32: the fused kernels sum in fp32 like the CPU; the
+// composition's GEMM runs on bf16 tensor cores (gemm fp32's tolerance).
+void t_norm_linear(int64_t N, int64_t C, int64_t OC, bool norm, int res, int64_t FF = 0, int off = 0) {
+  const bool glu = FF > 0;
+  const int64_t n_out = glu ? FF : OC, W_rows = glu ? 2 * FF : OC;
+  auto x = randn(N * C), w = randn(C, 0.5f, 1.f), W = randn(W_rows * C, 1.f / std::sqrt((float)C)), r = randn(N * n_out);
+  std::string s = " N" + std::to_string(N) + " C" + std::to_string(C) + (glu ? " F" + std::to_string(FF) : " OC" + std::to_string(OC)) +
+                  (norm ? " norm" : "") + (res == 1 ? " res" : res == 2 ? " res in place" : "") + " off" + std::to_string(off);
+  const char* what = glu ? "norm+swiglu" : "norm+linear";
+  {  // bf16
+    H gx(x, off), gw(w, off), gW(W, off), gr(r, off), go(res == 2 ? r : std::vector<float>(N * n_out, NAN), off);
+    H rx(x, off), rw(w, off), rW(W, off), rr(r, off), ro(res == 2 ? r : std::vector<float>(N * n_out, NAN), off);
+    H gln(N * C), rln(N * C), ggu(N * 2 * std::max<int64_t>(FF, 1)), rgu(N * 2 * std::max<int64_t>(FF, 1));
+    std::vector<float> grs(N), rrs(N);
+    const long before = g_emu_pdl_launches;
+    if (glu) {
+      G::norm_swiglu_forward(go.p, gln.p, grs.data(), ggu.p, gx.p, norm ? gw.p : nullptr, gW.p, N, C, FF, 1e-5f);
+      R().norm_swiglu_forward(ro.p, rln.p, rrs.data(), rgu.p, rx.p, norm ? rw.p : nullptr, rW.p, N, C, FF, 1e-5f);
+    } else {
+      const bf16* gres = res == 1 ? gr.p : res == 2 ? go.p : nullptr;
+      const bf16* rres = res == 1 ? rr.p : res == 2 ? ro.p : nullptr;
+      G::norm_linear_forward(go.p, gln.p, grs.data(), gx.p, norm ? gw.p : nullptr, gW.p, gres, N, C, OC, 1e-5f);
+      R().norm_linear_forward(ro.p, rln.p, rrs.data(), rx.p, norm ? rw.p : nullptr, rW.p, rres, N, C, OC, 1e-5f);
+    }
+    const long launches = g_emu_pdl_launches - before;
+    const bool fused = N <= 16 && (norm || !glu);
+    if (fused) {  // the fp32 math on the bf16 values, rounded once
+      const auto& f = puzzle::cpu_backend().ops;
+      auto x16 = gx.get(), w16 = gw.get(), W16 = gW.get();
+      std::vector<float> o32 = res == 2 ? H(r).get() : std::vector<float>(N * n_out), r16 = gr.get(), ln(N * C), gu(N * 2 * FF + 1), rs(N);
+      if (glu)
+        f.norm_swiglu_forward(o32.data(), ln.data(), rs.data(), gu.data(), x16.data(), norm ? w16.data() : nullptr, W16.data(), N, C, FF, 1e-5f);
+      else
+        f.norm_linear_forward(o32.data(), ln.data(), rs.data(), x16.data(), norm ? w16.data() : nullptr, W16.data(),
+                              res == 1 ? r16.data() : res == 2 ? o32.data() : nullptr, N, C, OC, 1e-5f);
+      check(std::string(what) + " bf16 (fused) = fp32 math rounded once" + s, go.get(), H(o32).get(), ULP);
+      check(std::string(what) + " bf16 is one launch" + s, {(float)launches}, {1.f}, 0);
+    } else {
+      check(std::string(what) + " bf16 (composed)" + s, go.get(), ro.get(), ULP);
+    }
+  }
+  {  // fp32
+    const auto& f = puzzle::cpu_backend().ops;
+    F gx(x, off), gw(w, off), gW(W, off), gr(r, off), go(res == 2 ? r : std::vector<float>(N * n_out, NAN), off);
+    F ro(res == 2 ? r : std::vector<float>(N * n_out, NAN), off);
+    std::vector<float> gln(N * C), rln(N * C), ggu(N * 2 * std::max<int64_t>(FF, 1)), rgu(ggu.size()), grs(N), rrs(N);
+    if (glu) {
+      G::norm_swiglu_forward(go.p, gln.data(), grs.data(), ggu.data(), gx.p, norm ? gw.p : nullptr, gW.p, N, C, FF, 1e-5f);
+      f.norm_swiglu_forward(ro.p, rln.data(), rrs.data(), rgu.data(), gx.p, norm ? gw.p : nullptr, gW.p, N, C, FF, 1e-5f);
+    } else {
+      const float* gres = res == 1 ? gr.p : res == 2 ? go.p : nullptr;
+      const float* rres = res == 1 ? gr.p : res == 2 ? ro.p : nullptr;
+      G::norm_linear_forward(go.p, gln.data(), grs.data(), gx.p, norm ? gw.p : nullptr, gW.p, gres, N, C, OC, 1e-5f);
+      f.norm_linear_forward(ro.p, rln.data(), rrs.data(), gx.p, norm ? gw.p : nullptr, gW.p, rres, N, C, OC, 1e-5f);
+    }
+    check(std::string(what) + " fp32" + s, go.get(), ro.get(), N <= 16 && (norm || !glu) ? 2e-5 : 1e-2);
+  }
+}
+
 void t_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
   const int64_t QKV = (NH + 2 * NKV) * HS, N = B * T, QW = NH * HS;
   auto qkv = randn(N * QKV), dout = randn(N * QW), d0 = randn(N * QKV, 0.1f);
@@ -394,6 +458,27 @@ int main() {
   t_gemm(false, true, 1, 600, 1001, 0, 1.f, 0.f);
   t_gemm(false, true, 16, 40, 1100, 4, 1.f, 1.f);
   t_gemm(true, true, 150, 3, 1003, 5, 1.f, 0.f);
+  // the inference fusions: one row on the one-row dot kernel (n under 2 blocks per SM: 480 columns,
+  // 240 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and on the dot
+  // kernel (OC 600, F 300); 3, 5 and 16 rows, the norm over three chunks of staged X (16 rows: C
+  // 1100 in chunks of 512), a ragged last warp (F 33); every residual form; 20 rows compose
+  t_norm_linear(1, 264, 70, true, 0);
+  t_norm_linear(1, 1001, 70, true, 1);
+  t_norm_linear(1, 264, 40, true, 0, 0, 1);
+  t_norm_linear(1, 264, 600, true, 2);
+  t_norm_linear(1, 264, 600, false, 2);
+  t_norm_linear(3, 300, 70, true, 1);
+  t_norm_linear(5, 264, 48, false, 1);
+  t_norm_linear(16, 1100, 40, true, 2);
+  t_norm_linear(20, 264, 70, true, 1);
+  t_norm_linear(20, 264, 70, false, 2);
+  t_norm_linear(1, 264, 0, true, 0, 100);
+  t_norm_linear(1, 1001, 0, true, 0, 100, 1);
+  t_norm_linear(1, 264, 0, true, 0, 300);
+  t_norm_linear(4, 1100, 0, true, 0, 40);
+  t_norm_linear(16, 264, 0, true, 0, 33);
+  t_norm_linear(2, 264, 0, false, 0, 24);  // SwiGLU without a norm: composed
+  t_norm_linear(20, 264, 0, true, 0, 48);
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak

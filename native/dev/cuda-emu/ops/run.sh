@@ -26,7 +26,7 @@ esac
 CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/null | head -1 || true)
 [ -n "$CORE" ] || { echo "build the CPU engine first (libpuzzle_core.a not found)"; exit 2; }
 mkdir -p "$WORK/src" "$WORK/obj"
-KERNELS="elementwise rmsnorm rope swiglu gemm gemm_mma attention_bf16"
+KERNELS="elementwise rmsnorm rope swiglu gemm gemm_mma attention_bf16 norm_linear"
 EMU=$(cd "$HERE/.." && pwd)
 for f in $KERNELS; do "$EMU/convert.sh" "$W/native/src/cuda/$f.cu" "$WORK/src/$f.cpp"; done
 FLAGS="-std=c++20 -O1 -g -fsanitize=$SAN -fno-sanitize-recover=all -Wall -Wno-unknown-pragmas -Wno-unused-function ${EXTRA:-}"

@@ -1,0 +1,71 @@
+// The inference fusions of the backend contract on CUDA (puzzle/backend.h): a cached forward's
+// norm + product, product + residual, and norm + gate|up product + SwiGLU. For a few rows (a
+// decode step) each is one launch of gemm.cu's few-rows dot kernels, which fold the norm into
+// their staging of X and the residual or the gate into their epilogue: a decode step of a
+// GQA + SwiGLU block runs 6 kernels instead of 9, and the normalised rows and the gate|up
+// activations never go to memory. Otherwise (more rows, or PUZZLE_CUDA_GEMM=cublas) the
+// composition that defines them (compose_inference.h) over the ops of this backend.
+#include <cstdint>
+
+#include "compose_inference.h"
+#include "cuda/common.cuh"
+
+namespace puzzle::cuda {
+namespace {
+
+// This backend's ops under the names compose_inference.h calls (the overloads of common.cuh).
+struct CudaOps {
+  template <class... A>
+  void rmsnorm_forward(A... a) const {
+    cuda::rmsnorm_forward(a...);
+  }
+  template <class... A>
+  void gemm(A... a) const {
+    cuda::gemm(a...);
+  }
+  template <class... A>
+  void swiglu_forward(A... a) const {
+    cuda::swiglu_forward(a...);
+  }
+};
+
+void copy_on_stream(void* dst, const void* src, size_t bytes) {
+  record_error(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "norm_linear_forward (residual)");
+}
+
+template <class T>
+void norm_linear_t(T* out, T* ln, float* rstd, const T* x, const T* nw, const T* W, const T* res, int64_t N, int64_t C,
+                   int64_t OC, float eps) {
+  if (N <= 0 || OC <= 0) return;
+  if (small_linear_fused(out, x, nw, W, res, N, C, OC, 0, eps)) return;
+  compose_norm_linear(CudaOps{}, copy_on_stream, out, ln, rstd, x, nw, W, res, N, C, OC, eps);
+}
+
+template <class T>
+void norm_swiglu_t(T* out, T* ln, float* rstd, T* gu, const T* x, const T* nw, const T* W, int64_t N, int64_t C,
+                   int64_t F, float eps) {
+  if (N <= 0 || F <= 0) return;
+  if (small_linear_fused(out, x, nw, W, (const T*)nullptr, N, C, 2 * F, F, eps)) return;
+  compose_norm_swiglu(CudaOps{}, out, ln, rstd, gu, x, nw, W, N, C, F, eps);
+}
+
+}  // namespace
+
+void norm_linear_forward(float* out, float* ln, float* rstd, const float* x, const float* norm_weight,
+                         const float* weight, const float* res, int64_t N, int64_t C, int64_t OC, float eps) {
+  norm_linear_t(out, ln, rstd, x, norm_weight, weight, res, N, C, OC, eps);
+}
+void norm_swiglu_forward(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
+                         const float* weight, int64_t N, int64_t C, int64_t F, float eps) {
+  norm_swiglu_t(out, ln, rstd, gu, x, norm_weight, weight, N, C, F, eps);
+}
+void norm_linear_forward(bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* norm_weight, const bf16* weight,
+                         const bf16* res, int64_t N, int64_t C, int64_t OC, float eps) {
+  norm_linear_t(out, ln, rstd, x, norm_weight, weight, res, N, C, OC, eps);
+}
+void norm_swiglu_forward(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
+                         const bf16* weight, int64_t N, int64_t C, int64_t F, float eps) {
+  norm_swiglu_t(out, ln, rstd, gu, x, norm_weight, weight, N, C, F, eps);
+}
+
+}  // namespace puzzle::cuda
