@@ -19,7 +19,7 @@ const reason = gxx.status !== 0 ? 'g++ is not installed' : !existsSync(core) ? '
 if (reason) console.log(`decode op-count tests skipped: ${reason}`);
 
 describe.skipIf(reason !== null)('the ops of a cached block step', () => {
-  it('are 6 for a prefill and for a decode step, in fp32 and bf16, with no separate residual add or copy', () => {
+  it('are 6 for a prefill and for a decode step, in fp32 and bf16, with no separate residual add or copy, in place as out of place', () => {
     const exe = join(work, 'decode_ops');
     const c = spawnSync('g++', ['-std=c++20', '-I', join(root, 'native', 'include'), join(import.meta.dirname, 'decode_ops.cpp'),
       core, '-o', exe, '-lpthread'], { encoding: 'utf8' });
@@ -30,8 +30,10 @@ describe.skipIf(reason !== null)('the ops of a cached block step', () => {
     expect(r.stdout.trim().split('\n')).toEqual([
       `f32 prefill: ${six}`,
       `f32 decode: ${six}`,
+      'f32 in place: same',  // the decode step again with out == x: bit for bit the same
       `bf16 prefill: ${six}`,
       `bf16 decode: ${six}`,
+      'bf16 in place: same',
     ]);
   });
 });

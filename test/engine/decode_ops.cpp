@@ -3,9 +3,12 @@
 // memset, counted on a copy of the CPU backend (its fused ops compose through the uncounted
 // table). On CUDA each call is one kernel launch for a few rows (the fused ops compose past 16;
 // split-K would add a reduce), so this is what a decode step launches on any backend.
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "puzzle/backend.h"
@@ -40,6 +43,11 @@ int main() {
   cfg.C = 32, cfg.NH = 4, cfg.HS = 8, cfg.NKV = 2, cfg.F = 48;
   for (DType dt : {DType::F32, DType::BF16}) {
     Block blk(b, cfg, dt);
+    {  // weights and inputs that are not zero, so that the in-place comparison below means something
+      float* p = static_cast<float*>(blk.param_buffer()->ptr);
+      for (int64_t i = 0; i < blk.num_params(); ++i) p[i] = 0.2f * std::sin(0.7f * (float)i) + (i % 7 == 0 ? 1.f : 0.f);
+      blk.weights_changed();
+    }
     const int64_t B = 2, P = 16, Tp = 3, W = cfg.NKV * cfg.HS;
     std::vector<float> cs(P * cfg.HS / 2, 1.f), sn(P * cfg.HS / 2, 0.f);
     std::vector<int32_t> pos = {0, 1, 2};
@@ -50,12 +58,24 @@ int main() {
     auto run = [&](auto zero) {
       using E = decltype(zero);
       std::vector<E> x(B * Tp * cfg.C, zero), y(B * Tp * cfg.C, zero), kc(B * P * W, zero), vc(B * P * W, zero);
+      for (size_t i = 0; i < x.size(); ++i) {
+        const float v = std::cos(0.3f * (float)i);
+        if constexpr (std::is_same_v<E, float>) x[i] = v; else x[i] = f32_to_bf16(v);
+      }
       calls.clear();
       step(y.data(), x.data(), kc.data(), vc.data(), 2, 0);  // a prefill of 2 tokens
       print(dt == DType::F32 ? "f32 prefill" : "bf16 prefill");
       calls.clear();
+      auto kc2 = kc, vc2 = vc;
       step(y.data(), x.data(), kc.data(), vc.data(), 1, 2);  // then one decode step
       print(dt == DType::F32 ? "f32 decode" : "bf16 decode");
+      // the same step in place (out == x): the o projection adds its residual into x itself
+      std::vector<E> z = x;
+      step(z.data(), z.data(), kc2.data(), vc2.data(), 1, 2);
+      const size_t cache = kc.size() * sizeof(E), row = (size_t)(B * cfg.C) * sizeof(E);
+      const bool same = std::memcmp(kc2.data(), kc.data(), cache) == 0 && std::memcmp(vc2.data(), vc.data(), cache) == 0 &&
+                        std::memcmp(z.data(), y.data(), row) == 0;
+      std::printf("%s in place: %s\n", dt == DType::F32 ? "f32" : "bf16", same ? "same" : "DIFFERENT");
     };
     if (dt == DType::F32) run(0.f); else run(bf16{});
   }
