@@ -4,8 +4,9 @@
 #      cuBLAS is used when the toolkit has it), unless a build carried along in
 #      $PUZZLE_GPU_BUILD already runs there;
 #   2. checks every CUDA op and block against the CPU engine, in bf16 also with the candidate
-#      paths switched on (PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_PDL=1) and, with cuBLAS present, our
-#      own GEMM kernels, each timed in rows tagged [attn=mma], [pdl], [gemm=own];
+#      paths switched on (PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_PDL=1), the inference fusions switched
+#      off (PUZZLE_CUDA_FUSE=0) and, with cuBLAS present, our own GEMM kernels, each timed in rows
+#      tagged [attn=mma], [pdl], [fuse=off], [gemm=own];
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
 #   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
@@ -70,6 +71,14 @@ PUZZLE_CUDA_PDL=1 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --o
 RCP=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (pdl) exit $RCP"
 [ "$RC" = 0 ] && RC=$RCP
+# the inference fusions off (norm_linear.cu's composition: 9 kernels a decode step instead of 6):
+# the decode rows again, marked [fuse=off], so one run says whether the fusions pay
+say "bf16 checks and decode steps again with PUZZLE_CUDA_FUSE=0 (quick)"
+PUZZLE_CUDA_FUSE=0 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag fuse=off \
+  --json "$OUT/ours-bf16-nofuse.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step"
+RCF=${PIPESTATUS[0]}
+say "puzzle_cuda_check --part bf16 (fuse=off) exit $RCF"
+[ "$RC" = 0 ] && RC=$RCF
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
   # rows tagged [gemm=own] in the table: what a build without cuBLAS gets (gemm_mma.cu for bf16)
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
@@ -133,13 +142,13 @@ fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-mma.json" "$OUT/ours-bf16-pdl.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "$OUT/ours-bf16-mma.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log"     # in gpu-check.md
 say "done"
 exit $RC

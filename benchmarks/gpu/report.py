@@ -85,7 +85,7 @@ def main():
             f.write(kernel_tables(kern.get("kernels", []), torch.get("kernels", [])))
 
 
-TAG = re.compile(r" \[([a-z]+=[^\]]+|pdl)\]$")  # --tag of a candidate pass: [attn=mma], [pdl], [gemm=own]
+TAG = re.compile(r" \[([a-z]+=[^\]]+|pdl)\]$")  # --tag of a candidate pass: [attn=mma], [pdl], [fuse=off], [gemm=own]
 
 
 def row_key(name):
@@ -125,6 +125,10 @@ def candidates(results, checks):
             verdict = f"keep off: slower on {sum(1 for _, x in pairs if x < 0.97)} rows"
         else:
             verdict = "make it the default" if geo > 1.03 else "no gain either way"
+        if tag.endswith("=off"):  # a pass with something switched off: the verdict is about that thing
+            what = tag[:-len("=off")]
+            verdict = (verdict.replace("make it the default", f"switch {what} off by default")
+                       .replace("keep off", f"keep {what} on"))
         out.append(f"| {tag} | {len(pairs)} | {geo:.2f} | {lo[1]:.2f} ({row_key(lo[0])}) | {hi[1]:.2f} ({row_key(hi[0])}) | "
                    f"{len(mine) - len(bad)} passed, {len(bad)} failed | {verdict} |\n")
     return "".join(out)

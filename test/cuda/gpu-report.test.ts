@@ -1,6 +1,6 @@
 // benchmarks/gpu/report.py turns a GPU run's JSON into the table committed under
 // benchmarks/results/; its candidate summary is what a session with a GPU decides defaults from
-// (PUZZLE_CUDA_PDL, PUZZLE_CUDA_ATTN=mma, our GEMM against cuBLAS), so it is checked here on a
+// (PUZZLE_CUDA_PDL, PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_FUSE=0, our GEMM against cuBLAS), so it is checked here on a
 // made-up run: pairing rows across kernel-name brackets, the per-tag checks and each verdict.
 // Skipped, with the reason, where python3 is missing.
 import { spawnSync } from 'node:child_process';
@@ -56,6 +56,14 @@ describe.skipIf(reason !== null)('the GPU report', () => {
       row('llama-3.1-8b decode step B1 past8192 [bf16] [pdl]', 0.1, 'decode')];
     expect(report(rows, [check('bf16 rmsnorm forward [pdl]', false)]).line('pdl')).toContain('keep off: 1 checks failed');
     expect(report(rows, [check('bf16 rmsnorm forward')]).line('pdl')).toContain('keep off: no checks ran with it');
+  });
+
+  it('words the verdict of a pass that switches something off about that thing', () => {
+    const rows = [row('llama-3.1-8b decode step B1 past8192 [bf16]', 0.2, 'decode'),
+      row('llama-3.1-8b decode step B1 past8192 [bf16] [fuse=off]', 0.25, 'decode')];
+    expect(report(rows, [check('bf16 rmsnorm forward [fuse=off]')]).line('fuse=off')).toContain('keep fuse on: slower on 1 rows');
+    rows[1].median_ms = 0.1;
+    expect(report(rows, [check('bf16 rmsnorm forward [fuse=off]')]).line('fuse=off')).toContain('switch fuse off by default');
   });
 
   it('writes no candidate section for a run without candidate passes', () => {

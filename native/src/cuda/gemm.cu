@@ -370,16 +370,42 @@ constexpr int kXsFloats = 8192;  // 32 KiB of staged X per block: a chunk of KC 
 constexpr int kDotCols = 4;      // columns per warp in the dot kernel
 constexpr int kAxpySlices = kSmallWarps;  // k-slices (one per warp) in the axpy kernel
 
+// Each thread's part of a row's sum of squares, added to ssq[row] (shared) when the thread moves
+// to another row or finishes: a thread's staging indices rarely cross a row boundary, so the
+// shared atomics stay few.
+struct RowSquares {
+  float* ssq;
+  int row = -1;
+  float s = 0.f;
+  __device__ __forceinline__ void add(int i, float squares) {  // squares: of some values of row i
+    if (i != row) {
+      flush();
+      row = i;
+    }
+    s += squares;
+  }
+  __device__ __forceinline__ void flush() {
+    if (row >= 0 && s != 0.f) atomicAdd(&ssq[row], s);
+    s = 0.f;
+  }
+};
+
 // Stages X(0..MR-1, k0 .. k0+kc-1) into xs[i * KC + kk]; rows m..MR-1 are zero. Columns kk >= kc
 // are left as they are (never read). Consecutive threads follow X's contiguous dimension. xvec
 // (x_cs == 1, X and its row stride 16-byte aligned): 16-byte loads, four or eight values each, so
 // a row of 4096 bf16 takes each thread two loads instead of sixteen one after another (every block
 // stages X before it streams its weights: that chain was the start of every block).
-template <int MR, class TIn>
+// NORM (small_linear_fused's RMSNorm): each value is multiplied by the norm weight nw[k0 + kk]
+// (loaded beside it, so the norm adds no step to the chain) and its square goes to its row's
+// ssq[i] (shared; 1/rms is a factor of the whole row, applied to the finished sums). nw is
+// 16-byte aligned wherever X is.
+template <int MR, bool NORM = false, class TIn>
 __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, int64_t x_rs, int64_t x_cs, int m,
-                                        int64_t k0, int kc, bool xvec) {
+                                        int64_t k0, int kc, bool xvec, const TIn* __restrict__ nw = nullptr,
+                                        float* ssq = nullptr) {
   constexpr int KC = kXsFloats / MR;
   const int total = MR * kc;
+  RowSquares sq{ssq};
   if (xvec) {
     constexpr int VW = 16 / sizeof(TIn);
     const int kcv = kc / VW, nvec = MR * kcv;
@@ -389,6 +415,16 @@ __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, in
       float v[VW];
       if (i < m) {
         ldg16(v, X + i * x_rs + k0 + kk);
+        if constexpr (NORM) {
+          float g[VW], q = 0.f;
+          ldg16(g, nw + k0 + kk);
+#pragma unroll
+          for (int e = 0; e < VW; ++e) {
+            q = fmaf(v[e], v[e], q);
+            v[e] *= g[e];
+          }
+          sq.add(i, q);
+        }
       } else {
 #pragma unroll
         for (int e = 0; e < VW; ++e) v[e] = 0.f;
@@ -401,50 +437,42 @@ __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, in
     const int rem = kc - kcv * VW;
     for (int idx = threadIdx.x; idx < MR * rem; idx += blockDim.x) {
       const int i = idx / rem, kk = kcv * VW + (idx - i * rem);
-      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
+      float v = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
+      if (NORM && i < m) {
+        sq.add(i, v * v);
+        v *= ldg1(nw + k0 + kk);
+      }
+      xs[i * KC + kk] = v;
     }
-    return;
-  }
-  if (x_cs == 1) {
+  } else if (x_cs == 1) {
 #pragma unroll 4
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int i = idx / kc, kk = idx - i * kc;
-      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
+      float v = i < m ? ldg1(X + i * x_rs + k0 + kk) : 0.f;
+      if (NORM && i < m) {
+        sq.add(i, v * v);
+        v *= ldg1(nw + k0 + kk);
+      }
+      xs[i * KC + kk] = v;
     }
   } else {
 #pragma unroll 4
     for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
       const int kk = idx / MR, i = idx - kk * MR;
-      xs[i * KC + kk] = i < m ? ldg1(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
+      float v = i < m ? ldg1(X + i * x_rs + (k0 + kk) * x_cs) : 0.f;
+      if (NORM && i < m) {
+        sq.add(i, v * v);
+        v *= ldg1(nw + k0 + kk);
+      }
+      xs[i * KC + kk] = v;
     }
   }
+  if constexpr (NORM) sq.flush();
 }
 
 // Inference fusions of the dot kernels (small_linear_fused): kFuseNone, or RMSNorm folded into
 // X's staging, or that and SwiGLU in the epilogue.
 constexpr int kFuseNone = 0, kFuseNorm = 1, kFuseNormGlu = 2;
-
-// The norm on staged X: each row's sum of squares added to ssq[i] (shared), and the row
-// multiplied by the norm weight nw[k0 ..] in place. 1/rms is a factor of the whole row, so it
-// multiplies the finished sums instead (it needs every chunk first). Rows >= m are zero and
-// skipped. All threads of the block take part.
-template <int MR, class TIn>
-__device__ __forceinline__ void norm_staged(float* xs, const TIn* __restrict__ nw, int m, int kc, float* ssq) {
-  constexpr int KC = kXsFloats / MR;
-#pragma unroll 1
-  for (int i = 0; i < m; ++i) {  // m is uniform over the block
-    float s = 0.f;
-#pragma unroll 4
-    for (int kk = threadIdx.x; kk < kc; kk += blockDim.x) {
-      const float v = xs[i * KC + kk];
-      s = fmaf(v, v, s);
-      xs[i * KC + kk] = v * ldg1(nw + kk);
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if ((threadIdx.x & 31) == 0) atomicAdd(&ssq[i], s);
-  }
-}
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
@@ -461,7 +489,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   constexpr int OWN = GLU ? NP : kDotCols;    // output columns per warp
   static_assert(KC % 8 == 0, "chunks must keep 16-byte alignment of fp32 and bf16 rows");
   __shared__ __align__(16) float xs[kXsFloats];
-  __shared__ float ssq[MR];  // NORM: each row's sum of squares
+  __shared__ float ssq[MR];  // NORM: each row's sum of squares (stage_x)
   if (NORM && threadIdx.x < MR) ssq[threadIdx.x] = 0.f;  // published by the first barrier below
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t j0 = ((int64_t)blockIdx.x * kSmallWarps + warp) * OWN;
@@ -484,12 +512,8 @@ __global__ void __launch_bounds__(kSmallThreads)
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int kc = (int)min64(KC, K - k0);
     __syncthreads();  // the previous chunk has been read by every warp
-    stage_x<MR>(xs, X, x_rs, x_cs, m, k0, kc, xvec);
+    stage_x<MR, NORM>(xs, X, x_rs, x_cs, m, k0, kc, xvec, nw, ssq);
     __syncthreads();
-    if constexpr (NORM) {
-      norm_staged<MR>(xs, nw + k0, m, kc, ssq);
-      __syncthreads();
-    }
     if (!active) continue;
     int kbeg = lane;  // first k of the scalar loop
     if (vec) {
@@ -555,7 +579,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   // Every lane holds every sum; the (i, c) result is written by lane (i*OWN + c) % 32.
 #pragma unroll
   for (int i = 0; i < MR; ++i) {
-    // NORM: the row's 1/rms (ssq is complete: the last chunk's norm pass ended at a barrier)
+    // NORM: the row's 1/rms (ssq is complete: the last chunk's staging ended at a barrier)
     const float a = NORM ? alpha / sqrtf(ssq[i] / (float)K + eps) : alpha;
 #pragma unroll
     for (int c = 0; c < OWN; ++c) {
@@ -728,14 +752,14 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
   constexpr int64_t VW = 16 / sizeof(TIn);  // values per 16-byte load
   constexpr int64_t OWN = FUSE == kFuseNormGlu ? kDotCols / 2 : kDotCols;  // output columns per warp
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  // X staged with 16-byte loads: contiguous rows, 16-byte aligned (stage_x)
-  const bool xvec = x_cs == 1 && aligned(X) && (m == 1 || x_rs % VW == 0);
+  // X staged with 16-byte loads: contiguous rows, 16-byte aligned, the norm weight too (stage_x)
+  const bool xvec = x_cs == 1 && aligned(X) && (m == 1 || x_rs % VW == 0) && (FUSE == kFuseNone || aligned(nw));
   if (dot) {
     const int64_t cols_per_block = (int64_t)kSmallWarps * OWN;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
     const bool vec = aligned(Y) && y_stride % VW == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
-      const bool vec1 = vec && xvec && (FUSE == kFuseNone || aligned(nw));  // X (and nw) 16 bytes at a time too
+      const bool vec1 = vec && xvec;  // X (and nw) 16 bytes at a time too
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut, FUSE>, (unsigned)((n + OWN - 1) / OWN),
                  kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, Cin, C, c_cs, vec1, nw, eps);
       return;

@@ -3,9 +3,12 @@
 // decode step) each is one launch of gemm.cu's few-rows dot kernels, which fold the norm into
 // their staging of X and the residual or the gate into their epilogue: a decode step of a
 // GQA + SwiGLU block runs 6 kernels instead of 9, and the normalised rows and the gate|up
-// activations never go to memory. Otherwise (more rows, or PUZZLE_CUDA_GEMM=cublas) the
-// composition that defines them (compose_inference.h) over the ops of this backend.
+// activations never go to memory. Otherwise (more rows, PUZZLE_CUDA_GEMM=cublas, or
+// PUZZLE_CUDA_FUSE=0, which benchmarks/gpu/check.sh sets for a pass tagged [fuse=off] to time the
+// two) the composition that defines them (compose_inference.h) over the ops of this backend.
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "compose_inference.h"
 #include "cuda/common.cuh"
@@ -29,6 +32,15 @@ struct CudaOps {
   }
 };
 
+// PUZZLE_CUDA_FUSE=0: always the composition (read once)
+bool fusion_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("PUZZLE_CUDA_FUSE");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
 void copy_on_stream(void* dst, const void* src, size_t bytes) {
   record_error(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "norm_linear_forward (residual)");
 }
@@ -37,7 +49,7 @@ template <class T>
 void norm_linear_t(T* out, T* ln, float* rstd, const T* x, const T* nw, const T* W, const T* res, int64_t N, int64_t C,
                    int64_t OC, float eps) {
   if (N <= 0 || OC <= 0) return;
-  if (small_linear_fused(out, x, nw, W, res, N, C, OC, 0, eps)) return;
+  if (fusion_on() && small_linear_fused(out, x, nw, W, res, N, C, OC, 0, eps)) return;
   compose_norm_linear(CudaOps{}, copy_on_stream, out, ln, rstd, x, nw, W, res, N, C, OC, eps);
 }
 
@@ -45,7 +57,7 @@ template <class T>
 void norm_swiglu_t(T* out, T* ln, float* rstd, T* gu, const T* x, const T* nw, const T* W, int64_t N, int64_t C,
                    int64_t F, float eps) {
   if (N <= 0 || F <= 0) return;
-  if (small_linear_fused(out, x, nw, W, (const T*)nullptr, N, C, 2 * F, F, eps)) return;
+  if (fusion_on() && small_linear_fused(out, x, nw, W, (const T*)nullptr, N, C, 2 * F, F, eps)) return;
   compose_norm_swiglu(CudaOps{}, out, ln, rstd, gu, x, nw, W, N, C, F, eps);
 }
 

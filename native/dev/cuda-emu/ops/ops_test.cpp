@@ -460,12 +460,14 @@ int main() {
   t_gemm(true, true, 150, 3, 1003, 5, 1.f, 0.f);
   // the inference fusions: one row on the one-row dot kernel (n under 2 blocks per SM: 480 columns,
   // 240 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and on the dot
-  // kernel (OC 600, F 300); 3, 5 and 16 rows, the norm over three chunks of staged X (16 rows: C
-  // 1100 in chunks of 512), a ragged last warp (F 33); every residual form; 20 rows compose
+  // kernel (OC 600, F 300; C 1001: 16-byte staging and its one-at-a-time tail); 3, 5 and 16 rows,
+  // the norm over three chunks of staged X (16 rows: C 1100 in chunks of 512), threads whose
+  // staging crosses rows (16 x 264), a ragged last warp (F 33); every residual form; 20 rows compose
   t_norm_linear(1, 264, 70, true, 0);
   t_norm_linear(1, 1001, 70, true, 1);
   t_norm_linear(1, 264, 40, true, 0, 0, 1);
   t_norm_linear(1, 264, 600, true, 2);
+  t_norm_linear(1, 1001, 600, true, 0);  // the dot kernel's 16-byte staging with a ragged row end
   t_norm_linear(1, 264, 600, false, 2);
   t_norm_linear(3, 300, 70, true, 1);
   t_norm_linear(5, 264, 48, false, 1);
