@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <sys/stat.h>
 
 #include "puzzle/cuda_module.h"
@@ -14,6 +15,7 @@ using ProbeFn = int (*)(char* desc, int desc_len);
 using RmsnormFn = int (*)(float*, const float*, const float*, long, long, float, char*, int);
 using BackendFn = const Backend* (*)();
 using TakeErrorFn = int (*)(char* err, int err_len);
+using TableSizeFn = size_t (*)();
 
 struct Module {
   void* handle = nullptr;
@@ -59,6 +61,16 @@ Module& module() {
     m.take_error = (TakeErrorFn)dlsym(m.handle, "puzzle_cuda_take_error");
     if (!m.probe) {
       m.status.reason = "CUDA module has no puzzle_cuda_probe symbol";
+      return;
+    }
+    // A module from another version of puzzle has another op table: calling into it would jump
+    // to the wrong functions, so it is refused here, with what to do.
+    const auto table_size = (TableSizeFn)dlsym(m.handle, "puzzle_cuda_table_size");
+    if (!table_size || table_size() != sizeof(Backend)) {
+      m.status.reason = "CUDA module " + path + " was built from another version of puzzle (" +
+                        (table_size ? "an op table of " + std::to_string(table_size()) + " bytes, this addon's has " +
+                                          std::to_string(sizeof(Backend)) : std::string("no puzzle_cuda_table_size")) +
+                        "): rebuild it with this checkout (npm run build:native)";
       return;
     }
     char desc[512] = {0};

@@ -39,6 +39,10 @@ extern "C" int puzzle_cuda_probe(char* desc, int desc_len) {
   return count;
 }
 
+// The size of the op table this module was built with: the loader refuses a module whose table
+// differs from its own (one built from another version of puzzle), before any op is called.
+extern "C" size_t puzzle_cuda_table_size() { return sizeof(puzzle::Backend); }
+
 // The backend's op table (device pointers throughout). Call only after a probe found a device.
 extern "C" const puzzle::Backend* puzzle_cuda_backend() { return &puzzle::cuda::cuda_backend(); }
 
