@@ -402,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, PUZZLE_ATTN_MINB(MINB90, MINB80))
   using G = Geo<HSP>;
   constexpr int LD = G::LD, VEC = G::VEC, OC = G::OC, NCOL = G::NCOL;
   constexpr int LDP = BK + 16, RM = BQ / 16, CN = BK / 16, RJ = BK / 16;
-  static_assert(BQ % 16 == 0 && BK % 16 == 0 && (RJ == 2 || RJ == 4), "tile sizes");
+  static_assert(BQ % 16 == 0 && BK % 16 == 0 && (RJ == 1 || RJ == 2 || RJ == 4), "tile sizes");
   extern __shared__ __align__(16) float smem[];
   float* Ks = smem;             // [BK][LD]  this block's keys
   float* Vs = Ks + BK * LD;     // [BK][LD]  this block's values
@@ -1660,7 +1660,12 @@ void dispatch_bwd(const BwdArgs& a) {
       else
         launch_bwd<128, 16, 64, 1, 1>(a);  // 92.5 KiB: sm_86 / sm_89
       break;
-    case 256: launch_bwd<256, 32, 32, 1, 1>(a); break;  // 142 KiB
+    case 256:
+      if (smem_fits(bwd_smem_bytes<256, 32, 32>()))
+        launch_bwd<256, 32, 32, 1, 1>(a);  // 142 KiB
+      else
+        launch_bwd<256, 16, 16, 1, 1>(a);  // 69 KiB: sm_86 / sm_89 (16 keys a block: more Q reloads)
+      break;
     default: record_error(cudaErrorInvalidValue, "attention_backward");
   }
 }
