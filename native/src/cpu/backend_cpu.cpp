@@ -6,7 +6,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "compose_inference.h"
 #include "cpu/ops_cpu.h"
 #include "puzzle/backend.h"
 
@@ -134,15 +133,8 @@ Backend make_cpu_backend() {
   o.rope_kv_cache_append = cpu::rope_kv_cache_append;
   o.swiglu_forward = cpu::swiglu_forward;
   o.swiglu_backward = cpu::swiglu_backward;
-  // the inference fusions: the compositions that define them, through the finished table
-  o.norm_linear_forward = [](float* out, float* ln, float* rstd, const float* x, const float* nw, const float* w,
-                             const float* res, int64_t N, int64_t C, int64_t OC, float eps) {
-    compose_norm_linear(cpu_backend().ops, host_copy, out, ln, rstd, x, nw, w, res, N, C, OC, eps);
-  };
-  o.norm_swiglu_forward = [](float* out, float* ln, float* rstd, float* gu, const float* x, const float* nw,
-                             const float* w, int64_t N, int64_t C, int64_t F, float eps) {
-    compose_norm_swiglu(cpu_backend().ops, out, ln, rstd, gu, x, nw, w, N, C, F, eps);
-  };
+  o.norm_linear_forward = cpu::norm_linear_forward;
+  o.norm_swiglu_forward = cpu::norm_swiglu_forward;
   o.add_forward = cpu::add_forward;
   o.accumulate = cpu::accumulate;
   o.cross_entropy_forward = cpu::cross_entropy_forward;

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "compose_inference.h"
 #include "cpu/ops_cpu.h"
 #include "puzzle/backend.h"
 #include "puzzle/gemm.h"
@@ -185,15 +184,8 @@ OpsBf16 cpu_ops_bf16() {
   o.swiglu_backward = swiglu_backward;
   o.add_forward = add_forward;
   o.accumulate = accumulate;
-  // the inference fusions: the compositions that define them, through the finished table
-  o.norm_linear_forward = [](bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* nw, const bf16* w,
-                             const bf16* res, int64_t N, int64_t C, int64_t OC, float eps) {
-    compose_norm_linear(cpu_backend().ops_bf16, host_copy, out, ln, rstd, x, nw, w, res, N, C, OC, eps);
-  };
-  o.norm_swiglu_forward = [](bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* nw, const bf16* w,
-                             int64_t N, int64_t C, int64_t F, float eps) {
-    compose_norm_swiglu(cpu_backend().ops_bf16, out, ln, rstd, gu, x, nw, w, N, C, F, eps);
-  };
+  o.norm_linear_forward = cpu::norm_linear_forward;
+  o.norm_swiglu_forward = cpu::norm_swiglu_forward;
   return o;
 }
 

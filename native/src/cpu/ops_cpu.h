@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cpu/kernel_util.h"
+#include "puzzle/bf16.h"
 #include "puzzle/gemm.h"
 #include "puzzle/threadpool.h"
 
@@ -41,6 +42,15 @@ void rope_kv_cache_append(float* qkv, float* k_cache, float* v_cache, const floa
                           int64_t Tmax);
 void swiglu_forward(float* out, const float* gu, int64_t N, int64_t F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int64_t N, int64_t F);
+// norm_linear.cpp: the inference fusions, as the compositions that define them (fp32 and bf16)
+void norm_linear_forward(float* out, float* ln, float* rstd, const float* x, const float* norm_weight,
+                         const float* weight, const float* res, int64_t N, int64_t C, int64_t OC, float eps);
+void norm_swiglu_forward(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
+                         const float* weight, int64_t N, int64_t C, int64_t F, float eps);
+void norm_linear_forward(bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* norm_weight, const bf16* weight,
+                         const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
+void norm_swiglu_forward(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
+                         const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
 void add_forward(float* out, const float* a, const float* b, int64_t n);
 // out[i] = a[i] + b[i] for i in [i0, i1), on the calling thread (add_forward's chunk; the fused
 // add + RMSNorm's row)
