@@ -402,10 +402,38 @@ void t_gemm_mma() {
   t_gemm(false, true, 33, 201, 264, 0, 1.f, 1.f);   // odd N and ldc: single stores; spans of 5 and 4
 }
 
+void t_fusions() {
+  // the inference fusions: one row on the one-row dot kernel (n under 2 blocks per SM: 480 columns,
+  // 240 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and on the dot
+  // kernel (OC 600, F 300; C 1001: 16-byte staging and its one-at-a-time tail); 3, 5 and 16 rows,
+  // the norm over three chunks of staged X (16 rows: C 1100 in chunks of 512), threads whose
+  // staging crosses rows (16 x 264), a ragged last warp (F 33); every residual form; 20 rows compose
+  t_norm_linear(1, 264, 70, true, 0);
+  t_norm_linear(1, 1001, 70, true, 1);
+  t_norm_linear(1, 264, 40, true, 0, 0, 1);
+  t_norm_linear(1, 264, 600, true, 2);
+  t_norm_linear(1, 1001, 600, true, 0);  // the dot kernel's 16-byte staging with a ragged row end
+  t_norm_linear(1, 264, 600, false, 2);
+  t_norm_linear(3, 300, 70, true, 1);
+  t_norm_linear(5, 264, 48, false, 1);
+  t_norm_linear(16, 1100, 40, true, 2);
+  t_norm_linear(20, 264, 70, true, 1);
+  t_norm_linear(20, 264, 70, false, 2);
+  t_norm_linear(1, 264, 0, true, 0, 100);
+  t_norm_linear(1, 1001, 0, true, 0, 100, 1);
+  t_norm_linear(1, 264, 0, true, 0, 300);
+  t_norm_linear(4, 1100, 0, true, 0, 40);
+  t_norm_linear(16, 264, 0, true, 0, 33);
+  t_norm_linear(2, 264, 0, false, 0, 24);  // SwiGLU without a norm: composed
+  t_norm_linear(20, 264, 0, true, 0, 48);
+}
+
 int main() {
-  // OPS_ONLY=gemm_mma: only those (run.sh's TSan pass)
-  if (const char* only = std::getenv("OPS_ONLY"); only && std::string(only) == "gemm_mma") {
+  // OPS_ONLY=tsan: the kernels with cp.async stages, shared atomics and the most barriers, the
+  // mma.sync GEMM's and the fused dot kernels' (run.sh's TSan pass)
+  if (const char* only = std::getenv("OPS_ONLY"); only && std::string(only) == "tsan") {
     t_gemm_mma();
+    t_fusions();
     G::gemm_mma_trim_scratch();
     std::printf("%d/%d passed, %d failed; scratch allocs %ld frees %ld\n", total - fails, total, fails, g_emu_allocs,
                 g_emu_frees);
@@ -458,29 +486,7 @@ int main() {
   t_gemm(false, true, 1, 600, 1001, 0, 1.f, 0.f);
   t_gemm(false, true, 16, 40, 1100, 4, 1.f, 1.f);
   t_gemm(true, true, 150, 3, 1003, 5, 1.f, 0.f);
-  // the inference fusions: one row on the one-row dot kernel (n under 2 blocks per SM: 480 columns,
-  // 240 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and on the dot
-  // kernel (OC 600, F 300; C 1001: 16-byte staging and its one-at-a-time tail); 3, 5 and 16 rows,
-  // the norm over three chunks of staged X (16 rows: C 1100 in chunks of 512), threads whose
-  // staging crosses rows (16 x 264), a ragged last warp (F 33); every residual form; 20 rows compose
-  t_norm_linear(1, 264, 70, true, 0);
-  t_norm_linear(1, 1001, 70, true, 1);
-  t_norm_linear(1, 264, 40, true, 0, 0, 1);
-  t_norm_linear(1, 264, 600, true, 2);
-  t_norm_linear(1, 1001, 600, true, 0);  // the dot kernel's 16-byte staging with a ragged row end
-  t_norm_linear(1, 264, 600, false, 2);
-  t_norm_linear(3, 300, 70, true, 1);
-  t_norm_linear(5, 264, 48, false, 1);
-  t_norm_linear(16, 1100, 40, true, 2);
-  t_norm_linear(20, 264, 70, true, 1);
-  t_norm_linear(20, 264, 70, false, 2);
-  t_norm_linear(1, 264, 0, true, 0, 100);
-  t_norm_linear(1, 1001, 0, true, 0, 100, 1);
-  t_norm_linear(1, 264, 0, true, 0, 300);
-  t_norm_linear(4, 1100, 0, true, 0, 40);
-  t_norm_linear(16, 264, 0, true, 0, 33);
-  t_norm_linear(2, 264, 0, false, 0, 24);  // SwiGLU without a norm: composed
-  t_norm_linear(20, 264, 0, true, 0, 48);
+  t_fusions();
   t_attention(2, 9, 4, 2, 16);
   t_attention(1, 5, 2, 2, 8);
   G::gemm_mma_trim_scratch();  // the kept split-K buffer; anything else left is a leak

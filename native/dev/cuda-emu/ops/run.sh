@@ -12,7 +12,8 @@
 #
 #   native/dev/cuda-emu/ops/run.sh          (about 3 minutes on 2 cores, the compiles included)
 #   native/dev/cuda-emu/ops/run.sh tsan     (ThreadSanitizer instead, on the mma.sync GEMM's cases
-#                                            only: its cp.async stages and barriers)
+#                                            and the fused dot kernels': cp.async stages, shared
+#                                            atomics, barriers)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(cd "$HERE/../../../.." && pwd)
@@ -20,7 +21,7 @@ SAN=address,undefined
 WORK=${EMU_WORK:-/tmp/puzzle-cuda-emu-ops}
 case ${1:-} in
   "") ;;
-  tsan) SAN=thread WORK=${EMU_WORK:-/tmp/puzzle-cuda-emu-ops-tsan}; export OPS_ONLY=gemm_mma ;;
+  tsan) SAN=thread WORK=${EMU_WORK:-/tmp/puzzle-cuda-emu-ops-tsan}; export OPS_ONLY=tsan ;;
   *) echo "usage: $0 [tsan]" >&2; exit 2 ;;
 esac
 CORE=$(ls "$W"/build/libpuzzle_core.a "$W"/build-gpu/libpuzzle_core.a 2>/dev/null | head -1 || true)
