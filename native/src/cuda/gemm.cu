@@ -51,6 +51,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/vec.cuh"
 
 #ifdef PUZZLE_HAVE_CUBLAS
 #include <cublas_v2.h>
@@ -474,8 +475,6 @@ __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, in
 // X's staging, or that and SwiGLU in the epilogue.
 constexpr int kFuseNone = 0, kFuseNorm = 1, kFuseNormGlu = 2;
 
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
-
 template <int MR, class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
@@ -751,13 +750,12 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
                   const TIn* nw = nullptr, float eps = 0.f) {
   constexpr int64_t VW = 16 / sizeof(TIn);  // values per 16-byte load
   constexpr int64_t OWN = FUSE == kFuseNormGlu ? kDotCols / 2 : kDotCols;  // output columns per warp
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   // X staged with 16-byte loads: contiguous rows, 16-byte aligned, the norm weight too (stage_x)
-  const bool xvec = x_cs == 1 && aligned(X) && (m == 1 || x_rs % VW == 0) && (FUSE == kFuseNone || aligned(nw));
+  const bool xvec = x_cs == 1 && aligned16(X) && (m == 1 || x_rs % VW == 0) && (FUSE == kFuseNone || aligned16(nw));
   if (dot) {
     const int64_t cols_per_block = (int64_t)kSmallWarps * OWN;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
-    const bool vec = aligned(Y) && y_stride % VW == 0;
+    const bool vec = aligned16(Y) && y_stride % VW == 0;
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && xvec;  // X (and nw) 16 bytes at a time too
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut, FUSE>, (unsigned)((n + OWN - 1) / OWN),

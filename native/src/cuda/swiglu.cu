@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(E* __restrict_
     ld<W>(gv, g);
     ld<W>(uv, g + F);
 #pragma unroll
-    for (int k = 0; k < W; ++k) o[k] = gv[k] / (1.f + expf(-gv[k])) * uv[k];
+    for (int k = 0; k < W; ++k) o[k] = silu_mul(gv[k], uv[k]);
     st<W>(out + n * F + f, o);
   }
 }

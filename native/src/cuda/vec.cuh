@@ -105,6 +105,10 @@ __device__ __forceinline__ float as_stored(float x) {
     return x;
 }
 
+// SwiGLU of one gate value g and up value u: silu(g) * u, as cpu/swiglu.cpp writes it (the
+// swiglu kernels and the few-rows GEMM's fused epilogue share it, so both equal the CPU's).
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
 // Calls fn(i, Width<4>) for the aligned vector body and fn(i, Width<1>) for the scalar head and
 // tail of [0, len) (base `row`); threads start at t0 and step by `step`. With vec false all of
 // it is scalar.
