@@ -71,7 +71,7 @@ PUZZLE_CUDA_PDL=1 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --o
 RCP=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (pdl) exit $RCP"
 [ "$RC" = 0 ] && RC=$RCP
-# the inference fusions off (norm_linear.cu's composition: 9 kernels a decode step instead of 6):
+# the inference fusions off (norm_linear.cu's compositions: 9 kernels a decode step instead of 5):
 # the decode rows again, marked [fuse=off], so one run says whether the fusions pay
 say "bf16 checks and decode steps again with PUZZLE_CUDA_FUSE=0 (quick)"
 PUZZLE_CUDA_FUSE=0 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag fuse=off \

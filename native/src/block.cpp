@@ -263,15 +263,16 @@ void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cac
   T* qkv = qkv_->as<T>();
   // Nothing is saved for backward here, so the inference fusions of the contract apply: the norm
   // goes into the product after it, the residual into the product before it, SwiGLU into the
-  // gate|up product (on CUDA, one kernel each for a few rows). x1 lives in out (the o projection
+  // gate|up product, RoPE and the cache append into the q|k|v product (on CUDA, one kernel each for
+  // a few rows: 5 for a GQA + SwiGLU step). x1 lives in out (the o projection
   // adds its residual x in place when out is x), so the FFN's last product adds itself to it in
   // place; not for a linear FFN, whose one product reads x1 while it writes the output.
   T* x1 = cfg_.ffn == FfnKind::Linear ? x1_->as<T>() : out;
   T* ln = ln1_->as<T>();
   float* rstd = rstd1_->f32();
-  o.norm_linear_forward(qkv, ln, rstd, x, w<T>(attn_norm_), w<T>(wq_), nullptr, N, C, QKV, cfg_.eps);
-  // q and k heads rotated and the new keys and values appended: one launch
-  o.rope_kv_cache_append(qkv, k_cache, v_cache, in.cos, in.sin, in.pos, B, T_, NH, NKV, HS, past, Tmax);
+  // the norm, the q|k|v product, q and k rotated, the new keys and values appended: one op
+  o.norm_qkv_rope_cache_forward(qkv, ln, rstd, k_cache, v_cache, x, w<T>(attn_norm_), w<T>(wq_), in.cos, in.sin,
+                                in.pos, B, T_, C, NH, NKV, HS, past, Tmax, cfg_.eps);
   o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
   o.norm_linear_forward(x1, ln, rstd, att_->as<T>(), nullptr, w<T>(wo_), x, N, NH * HS, C, cfg_.eps);
   // out = x1 + FFN(RMSNorm(x1))

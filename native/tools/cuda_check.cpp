@@ -132,6 +132,10 @@ std::vector<float> widen16(const std::vector<bf16>& h) {
   for (size_t i = 0; i < h.size(); ++i) v[i] = bf16_to_f32(h[i]);
   return v;
 }
+std::vector<float> concat(std::vector<float> a, const std::vector<float>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 struct Dev16 {
   Dev d;
   size_t n;
@@ -556,6 +560,32 @@ void check_bf16_ops() {
                   (long)t.C, glu ? "F" : "OC", (long)(glu ? t.F : t.OC), t.norm ? " norm" : "",
                   t.res == 1 ? " res" : t.res == 2 ? " res in place" : "");
     check(name, gout.get(), widen16(out), TOL.gemm_bf16);
+  }
+  // norm + q|k|v product + RoPE + KV-cache append on 8B heads (32 query, 8 KV, head size 128): one
+  // row (a batch-1 decode step: the one-row dot kernel), 2 rows, 16 rows (a 4 x 4 prefill), and
+  // 40 rows, which compose; the caches' other rows must keep what they held.
+  struct QR { int64_t B, T, past; } qkv_rope[] = {{1, 1, 700}, {2, 1, 33}, {4, 4, 9}, {2, 20, 5}};
+  for (const QR& t : qkv_rope) {
+    const int64_t C = 4096, NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS, N = t.B * t.T, KW = NKV * HS;
+    const int64_t Tmax = t.past + t.T + 3;
+    std::vector<float> cos, sin;
+    rope_tables(Tmax, HS, cos, sin);
+    std::vector<int32_t> pos(t.T);
+    for (int64_t i = 0; i < t.T; ++i) pos[i] = (int32_t)(t.past + i);
+    auto x = round16(randn(N * C)), w = round16(randn(C, 0.1f, 1.f)), W = round16(randn(QKV * C, 1.f / std::sqrt((float)C)));
+    auto k0 = round16(randn(t.B * Tmax * KW)), v0 = round16(randn(t.B * Tmax * KW));
+    std::vector<bf16> q(N * QKV), ln(N * C), kc = k0, vc = v0;
+    std::vector<float> rstd(N);
+    c.norm_qkv_rope_cache_forward(q.data(), ln.data(), rstd.data(), kc.data(), vc.data(), x.data(), w.data(), W.data(),
+                                  cos.data(), sin.data(), pos.data(), t.B, t.T, C, NH, NKV, HS, t.past, Tmax, 1e-5f);
+    Dev16 gx(x), gw(w), gW(W), gq(N * QKV), gln(N * C), gk(k0), gv(v0);
+    Dev gcos(cos), gsin(sin), gpos(pos), grstd(N * 4);
+    g.norm_qkv_rope_cache_forward(gq.p(), gln.p(), grstd.f(), gk.p(), gv.p(), gx.p(), gw.p(), gW.p(), gcos.f(), gsin.f(),
+                                  gpos.i(), t.B, t.T, C, NH, NKV, HS, t.past, Tmax, 1e-5f);
+    char name[128];
+    std::snprintf(name, sizeof name, "bf16 norm+qkv+rope+append B%ld T%ld past%ld", (long)t.B, (long)t.T, (long)t.past);
+    check(std::string(name) + " qkv", gq.get(), widen16(q), TOL.gemm_bf16);
+    check(std::string(name) + " k|v caches", concat(gk.get(), gv.get()), concat(widen16(kc), widen16(vc)), TOL.gemm_bf16);
   }
   // GEMMs: the tensor-core / cuBLAS path and the few-rows path, bf16 and fp32 outputs. Without
   // cuBLAS (or with PUZZLE_CUDA_GEMM=own) the aligned ones (row strides a multiple of 8) run the

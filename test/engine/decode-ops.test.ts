@@ -1,8 +1,9 @@
 // What one step of a GQA + SwiGLU block with a KV cache asks of the backend (decode_ops.cpp, built
-// here against the engine library): 6 ops, each one kernel on CUDA for a few rows, in fp32 and bf16
+// here against the engine library): 5 ops, each one kernel on CUDA for a few rows, in fp32 and bf16
 // alike. The fused ops (each norm inside the product after it, each residual inside the product
-// before it, SwiGLU inside the gate|up product, RoPE with the cache append) are what keep it at 6
-// and not 12; a change that brings back a separate pass shows up here as a count. Skipped, with the reason, where g++ or
+// before it, SwiGLU inside the gate|up product, RoPE and the cache append inside the q|k|v
+// product) are what keep it at 5 and not 12; a change that brings back a separate pass shows up
+// here as a count. Skipped, with the reason, where g++ or
 // build/libpuzzle_core.a is missing.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,20 +20,20 @@ const reason = gxx.status !== 0 ? 'g++ is not installed' : !existsSync(core) ? '
 if (reason) console.log(`decode op-count tests skipped: ${reason}`);
 
 describe.skipIf(reason !== null)('the ops of a cached block step', () => {
-  it('are 6 for a prefill and for a decode step, in fp32 and bf16, with no separate residual add or copy, in place as out of place', () => {
+  it('are 5 for a prefill and for a decode step, in fp32 and bf16, with no separate residual add or copy, in place as out of place', () => {
     const exe = join(work, 'decode_ops');
     const c = spawnSync('g++', ['-std=c++20', '-I', join(root, 'native', 'include'), join(import.meta.dirname, 'decode_ops.cpp'),
       core, '-o', exe, '-lpthread'], { encoding: 'utf8' });
     expect(c.status, c.stderr).toBe(0);
     const r = spawnSync(exe, [], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const six = 'attention_cached_forward=1 norm_linear_forward=3 norm_swiglu_forward=1 rope_kv_cache_append=1 total=6';
+    const five = 'attention_cached_forward=1 norm_linear_forward=2 norm_qkv_rope_cache_forward=1 norm_swiglu_forward=1 total=5';
     expect(r.stdout.trim().split('\n')).toEqual([
-      `f32 prefill: ${six}`,
-      `f32 decode: ${six}`,
+      `f32 prefill: ${five}`,
+      `f32 decode: ${five}`,
       'f32 in place: same',  // the decode step again with out == x: bit for bit the same
-      `bf16 prefill: ${six}`,
-      `bf16 decode: ${six}`,
+      `bf16 prefill: ${five}`,
+      `bf16 decode: ${five}`,
       'bf16 in place: same',
     ]);
   });

@@ -32,11 +32,11 @@ int main() {
   COUNT(ops, rmsnorm_forward); COUNT(ops, add_rmsnorm_forward); COUNT(ops, matmul_forward); COUNT(ops, gemm);
   COUNT(ops, rope_forward); COUNT(ops, rope_kv_cache_append); COUNT(ops, attention_cached_forward);
   COUNT(ops, swiglu_forward); COUNT(ops, add_forward); COUNT(ops, accumulate);
-  COUNT(ops, norm_linear_forward); COUNT(ops, norm_swiglu_forward);
+  COUNT(ops, norm_linear_forward); COUNT(ops, norm_swiglu_forward); COUNT(ops, norm_qkv_rope_cache_forward);
   COUNT(ops_bf16, rmsnorm_forward); COUNT(ops_bf16, add_rmsnorm_forward); COUNT(ops_bf16, gemm);
   COUNT(ops_bf16, rope_forward); COUNT(ops_bf16, rope_kv_cache_append); COUNT(ops_bf16, attention_cached_forward);
   COUNT(ops_bf16, swiglu_forward); COUNT(ops_bf16, add_forward); COUNT(ops_bf16, accumulate);
-  COUNT(ops_bf16, norm_linear_forward); COUNT(ops_bf16, norm_swiglu_forward);
+  COUNT(ops_bf16, norm_linear_forward); COUNT(ops_bf16, norm_swiglu_forward); COUNT(ops_bf16, norm_qkv_rope_cache_forward);
   b.copy_device = [](void* d, const void* s, size_t n) { ++calls["copy_device"]; cpu().copy_device(d, s, n); };
   b.memset_zero = [](void* d, size_t n) { ++calls["memset_zero"]; cpu().memset_zero(d, n); };
   BlockConfig cfg;

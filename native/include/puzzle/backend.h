@@ -94,6 +94,14 @@ struct Ops {
   //   weight rows [0,F) and up in [F,2F) (as swiglu_forward's gu); ln[N,C], rstd[N], gu[N,2F] scratch.
   void (*norm_swiglu_forward)(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
                               const float* weight, int64_t N, int64_t C, int64_t F, float eps);
+  // norm_qkv_rope_cache_forward: a cached step's attention input, norm_linear_forward(qkv, ln, rstd,
+  //   x, norm_weight, weight, null, B*T, C, (NH+2*NKV)*HS, eps) then rope_kv_cache_append(qkv,
+  //   k_cache, v_cache, cos, sin, pos, B, T, NH, NKV, HS, past, Tmax): qkv[B*T,(NH+2*NKV)*HS] ends
+  //   as that pair leaves it (q and k rotated) and the caches hold the new rotated keys and values.
+  void (*norm_qkv_rope_cache_forward)(float* qkv, float* ln, float* rstd, float* k_cache, float* v_cache,
+                                      const float* x, const float* norm_weight, const float* weight, const float* cos,
+                                      const float* sin, const int32_t* pos, int64_t B, int64_t T, int64_t C,
+                                      int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps);
 
   // ---- elementwise: out = a + b (residual); out += a (gradient accumulation)
   void (*add_forward)(float* out, const float* a, const float* b, int64_t n);
@@ -164,12 +172,17 @@ struct OpsBf16 {
                                int64_t past, int64_t Tmax);
   void (*swiglu_forward)(bf16* out, const bf16* gu, int64_t N, int64_t F);
   void (*swiglu_backward)(bf16* dgu, const bf16* dout, const bf16* gu, int64_t N, int64_t F);
-  // the inference fusions above; a fusing backend keeps ln and gu in fp32 (no rounding between
-  // the norm, the product and the gate), so it may differ from the composition by that rounding
+  // the inference fusions above; a fusing backend keeps ln, gu and the product before the
+  // rotation in fp32 (no rounding between the norm, the product and the gate or the rotation), so
+  // it may differ from the composition by that rounding
   void (*norm_linear_forward)(bf16* out, bf16* ln, float* rstd, const bf16* x, const bf16* norm_weight,
                               const bf16* weight, const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
   void (*norm_swiglu_forward)(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
                               const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
+  void (*norm_qkv_rope_cache_forward)(bf16* qkv, bf16* ln, float* rstd, bf16* k_cache, bf16* v_cache, const bf16* x,
+                                      const bf16* norm_weight, const bf16* weight, const float* cos, const float* sin,
+                                      const int32_t* pos, int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV,
+                                      int64_t HS, int64_t past, int64_t Tmax, float eps);
   void (*add_forward)(bf16* out, const bf16* a, const bf16* b, int64_t n);
   void (*accumulate)(bf16* out, const bf16* a, int64_t n);
 };

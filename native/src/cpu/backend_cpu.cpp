@@ -135,6 +135,7 @@ Backend make_cpu_backend() {
   o.swiglu_backward = cpu::swiglu_backward;
   o.norm_linear_forward = cpu::norm_linear_forward;
   o.norm_swiglu_forward = cpu::norm_swiglu_forward;
+  o.norm_qkv_rope_cache_forward = cpu::norm_qkv_rope_cache_forward;
   o.add_forward = cpu::add_forward;
   o.accumulate = cpu::accumulate;
   o.cross_entropy_forward = cpu::cross_entropy_forward;

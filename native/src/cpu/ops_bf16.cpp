@@ -186,6 +186,7 @@ OpsBf16 cpu_ops_bf16() {
   o.accumulate = accumulate;
   o.norm_linear_forward = cpu::norm_linear_forward;
   o.norm_swiglu_forward = cpu::norm_swiglu_forward;
+  o.norm_qkv_rope_cache_forward = cpu::norm_qkv_rope_cache_forward;
   return o;
 }
 

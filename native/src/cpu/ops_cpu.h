@@ -51,6 +51,14 @@ void norm_linear_forward(bf16* out, bf16* ln, float* rstd, const bf16* x, const 
                          const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
 void norm_swiglu_forward(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
                          const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
+void norm_qkv_rope_cache_forward(float* qkv, float* ln, float* rstd, float* k_cache, float* v_cache, const float* x,
+                                 const float* norm_weight, const float* weight, const float* cos, const float* sin,
+                                 const int32_t* pos, int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV,
+                                 int64_t HS, int64_t past, int64_t Tmax, float eps);
+void norm_qkv_rope_cache_forward(bf16* qkv, bf16* ln, float* rstd, bf16* k_cache, bf16* v_cache, const bf16* x,
+                                 const bf16* norm_weight, const bf16* weight, const float* cos, const float* sin,
+                                 const int32_t* pos, int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV,
+                                 int64_t HS, int64_t past, int64_t Tmax, float eps);
 void add_forward(float* out, const float* a, const float* b, int64_t n);
 // out[i] = a[i] + b[i] for i in [i0, i1), on the calling thread (add_forward's chunk; the fused
 // add + RMSNorm's row)

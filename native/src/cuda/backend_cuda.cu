@@ -101,6 +101,7 @@ Backend make_backend() {
   o.swiglu_backward = swiglu_backward;
   o.norm_linear_forward = norm_linear_forward;
   o.norm_swiglu_forward = norm_swiglu_forward;
+  o.norm_qkv_rope_cache_forward = norm_qkv_rope_cache_forward;
   o.add_forward = add_forward;
   o.accumulate = accumulate;
   o.cross_entropy_forward = cross_entropy_forward;
@@ -131,6 +132,7 @@ Backend make_backend() {
   h.swiglu_backward = swiglu_backward;
   h.norm_linear_forward = norm_linear_forward;
   h.norm_swiglu_forward = norm_swiglu_forward;
+  h.norm_qkv_rope_cache_forward = norm_qkv_rope_cache_forward;
   h.add_forward = add_forward;
   h.accumulate = accumulate;
   return b;

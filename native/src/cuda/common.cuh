@@ -199,7 +199,17 @@ bool small_linear_fused(float* out, const float* x, const float* nw, const float
                         int64_t C, int64_t OC, int64_t F, float eps);
 bool small_linear_fused(bf16* out, const bf16* x, const bf16* nw, const bf16* W, const bf16* res, int64_t N, int64_t C,
                         int64_t OC, int64_t F, float eps);
-// norm_linear.cu: Ops::norm_linear_forward and norm_swiglu_forward (puzzle/backend.h)
+// qkv[B*T,(NH+2NKV)*HS] = RMSNorm(x; nw) @ W^T, then q and k rotated and the new keys and values
+// appended to the caches (norm_qkv_rope_cache_forward, puzzle/backend.h): one launch of the dot
+// kernels; false, nothing queued, where they do not take it (more than 16 rows, no norm, an odd
+// head size) or PUZZLE_CUDA_GEMM=cublas.
+bool small_qkv_rope_fused(float* qkv, float* k_cache, float* v_cache, const float* x, const float* nw, const float* W,
+                          const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T, int64_t C,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps);
+bool small_qkv_rope_fused(bf16* qkv, bf16* k_cache, bf16* v_cache, const bf16* x, const bf16* nw, const bf16* W,
+                          const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T, int64_t C,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps);
+// norm_linear.cu: Ops::norm_linear_forward, norm_swiglu_forward, norm_qkv_rope_cache_forward
 void norm_linear_forward(float* out, float* ln, float* rstd, const float* x, const float* norm_weight,
                          const float* weight, const float* res, int64_t N, int64_t C, int64_t OC, float eps);
 void norm_swiglu_forward(float* out, float* ln, float* rstd, float* gu, const float* x, const float* norm_weight,
@@ -208,6 +218,14 @@ void norm_linear_forward(bf16* out, bf16* ln, float* rstd, const bf16* x, const 
                          const bf16* res, int64_t N, int64_t C, int64_t OC, float eps);
 void norm_swiglu_forward(bf16* out, bf16* ln, float* rstd, bf16* gu, const bf16* x, const bf16* norm_weight,
                          const bf16* weight, int64_t N, int64_t C, int64_t F, float eps);
+void norm_qkv_rope_cache_forward(float* qkv, float* ln, float* rstd, float* k_cache, float* v_cache, const float* x,
+                                 const float* norm_weight, const float* weight, const float* cos, const float* sin,
+                                 const int32_t* pos, int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV,
+                                 int64_t HS, int64_t past, int64_t Tmax, float eps);
+void norm_qkv_rope_cache_forward(bf16* qkv, bf16* ln, float* rstd, bf16* k_cache, bf16* v_cache, const bf16* x,
+                                 const bf16* norm_weight, const bf16* weight, const float* cos, const float* sin,
+                                 const int32_t* pos, int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV,
+                                 int64_t HS, int64_t past, int64_t Tmax, float eps);
 
 // ---- the bf16 (mixed precision) overloads, same semantics as above (see OpsBf16 in puzzle/backend.h)
 void to_bf16(bf16* out, const float* inp, int64_t n);

@@ -15,11 +15,12 @@
 //      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem;
 //      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
 //        one block per 4 columns, all its threads along k (o and down projections of a decode).
-//    The dot kernels also serve the inference fusions of norm_linear.cu (small_linear_fused):
-//    RMSNorm folded into the staging of X (the norm weight multiplied in, each row's sum of squares
-//    gathered on the way and its 1/rms applied to the sums at the end, which is the same product),
-//    a residual read from its own matrix instead of C, and SwiGLU in the epilogue (a warp's
-//    columns are gate/up pairs j, F+j, so both halves of an output meet in one warp).
+//    The dot kernels also serve the inference fusions of norm_linear.cu (small_linear_fused,
+//    small_qkv_rope_fused): RMSNorm folded into the staging of X (the norm weight multiplied in,
+//    each row's sum of squares gathered on the way and its 1/rms applied to the sums at the end,
+//    which is the same product), a residual read from its own matrix instead of C, SwiGLU in the
+//    epilogue (a warp's columns are gate/up pairs j, F+j, so both halves of an output meet in one
+//    warp), and RoPE with the KV-cache append in the epilogue (pairs d, d+HS/2 of a head).
 //  * bf16 operands otherwise: gemm_mma.cu's kernel (cp.async k-tiles several stages ahead,
 //    ldmatrix, mma.sync m16n8k16) when they are 16-byte aligned with row strides a multiple of 8,
 //    split along K (partials reduced by a second kernel) where its tiles would leave SMs idle.
@@ -471,21 +472,71 @@ __device__ __forceinline__ void stage_x(float* xs, const TIn* __restrict__ X, in
   if constexpr (NORM) sq.flush();
 }
 
-// Inference fusions of the dot kernels (small_linear_fused): kFuseNone, or RMSNorm folded into
-// X's staging, or that and SwiGLU in the epilogue.
-constexpr int kFuseNone = 0, kFuseNorm = 1, kFuseNormGlu = 2;
+// Inference fusions of the dot kernels (small_linear_fused, small_qkv_rope_fused): kFuseNone, or
+// RMSNorm folded into X's staging, or that and SwiGLU in the epilogue, or that and RoPE with the
+// KV-cache append in the epilogue. The last two pair the weight rows a warp reads (kDotCols / 2
+// pairs): gate j with up F+j; a head's element d with d+HS/2, which RoPE rotates together.
+constexpr int kFuseNone = 0, kFuseNorm = 1, kFuseNormGlu = 2, kFuseNormRope = 3;
+__host__ __device__ constexpr bool paired(int fuse) { return fuse == kFuseNormGlu || fuse == kFuseNormRope; }
+
+// kFuseNormRope's epilogue (rope_kv_cache_append's arguments, cuda/rope.cu): output pair p is
+// element d = p % h of head p / h of the fused q|k|v row (h = HS / 2); rows are tokens b*T + t.
+template <class TOut>
+struct QkvRope {
+  TOut* k_cache = nullptr;
+  TOut* v_cache = nullptr;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  const int32_t* pos = nullptr;
+  int64_t T = 1, past = 0, Tmax = 0;
+  int h = 1, NH = 0, NKV = 0;
+};
+
+// The weight row behind a warp's column c (of kDotCols) when its first output column is j0 of n,
+// clamped to a valid row (columns past n are read as zero)
+template <int FUSE>
+__device__ __forceinline__ int64_t weight_row(int c, int64_t j0, int64_t n, int h) {
+  constexpr int NP = kDotCols / 2;
+  const int64_t p = min64(j0 + (paired(FUSE) ? c % NP : c), n - 1);
+  if constexpr (FUSE == kFuseNormGlu) return p + (c >= NP ? n : 0);
+  if constexpr (FUSE == kFuseNormRope) return p + (p / h) * h + (c >= NP ? h : 0);
+  return p;
+}
+
+// kFuseNormRope: row i's output pair p (x1 = element d of head hh, x2 = element d+h, as the product
+// left them) rotated unless hh is a value head, stored to the q|k|v row, and a key or value head's
+// pair to its cache row past+t too: what rope_kv_cache_append does to the product's output.
+template <class TOut>
+__device__ __forceinline__ void rope_store(const QkvRope<TOut>& r, TOut* qkv, int i, int64_t p, float x1, float x2) {
+  const int64_t hh = p / r.h, d = p - hh * r.h, HS = 2 * (int64_t)r.h;
+  const int64_t b = i / r.T, t = i - b * r.T;
+  if (hh < r.NH + r.NKV) {
+    const int64_t at = (r.pos ? (int64_t)r.pos[t] : t) * r.h + d;
+    rope_rotate(x1, x2, r.cos[at], r.sin[at], 1.f);
+  }
+  TOut* q = qkv + (int64_t)i * (r.NH + 2 * r.NKV) * HS + hh * HS + d;
+  store_c(q, x1);
+  store_c(q + r.h, x2);
+  if (hh >= r.NH) {
+    const bool key = hh < r.NH + r.NKV;
+    TOut* dst = (key ? r.k_cache : r.v_cache) + ((b * r.Tmax + r.past + t) * r.NKV + hh - r.NH - (key ? 0 : r.NKV)) * HS + d;
+    store_c(dst, x1);
+    store_c(dst + r.h, x2);
+  }
+}
 
 template <int MR, class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot_kernel(int m, int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_rs,
                      int64_t x_cs, const TIn* __restrict__ Y, int64_t y_cs, float beta, const TOut* Cin, TOut* C,
-                     int64_t c_rs, int64_t c_cs, bool vec, bool xvec, const TIn* __restrict__ nw, float eps) {
+                     int64_t c_rs, int64_t c_cs, bool vec, bool xvec, const TIn* __restrict__ nw, float eps,
+                     QkvRope<TOut> rope) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
-  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu;
+  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu, ROPE = FUSE == kFuseNormRope;
   constexpr int KC = kXsFloats / MR;
-  constexpr int NP = kDotCols / 2;            // GLU: gate/up pairs per warp
-  constexpr int OWN = GLU ? NP : kDotCols;    // output columns per warp
+  constexpr int NP = kDotCols / 2;                   // GLU, ROPE: weight-row pairs per warp
+  constexpr int OWN = paired(FUSE) ? NP : kDotCols;  // output columns (or pairs) per warp
   static_assert(KC % 8 == 0, "chunks must keep 16-byte alignment of fp32 and bf16 rows");
   __shared__ __align__(16) float xs[kXsFloats];
   __shared__ float ssq[MR];  // NORM: each row's sum of squares (stage_x)
@@ -495,11 +546,12 @@ __global__ void __launch_bounds__(kSmallThreads)
   const bool active = j0 < n;
   // Output columns j0 .. j0+ncols-1 exist (ncols < OWN only in the last warp): the others read as
   // zero, so every element of Y is loaded exactly once. Their pointers are clamped to stay valid.
-  // GLU: n is F, and weight rows j (gate, c < NP) and F+j (up) are the warp's columns.
+  // GLU: n is F, and weight rows j (gate, c < NP) and F+j (up) are the warp's columns; ROPE: n
+  // counts pairs (weight_row).
   const int ncols = (int)min64(OWN, n - j0);
   const TIn* yrow[kDotCols];
 #pragma unroll
-  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + ((GLU && c >= NP ? n : 0) + min64(j0 + c % OWN, n - 1)) * y_cs;
+  for (int c = 0; c < kDotCols; ++c) yrow[c] = Y + weight_row<FUSE>(c, j0, n, rope.h) * y_cs;
   auto valid = [&](int c) { return c % OWN < ncols; };
 
   float acc[MR][kDotCols];
@@ -583,8 +635,12 @@ __global__ void __launch_bounds__(kSmallThreads)
 #pragma unroll
     for (int c = 0; c < OWN; ++c) {
       if (lane == ((i * OWN + c) & 31) && i < m && c < ncols) {
-        const int64_t at = i * c_rs + (j0 + c) * c_cs;
         float v = a * acc[i][c];
+        if constexpr (ROPE) {
+          rope_store(rope, C, i, j0 + c, v, a * acc[i][c + NP]);
+          continue;
+        }
+        const int64_t at = i * c_rs + (j0 + c) * c_cs;
         if constexpr (GLU) v = silu_mul(v, a * acc[i][c + NP]);
         if (beta != 0.f) v += beta * load_c(Cin + at);
         store_c(C + at, v);
@@ -603,11 +659,11 @@ template <class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot1_kernel(int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_cs,
                       const TIn* __restrict__ Y, int64_t y_cs, float beta, const TOut* Cin, TOut* C, int64_t c_cs,
-                      bool vec, const TIn* __restrict__ nw, float eps) {
+                      bool vec, const TIn* __restrict__ nw, float eps, QkvRope<TOut> rope) {
   pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
   pdl_trigger();
-  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu;
-  constexpr int NP = kDotCols / 2, OWN = GLU ? NP : kDotCols;  // as in small_dot_kernel
+  constexpr bool NORM = FUSE != kFuseNone, GLU = FUSE == kFuseNormGlu, ROPE = FUSE == kFuseNormRope;
+  constexpr int NP = kDotCols / 2, OWN = paired(FUSE) ? NP : kDotCols;  // as in small_dot_kernel
   __shared__ float red[kSmallWarps][kDotCols + 1];             // + the row's sum of squares
   const int64_t j0 = (int64_t)blockIdx.x * OWN;
   const int ncols = (int)min64(OWN, n - j0);
@@ -615,7 +671,7 @@ __global__ void __launch_bounds__(kSmallThreads)
   bool valid[kDotCols];
 #pragma unroll
   for (int c = 0; c < kDotCols; ++c) {  // clamped, read as 0
-    yrow[c] = Y + ((GLU && c >= NP ? n : 0) + min64(j0 + c % OWN, n - 1)) * y_cs;
+    yrow[c] = Y + weight_row<FUSE>(c, j0, n, rope.h) * y_cs;
     valid[c] = c % OWN < ncols;
   }
   float acc[kDotCols];
@@ -676,15 +732,19 @@ __global__ void __launch_bounds__(kSmallThreads)
   __syncthreads();
   if ((int)threadIdx.x < ncols) {
     const int c = threadIdx.x;
-    float sum = 0.f, up = 0.f, sq = 0.f;
+    float sum = 0.f, up = 0.f, sq = 0.f;  // up: the pair's second value (GLU, ROPE)
 #pragma unroll
     for (int w = 0; w < kSmallWarps; ++w) {
       sum += red[w][c];
-      if (GLU) up += red[w][c + NP];
+      if (paired(FUSE)) up += red[w][c + NP];
       if (NORM) sq += red[w][kDotCols];
     }
     const float a = NORM ? alpha / sqrtf(sq / (float)K + eps) : alpha;
     float v = a * sum;
+    if constexpr (ROPE) {
+      rope_store(rope, C, 0, j0 + c, v, a * up);
+      return;
+    }
     if constexpr (GLU) v = silu_mul(v, a * up);
     const int64_t at = (j0 + c) * c_cs;
     if (beta != 0.f) v += beta * load_c(Cin + at);
@@ -743,13 +803,14 @@ __global__ void __launch_bounds__(kSmallThreads)
 
 // Cin: where beta's C is read (C itself for a GEMM; the residual of a fused linear, which may be
 // C). FUSE (dot kernels only): nw and eps are the norm's weight and epsilon; with kFuseNormGlu n
-// counts output columns, F, and Y has 2n rows.
+// counts output columns, F, and Y has 2n rows; with kFuseNormRope n counts pairs, C is the q|k|v
+// output and rope says where the rest goes (c_rs, c_cs unused).
 template <int MR, int FUSE = kFuseNone, class TIn, class TOut>
 void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn* X, int64_t x_rs, int64_t x_cs,
                   const TIn* Y, int64_t y_stride, float beta, const TOut* Cin, TOut* C, int64_t c_rs, int64_t c_cs,
-                  const TIn* nw = nullptr, float eps = 0.f) {
+                  const TIn* nw = nullptr, float eps = 0.f, const QkvRope<TOut>& rope = {}) {
   constexpr int64_t VW = 16 / sizeof(TIn);  // values per 16-byte load
-  constexpr int64_t OWN = FUSE == kFuseNormGlu ? kDotCols / 2 : kDotCols;  // output columns per warp
+  constexpr int64_t OWN = paired(FUSE) ? kDotCols / 2 : kDotCols;  // output columns (or pairs) per warp
   // X staged with 16-byte loads: contiguous rows, 16-byte aligned, the norm weight too (stage_x)
   const bool xvec = x_cs == 1 && aligned16(X) && (m == 1 || x_rs % VW == 0) && (FUSE == kFuseNone || aligned16(nw));
   if (dot) {
@@ -759,16 +820,32 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && xvec;  // X (and nw) 16 bytes at a time too
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut, FUSE>, (unsigned)((n + OWN - 1) / OWN),
-                 kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, Cin, C, c_cs, vec1, nw, eps);
+                 kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, Cin, C, c_cs, vec1, nw, eps, rope);
       return;
     }
     launch_pdl("gemm (few-rows dot kernel)", small_dot_kernel<MR, TIn, TOut, FUSE>,
                (unsigned)((n + cols_per_block - 1) / cols_per_block), kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y,
-               y_stride, beta, Cin, C, c_rs, c_cs, vec, xvec, nw, eps);
+               y_stride, beta, Cin, C, c_rs, c_cs, vec, xvec, nw, eps, rope);
   } else {
     launch_pdl("gemm (few-rows axpy kernel)", small_axpy_kernel<MR, TIn, TOut>, (unsigned)((n + 31) / 32),
                kSmallThreads, 0, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, c_rs, c_cs, xvec);
   }
+}
+
+// Calls go(std::integral_constant<int, MR>) with the few-rows kernels' row tile MR for m <= 16 rows:
+// the smallest of 1, 2, 4, 8, 16 that holds them.
+template <class Go>
+void with_row_tile(int m, Go&& go) {
+  if (m <= 1)
+    go(std::integral_constant<int, 1>{});
+  else if (m <= 2)
+    go(std::integral_constant<int, 2>{});
+  else if (m <= 4)
+    go(std::integral_constant<int, 4>{});
+  else if (m <= 8)
+    go(std::integral_constant<int, 8>{});
+  else
+    go(std::integral_constant<int, 16>{});
 }
 
 // min(M, N) <= kSmallRows.
@@ -792,16 +869,9 @@ void small_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
     y_stride = lda;
     c_rs = 1, c_cs = ldc;
   }
-  if (m <= 1)
-    launch_small<1>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
-  else if (m <= 2)
-    launch_small<2>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
-  else if (m <= 4)
-    launch_small<4>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
-  else if (m <= 8)
-    launch_small<8>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
-  else
-    launch_small<16>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
+  with_row_tile(m, [&](auto mr) {
+    launch_small<decltype(mr)::value>(dot, m, n, K, alpha, X, x_rs, x_cs, Y, y_stride, beta, C, C, c_rs, c_cs);
+  });
 }
 
 // ============================================================================================
@@ -957,16 +1027,30 @@ bool small_linear_fused_t(T* out, const T* x, const T* nw, const T* W, const T* 
     else
       launch_small<MR, kFuseNone>(true, m, n, C, 1.f, x, C, 1, W, C, beta, res ? res : out, out, n, 1);
   };
-  if (m <= 1)
-    go(std::integral_constant<int, 1>{});
-  else if (m <= 2)
-    go(std::integral_constant<int, 2>{});
-  else if (m <= 4)
-    go(std::integral_constant<int, 4>{});
-  else if (m <= 8)
-    go(std::integral_constant<int, 8>{});
-  else
-    go(std::integral_constant<int, 16>{});
+  with_row_tile(m, go);
+  return true;
+}
+
+// qkv[N, (NH+2NKV)*HS] = RMSNorm(x) @ W^T with q and k rotated and the new keys and values in the
+// caches (norm_qkv_rope_cache_forward, puzzle/backend.h), N = B*T rows, on the dot kernels.
+template <class T>
+bool small_qkv_rope_fused_t(T* qkv, T* k_cache, T* v_cache, const T* x, const T* nw, const T* W, const float* cos,
+                            const float* sin, const int32_t* pos, int64_t B, int64_t Tq, int64_t C, int64_t NH,
+                            int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps) {
+  const int64_t N = B * Tq, h = HS / 2, n = (NH + 2 * NKV) * h;  // output pairs
+  if (gemm_mode() == Mode::kCublas || !nw || B <= 0 || Tq <= 0 || N > kSmallRows || C <= 0 || HS <= 0 || HS % 2 ||
+      NH < 0 || NKV <= 0 || n < N || n > INT_MAX || past < 0 || past + Tq > Tmax)
+    return false;
+  QkvRope<T> r;
+  r.k_cache = k_cache, r.v_cache = v_cache, r.cos = cos, r.sin = sin, r.pos = pos;
+  r.T = Tq, r.past = past, r.Tmax = Tmax;
+  r.h = (int)h, r.NH = (int)NH, r.NKV = (int)NKV;
+  const int m = (int)N;
+  auto go = [&](auto mr) {
+    constexpr int MR = decltype(mr)::value;
+    launch_small<MR, kFuseNormRope>(true, m, n, C, 1.f, x, C, 1, W, C, 0.f, qkv, qkv, 2 * n, 1, nw, eps, r);
+  };
+  with_row_tile(m, go);
   return true;
 }
 
@@ -993,6 +1077,18 @@ bool small_linear_fused(bf16* out, const bf16* x, const bf16* nw, const bf16* W,
                         int64_t OC, int64_t F, float eps) {
   return small_linear_fused_t(dev(out), dev(x), nw ? dev(nw) : nullptr, dev(W), res ? dev(res) : nullptr, N, C, OC, F,
                               eps);
+}
+
+bool small_qkv_rope_fused(float* qkv, float* k_cache, float* v_cache, const float* x, const float* nw, const float* W,
+                          const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T, int64_t C,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps) {
+  return small_qkv_rope_fused_t(qkv, k_cache, v_cache, x, nw, W, cos, sin, pos, B, T, C, NH, NKV, HS, past, Tmax, eps);
+}
+bool small_qkv_rope_fused(bf16* qkv, bf16* k_cache, bf16* v_cache, const bf16* x, const bf16* nw, const bf16* W,
+                          const float* cos, const float* sin, const int32_t* pos, int64_t B, int64_t T, int64_t C,
+                          int64_t NH, int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps) {
+  return small_qkv_rope_fused_t(dev(qkv), dev(k_cache), dev(v_cache), dev(x), nw ? dev(nw) : nullptr, dev(W), cos, sin,
+                                pos, B, T, C, NH, NKV, HS, past, Tmax, eps);
 }
 
 const char* gemm_kernel_name() {

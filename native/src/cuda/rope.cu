@@ -21,11 +21,7 @@ template <int W>
 __device__ __forceinline__ void rotate(float (&x1)[W], float (&x2)[W], const float (&c)[W], const float (&s)[W],
                                        float sign) {
 #pragma unroll
-  for (int k = 0; k < W; ++k) {
-    const float o1 = x1[k] * c[k] - sign * x2[k] * s[k];
-    const float o2 = x2[k] * c[k] + sign * x1[k] * s[k];
-    x1[k] = o1, x2[k] = o2;
-  }
+  for (int k = 0; k < W; ++k) rope_rotate(x1[k], x2[k], c[k], s[k], sign);
 }
 
 // Unit = (token (b, t), head, W consecutive pair indices j .. j+W-1).

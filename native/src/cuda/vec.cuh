@@ -109,6 +109,15 @@ __device__ __forceinline__ float as_stored(float x) {
 // swiglu kernels and the few-rows GEMM's fused epilogue share it, so both equal the CPU's).
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
+// RoPE of one pair (x1, x2) = (x[i], x[i+h]) of a head, HF's rotate-half layout as cpu/rope.cpp
+// writes it (sign -1: the backward's transposed rotation). The rope kernels and the few-rows
+// GEMM's fused q|k|v epilogue share it.
+__device__ __forceinline__ void rope_rotate(float& x1, float& x2, float c, float s, float sign) {
+  const float o1 = x1 * c - sign * x2 * s;
+  const float o2 = x2 * c + sign * x1 * s;
+  x1 = o1, x2 = o2;
+}
+
 // Calls fn(i, Width<4>) for the aligned vector body and fn(i, Width<1>) for the scalar head and
 // tail of [0, len) (base `row`); threads start at t0 and step by `step`. With vec false all of
 // it is scalar.

@@ -350,6 +350,63 @@ void t_norm_linear(int64_t N, int64_t C, int64_t OC, bool norm, int res, int64_t
   }
 }
 
+// norm + q|k|v product + RoPE + cache append: qkv and both caches (whose other rows must keep what
+// they held) against the composition, positions given or (pos null) the defaults t
+void t_qkv_rope(int64_t B, int64_t T, int64_t C, int64_t NH, int64_t NKV, int64_t HS, int64_t past, bool use_pos,
+                int off = 0) {
+  const int64_t h = HS / 2, N = B * T, QKV = (NH + 2 * NKV) * HS, KW = NKV * HS, Tmax = past + T + 2, P = past + T + 1;
+  std::vector<float> cos(P * h), sin(P * h);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < h; ++i)
+      cos[p * h + i] = std::cos(p * std::pow(0.5f, (float)i)), sin[p * h + i] = std::sin(p * std::pow(0.5f, (float)i));
+  std::vector<int32_t> pos(T);
+  for (int64_t t = 0; t < T; ++t) pos[t] = (int32_t)(past + t + 1);  // not t, so that a default would show
+  const int32_t* pp = use_pos ? pos.data() : nullptr;
+  auto x = randn(N * C), w = randn(C, 0.5f, 1.f), W = randn(QKV * C, 1.f / std::sqrt((float)C));
+  auto k0 = randn(B * Tmax * KW), v0 = randn(B * Tmax * KW);
+  std::string s = " B" + std::to_string(B) + " T" + std::to_string(T) + " C" + std::to_string(C) + " NH" +
+                  std::to_string(NH) + " NKV" + std::to_string(NKV) + " HS" + std::to_string(HS) + " past" +
+                  std::to_string(past) + (use_pos ? "" : " default positions") + " off" + std::to_string(off);
+  const bool fused = N <= 16 && HS % 2 == 0;
+  const auto& f = puzzle::cpu_backend().ops;
+  {  // bf16
+    H gx(x, off), gw(w, off), gW(W, off), gq(N * QKV, off), gk(k0, off), gv(v0, off), gln(N * C);
+    H rx(x, off), rw(w, off), rW(W, off), rq(N * QKV, off), rk(k0, off), rv(v0, off), rln(N * C);
+    std::vector<float> grs(N), rrs(N);
+    const long before = g_emu_pdl_launches;
+    G::norm_qkv_rope_cache_forward(gq.p, gln.p, grs.data(), gk.p, gv.p, gx.p, gw.p, gW.p, cos.data(), sin.data(), pp,
+                                   B, T, C, NH, NKV, HS, past, Tmax, 1e-5f);
+    const long launches = g_emu_pdl_launches - before;
+    if (fused) {  // the fp32 math on the bf16 values, rounded once
+      auto x16 = gx.get(), w16 = gw.get(), W16 = gW.get(), kc = H(k0).get(), vc = H(v0).get();
+      std::vector<float> q32(N * QKV), ln(N * C), rs(N);
+      f.norm_qkv_rope_cache_forward(q32.data(), ln.data(), rs.data(), kc.data(), vc.data(), x16.data(), w16.data(),
+                                    W16.data(), cos.data(), sin.data(), pp, B, T, C, NH, NKV, HS, past, Tmax, 1e-5f);
+      check("norm+qkv+rope+append bf16 (fused) qkv = fp32 math rounded once" + s, gq.get(), H(q32).get(), ULP);
+      check("norm+qkv+rope+append bf16 (fused) k cache" + s, gk.get(), H(kc).get(), ULP);
+      check("norm+qkv+rope+append bf16 (fused) v cache" + s, gv.get(), H(vc).get(), ULP);
+      check("norm+qkv+rope+append bf16 is one launch" + s, {(float)launches}, {1.f}, 0);
+    } else {
+      R().norm_qkv_rope_cache_forward(rq.p, rln.p, rrs.data(), rk.p, rv.p, rx.p, rw.p, rW.p, cos.data(), sin.data(), pp,
+                                      B, T, C, NH, NKV, HS, past, Tmax, 1e-5f);
+      check("norm+qkv+rope+append bf16 (composed) qkv" + s, gq.get(), rq.get(), ULP);
+      check("norm+qkv+rope+append bf16 (composed) caches" + s, concat(gk.get(), gv.get()), concat(rk.get(), rv.get()), ULP);
+    }
+  }
+  {  // fp32
+    F gx(x, off), gw(w, off), gW(W, off), gq(std::vector<float>(N * QKV, NAN), off), gk(k0, off), gv(v0, off);
+    F rq(std::vector<float>(N * QKV, NAN), off), rk(k0, off), rv(v0, off);
+    std::vector<float> gln(N * C), rln(N * C), grs(N), rrs(N);
+    G::norm_qkv_rope_cache_forward(gq.p, gln.data(), grs.data(), gk.p, gv.p, gx.p, gw.p, gW.p, cos.data(), sin.data(),
+                                   pp, B, T, C, NH, NKV, HS, past, Tmax, 1e-5f);
+    f.norm_qkv_rope_cache_forward(rq.p, rln.data(), rrs.data(), rk.p, rv.p, gx.p, gw.p, gW.p, cos.data(), sin.data(),
+                                  pp, B, T, C, NH, NKV, HS, past, Tmax, 1e-5f);
+    const double tol = fused ? 2e-5 : 1e-2;
+    check("norm+qkv+rope+append fp32 qkv" + s, gq.get(), rq.get(), tol);
+    check("norm+qkv+rope+append fp32 caches" + s, concat(gk.get(), gv.get()), concat(rk.get(), rv.get()), tol);
+  }
+}
+
 void t_attention(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
   const int64_t QKV = (NH + 2 * NKV) * HS, N = B * T, QW = NH * HS;
   auto qkv = randn(N * QKV), dout = randn(N * QW), d0 = randn(N * QKV, 0.1f);
@@ -426,6 +483,17 @@ void t_fusions() {
   t_norm_linear(16, 264, 0, true, 0, 33);
   t_norm_linear(2, 264, 0, false, 0, 24);  // SwiGLU without a norm: composed
   t_norm_linear(20, 264, 0, true, 0, 48);
+  // norm + q|k|v + RoPE + append: one row on the one-row kernel (8B-like heads at C 264, 16-byte
+  // loads; an odd offset and C without them) and on the dot kernel, 2, 3 (B 1 x T 3) and 16 rows (B 4 x T 4, a prefill)
+  // on the dot kernel, a head size whose pairs straddle warps (HS 6: 3 pairs, 2 per warp), MHA and
+  // one KV head, default positions; 20 rows compose
+  t_qkv_rope(1, 1, 264, 8, 2, 32, 5, true);
+  t_qkv_rope(1, 1, 1001, 4, 1, 16, 0, true, 1);
+  t_qkv_rope(1, 1, 264, 16, 8, 16, 4, true);  // 256 pairs: one row on the dot kernel
+  t_qkv_rope(2, 1, 264, 4, 4, 16, 7, true);
+  t_qkv_rope(1, 3, 300, 6, 3, 6, 2, false);
+  t_qkv_rope(4, 4, 264, 4, 2, 8, 3, true);
+  t_qkv_rope(2, 10, 264, 4, 2, 8, 1, true);
 }
 
 int main() {
