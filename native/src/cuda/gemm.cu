@@ -499,27 +499,30 @@ __device__ __forceinline__ int64_t weight_row(int c, int64_t j0, int64_t n, int 
   constexpr int NP = kDotCols / 2;
   const int64_t p = min64(j0 + (paired(FUSE) ? c % NP : c), n - 1);
   if constexpr (FUSE == kFuseNormGlu) return p + (c >= NP ? n : 0);
-  if constexpr (FUSE == kFuseNormRope) return p + (p / h) * h + (c >= NP ? h : 0);
+  if constexpr (FUSE == kFuseNormRope) return p + (int)p / h * h + (c >= NP ? h : 0);  // n <= INT_MAX
   return p;
 }
 
 // kFuseNormRope: row i's output pair p (x1 = element d of head hh, x2 = element d+h, as the product
 // left them) rotated unless hh is a value head, stored to the q|k|v row, and a key or value head's
 // pair to its cache row past+t too: what rope_kv_cache_append does to the product's output.
+// (32-bit division: pairs number at most INT_MAX and rows at most 16; a 64-bit one is a long
+// software routine, inlined at every output of the unrolled epilogue.)
 template <class TOut>
 __device__ __forceinline__ void rope_store(const QkvRope<TOut>& r, TOut* qkv, int i, int64_t p, float x1, float x2) {
-  const int64_t hh = p / r.h, d = p - hh * r.h, HS = 2 * (int64_t)r.h;
-  const int64_t b = i / r.T, t = i - b * r.T;
+  const int hh = (int)p / r.h, d = (int)p - hh * r.h, HS = 2 * r.h;
+  const int b = i / (int)r.T, t = i - b * (int)r.T;
   if (hh < r.NH + r.NKV) {
     const int64_t at = (r.pos ? (int64_t)r.pos[t] : t) * r.h + d;
     rope_rotate(x1, x2, r.cos[at], r.sin[at], 1.f);
   }
-  TOut* q = qkv + (int64_t)i * (r.NH + 2 * r.NKV) * HS + hh * HS + d;
+  TOut* q = qkv + ((int64_t)i * (r.NH + 2 * r.NKV) + hh) * HS + d;
   store_c(q, x1);
   store_c(q + r.h, x2);
   if (hh >= r.NH) {
     const bool key = hh < r.NH + r.NKV;
-    TOut* dst = (key ? r.k_cache : r.v_cache) + ((b * r.Tmax + r.past + t) * r.NKV + hh - r.NH - (key ? 0 : r.NKV)) * HS + d;
+    TOut* dst = (key ? r.k_cache : r.v_cache) +
+                (((int64_t)b * r.Tmax + r.past + t) * r.NKV + hh - r.NH - (key ? 0 : r.NKV)) * HS + d;
     store_c(dst, x1);
     store_c(dst + r.h, x2);
   }
