@@ -106,6 +106,11 @@ else
   RCN=${PIPESTATUS[0]}
   say "node_device_check exit $RCN"
   [ "$RC" = 0 ] && RC=$RCN
+  # a decode step driven from Node: a call (and a device synchronisation) per layer against one
+  # for all layers (8 layers of Llama-3.1-8B's shape, bf16; timing only, it sets no exit status)
+  say "decode step from Node: per-layer calls against one call (benchmarks/decode-stack.mjs)"
+  PUZZLE_CUDA_MODULE="$PWD/$CUDA_SO" timeout 90 node benchmarks/decode-stack.mjs --device cuda --dtype bfloat16 \
+    --hidden 4096 --heads 32 --kv 8 --ffn 14336 --layers 8 --past 1024 --steps 16 --rounds 5 2>&1 | tee "$OUT/decode-stack.log"
 fi
 
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
@@ -145,10 +150,11 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/nu
   --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
+[ -f "$OUT/decode-stack.log" ] && { printf '\n## A decode step from Node (decode-stack.mjs)\n\n```\n'; cat "$OUT/decode-stack.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
 rm -f "$OUT/ours-bf16-mma.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
-rm -f "$OUT/node-device.log"     # in gpu-check.md
+rm -f "$OUT/node-device.log" "$OUT/decode-stack.log"  # in gpu-check.md
 say "done"
 exit $RC

@@ -40,6 +40,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
                                        InstanceMethod<&BlockWrap::Forward>("forward"),
                                        InstanceMethod<&BlockWrap::Backward>("backward"),
                                        InstanceMethod<&BlockWrap::ForwardCached>("forwardCached"),
+                                       StaticMethod<&BlockWrap::ForwardCachedStack>("forwardCachedStack"),
                                        InstanceMethod<&BlockWrap::SavedActivation>("savedActivation"),
                                        InstanceMethod<&BlockWrap::DropMasterWeights>("dropMasterWeights"),
                                        InstanceMethod<&BlockWrap::Dispose>("dispose"),
@@ -127,6 +128,51 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
   Block& block(const Napi::Env& env, const char* fn) {
     if (!block_) throw make_error(env, "ERR_PUZZLE_DISPOSED", std::string("Block.") + fn + ": the block was disposed");
     return *block_;
+  }
+
+  // What a cached forward of block b over x[B*T, hidden] needs of its arguments (kname, vname:
+  // the caches' names in the messages); the cache length Tmax and the RoPE tables' rows P.
+  struct CachedShape {
+    int64_t Tmax = 0, P = 0;
+  };
+  static CachedShape check_cached(const Args& a, const Block& b, const TensorRef& x, int64_t B, int64_t T,
+                                  const TensorRef& cos, const TensorRef& sin, const TensorRef& pos, const TensorRef& kc,
+                                  const TensorRef& vc, const std::string& kname, const std::string& vname, int64_t past) {
+    const BlockConfig& cfg = b.config();
+    a.numel(x, "x", B * T * cfg.C, "B*T*hidden");
+    CachedShape cs;
+    if (cfg.attn != AttnKind::GQA) return cs;
+    int64_t row = cfg.NKV * cfg.HS;
+    if (kc->numel() % (size_t)(B * row))
+      a.bad("ERR_PUZZLE_SHAPE", "argument '" + kname + "' has shape " + shape_str(kc->shape) + ", expected [B, Tmax, " +
+                                    std::to_string(cfg.NKV) + ", " + std::to_string(cfg.HS) + "]");
+    cs.Tmax = (int64_t)kc->numel() / (B * row);
+    a.numel(vc, vname.c_str(), B * cs.Tmax * row, "B*Tmax*NKV*HS");
+    if (past + T > cs.Tmax)
+      a.bad("ERR_PUZZLE_RANGE", "past + T = " + std::to_string(past + T) + " exceeds the cache length " +
+                                    std::to_string(cs.Tmax) + " of '" + kname + "'");
+    int64_t half = cfg.HS / 2;
+    cs.P = (int64_t)cos->numel() / half;
+    a.numel(cos, "cos", cs.P * half, "P*headDim/2"), a.numel(sin, "sin", cs.P * half, "P*headDim/2");
+    a.numel(pos, "pos", T, "T");
+    return cs;
+  }
+  static double cached_flops(const Block& b, int64_t B, int64_t T, int64_t past) {
+    const BlockConfig& cfg = b.config();
+    return 2.0 * (double)(B * T) * ((double)b.num_params() + (double)(past + T) * (double)(cfg.NH * cfg.HS));
+  }
+  // One block's cached forward on the worker thread (out may be x)
+  static void run_cached(Block& blk, const TensorRef& out, const TensorRef& x, const BlockInputs& in,
+                         const TensorRef& kc, const TensorRef& vc, int64_t past, int64_t Tmax) {
+    std::lock_guard<std::mutex> lk(blk.mutex());
+    if (blk.dtype() == DType::BF16) {
+      if (blk.has_master_weights()) blk.weights_changed();  // JS may have written the fp32 parameters
+      auto h = [](const TensorRef& t) { return t ? static_cast<bf16*>(t->ptr()) : nullptr; };
+      blk.forward_cached(h(out), h(x), in, h(kc), h(vc), past, Tmax);
+    } else {
+      auto f = [](const TensorRef& t) { return t ? t->f32() : nullptr; };
+      blk.forward_cached(out->f32(), x->f32(), in, f(kc), f(vc), past, Tmax);
+    }
   }
 
   const ParamInfo& info_of(const Napi::CallbackInfo& info, const char* fn) {
@@ -282,8 +328,7 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     Block& b = block(env, "forwardCached");
     Args a(info, "Block.forwardCached");
     a.expect_device(device_of(b.backend()), "the block");
-    const BlockConfig& cfg = b.config();
-    bool gqa = cfg.attn == AttnKind::GQA;
+    const bool gqa = b.config().attn == AttnKind::GQA;
     const DType dt = b.dtype();
     auto x = a.tensor(0, "x", dt);
     int64_t B = a.dim(1, "B"), T = a.dim(2, "T");
@@ -291,41 +336,94 @@ class BlockWrap : public Napi::ObjectWrap<BlockWrap> {
     auto pos = a.tensor(5, "pos", DType::I32, !gqa);
     auto kc = a.tensor(6, "kCache", dt, !gqa), vc = a.tensor(7, "vCache", dt, !gqa);
     int64_t past = a.dim(8, "past", 0);
-    a.numel(x, "x", B * T * cfg.C, "B*T*hidden");
-    int64_t Tmax = 0, P = 0;
-    if (gqa) {
-      int64_t row = cfg.NKV * cfg.HS;
-      if (kc->numel() % (size_t)(B * row))
-        a.bad("ERR_PUZZLE_SHAPE", "argument 'kCache' has shape " + shape_str(kc->shape) + ", expected [B, Tmax, " +
-                                      std::to_string(cfg.NKV) + ", " + std::to_string(cfg.HS) + "]");
-      Tmax = (int64_t)kc->numel() / (B * row);
-      a.numel(vc, "vCache", B * Tmax * row, "B*Tmax*NKV*HS");
-      if (past + T > Tmax)
-        a.bad("ERR_PUZZLE_RANGE", "past + T = " + std::to_string(past + T) + " exceeds the cache length " + std::to_string(Tmax));
-      int64_t half = cfg.HS / 2;
-      P = (int64_t)cos->numel() / half;
-      a.numel(cos, "cos", P * half, "P*headDim/2"), a.numel(sin, "sin", P * half, "P*headDim/2");
-      a.numel(pos, "pos", T, "T");
-    }
+    const CachedShape cs = check_cached(a, b, x, B, T, cos, sin, pos, kc, vc, "kCache", "vCache", past);
     TensorRef out = new_tensor(env, x->shape, dt, b.backend(), "Block.forwardCached");
     auto blk = block_;
     return run_async(
         env, {x, cos, sin, pos, kc, vc, out},
         [=] {
-          std::lock_guard<std::mutex> lk(blk->mutex());
-          BlockInputs in = block_inputs("Block.forwardCached", B, T, cos, sin, gqa ? pos : nullptr, P);
-          if (dt == DType::BF16) {
-            if (blk->has_master_weights()) blk->weights_changed();
-            auto h = [](const TensorRef& t) { return t ? static_cast<bf16*>(t->ptr()) : nullptr; };
-            blk->forward_cached(h(out), h(x), in, h(kc), h(vc), past, Tmax);
-          } else {
-            blk->forward_cached(out->f32(), x->f32(), in, kc ? kc->f32() : nullptr, vc ? vc->f32() : nullptr, past,
-                                Tmax);
-          }
+          BlockInputs in = block_inputs("Block.forwardCached", B, T, cos, sin, gqa ? pos : nullptr, cs.P);
+          run_cached(*blk, out, x, in, kc, vc, past, cs.Tmax);
           device_done(blk->backend(), "Block.forwardCached");
         },
-        [=](Napi::Env e) { return Tensor::Wrap(e, out); },
-        2.0 * (double)(B * T) * ((double)b.num_params() + (double)(past + T) * (double)(cfg.NH * cfg.HS)));
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); }, cached_flops(b, B, T, past));
+  }
+
+  // Block.forwardCachedStack(blocks, x, B, T, cos, sin, pos, kCaches, vCaches, past) -> Promise<Tensor>
+  // The blocks one after another over their KV caches (a model's layers, in a prefill or a decode
+  // step): what forwardCached called block by block returns, in one worker task with one wait for
+  // the device at the end, instead of a round trip to JS and a device synchronisation per layer
+  // (on a GPU, idle gaps between the layers of a decode step). The layers after the first run in
+  // place on the output (a cached forward allows out == x), so no buffer is made per layer.
+  // kCaches[i] and vCaches[i] are block i's caches (null for a block without GQA attention).
+  static Napi::Value ForwardCachedStack(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Args a(info, "Block.forwardCachedStack");
+    if (!info.This().IsFunction()) a.bad("ERR_PUZZLE_ARG", "call it on the class: Block.forwardCachedStack(...)");
+    const Napi::Function cls = info.This().As<Napi::Function>();
+    if (!info[0].IsArray()) a.bad("ERR_PUZZLE_ARG", "argument 'blocks' must be an array of Blocks");
+    const Napi::Array arr = info[0].As<Napi::Array>();
+    const uint32_t L = arr.Length();
+    if (L == 0) a.bad("ERR_PUZZLE_ARG", "argument 'blocks' is empty");
+    for (size_t i : {7, 8})
+      if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != L)
+        a.bad("ERR_PUZZLE_ARG", std::string("argument '") + (i == 7 ? "kCaches" : "vCaches") +
+                                    "' must be an array with one entry (a Tensor or null) per block, " +
+                                    std::to_string(L) + " here");
+    std::vector<std::shared_ptr<Block>> blocks(L);
+    bool any_gqa = false;
+    for (uint32_t i = 0; i < L; ++i) {
+      const std::string name = "blocks[" + std::to_string(i) + "]";
+      const Napi::Value v = arr.Get(i);
+      if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(cls)) a.bad("ERR_PUZZLE_ARG", "argument '" + name + "' must be a Block");
+      blocks[i] = BlockWrap::Unwrap(v.As<Napi::Object>())->block_;
+      if (!blocks[i]) a.bad("ERR_PUZZLE_DISPOSED", "argument '" + name + "' is a disposed Block");
+      const Block& b = *blocks[i], &b0 = *blocks[0];
+      if (&b.backend() != &b0.backend())
+        a.bad("ERR_PUZZLE_DEVICE", "argument '" + name + "' is on " + device_name(device_of(b.backend())) +
+                                       " but blocks[0] is on " + device_name(device_of(b0.backend())));
+      if (b.dtype() != b0.dtype())
+        a.bad("ERR_PUZZLE_DTYPE", "argument '" + name + "' is " + dtype_name(b.dtype()) + " but blocks[0] is " +
+                                      dtype_name(b0.dtype()));
+      if (b.config().C != b0.config().C)
+        a.bad("ERR_PUZZLE_SHAPE", "argument '" + name + "' has hidden size " + std::to_string(b.config().C) +
+                                      " but blocks[0] has " + std::to_string(b0.config().C));
+      any_gqa = any_gqa || b.config().attn == AttnKind::GQA;
+    }
+    const Block& b0 = *blocks[0];
+    a.expect_device(device_of(b0.backend()), "the blocks");
+    const DType dt = b0.dtype();
+    auto x = a.tensor(1, "x", dt);
+    int64_t B = a.dim(2, "B"), T = a.dim(3, "T");
+    auto cos = a.tensor(4, "cos", DType::F32, !any_gqa), sin = a.tensor(5, "sin", DType::F32, !any_gqa);
+    auto pos = a.tensor(6, "pos", DType::I32, !any_gqa);
+    int64_t past = a.dim(9, "past", 0);
+    const Napi::Array karr = info[7].As<Napi::Array>(), varr = info[8].As<Napi::Array>();
+    std::vector<TensorRef> kcs(L), vcs(L);
+    std::vector<int64_t> tmax(L);
+    int64_t P = INT64_MAX;
+    double flops = 0;
+    for (uint32_t i = 0; i < L; ++i) {
+      const bool gqa = blocks[i]->config().attn == AttnKind::GQA;
+      const std::string kn = "kCaches[" + std::to_string(i) + "]", vn = "vCaches[" + std::to_string(i) + "]";
+      kcs[i] = a.tensor_value(karr.Get(i), kn, dt, !gqa), vcs[i] = a.tensor_value(varr.Get(i), vn, dt, !gqa);
+      const CachedShape cs = check_cached(a, *blocks[i], x, B, T, cos, sin, pos, kcs[i], vcs[i], kn, vn, past);
+      tmax[i] = cs.Tmax;
+      if (gqa) P = std::min(P, cs.P);
+      flops += cached_flops(*blocks[i], B, T, past);
+    }
+    TensorRef out = new_tensor(env, x->shape, dt, b0.backend(), "Block.forwardCachedStack");
+    std::vector<TensorRef> keep = {x, cos, sin, pos, out};
+    keep.insert(keep.end(), kcs.begin(), kcs.end());
+    keep.insert(keep.end(), vcs.begin(), vcs.end());
+    return run_async(
+        env, keep,
+        [=] {
+          BlockInputs in = block_inputs("Block.forwardCachedStack", B, T, cos, sin, any_gqa ? pos : nullptr, P);
+          for (uint32_t i = 0; i < L; ++i) run_cached(*blocks[i], out, i == 0 ? x : out, in, kcs[i], vcs[i], past, tmax[i]);
+          device_done(blocks[0]->backend(), "Block.forwardCachedStack");
+        },
+        [=](Napi::Env e) { return Tensor::Wrap(e, out); }, flops);
   }
 
   // backward(dout[B,T,C], wantInputGrad) -> Promise<Tensor dx | null>

@@ -155,7 +155,10 @@ void Args::bad(const std::string& code, const std::string& msg) const {
 }
 
 TensorRef Args::tensor(size_t i, const char* name, DType dtype, bool optional) const {
-  Napi::Value v = info_[i];
+  return tensor_value(info_[i], name, dtype, optional);
+}
+
+TensorRef Args::tensor_value(const Napi::Value& v, const std::string& name, DType dtype, bool optional) const {
   if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
   if (!Tensor::Is(v)) bad("ERR_PUZZLE_ARG", std::string("argument '") + name + "' must be a Tensor");
   const TensorRef& t = Tensor::Unwrap(v.As<Napi::Object>())->data();

@@ -100,6 +100,8 @@ class Args {
   Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
   // Every tensor read must live on the device of the first one (ERR_PUZZLE_DEVICE otherwise).
   TensorRef tensor(size_t i, const char* name, DType dtype, bool optional = false) const;
+  // The same for a value that is not an argument itself (an element of an array argument)
+  TensorRef tensor_value(const Napi::Value& v, const std::string& name, DType dtype, bool optional = false) const;
   // The backend of the tensors read so far (the CPU's when none was).
   const Backend& backend() const;
   // The tensors must be on `d` (a Block's device); call before reading them.

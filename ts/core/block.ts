@@ -94,6 +94,17 @@ export class Block {
     return native(() => this.nb.forwardCached(x, B, T, rope.cos, rope.sin, rope.pos, cache?.k ?? null, cache?.v ?? null, past));
   }
 
+  /**
+   * Blocks one after another over their KV caches (a model's layers in a prefill or a decode
+   * step): what forwardCached returns called block by block, in one native task with one wait for
+   * the device at the end instead of a round trip to JS (and, on a GPU, a device synchronisation)
+   * per layer. caches[i] is block i's cache, null for linear or no-op attention.
+   */
+  static forwardCachedStack(blocks: Block[], x: Tensor, B: number, T: number, rope: Required<RopeInputs>, caches: ({ k: Tensor; v: Tensor } | null)[], past: number): Promise<Tensor> {
+    const Addon = loadAddon();
+    return native(() => Addon.Block.forwardCachedStack(blocks.map((b) => b.nb), x, B, T, rope.cos, rope.sin, rope.pos, caches.map((c) => c?.k ?? null), caches.map((c) => c?.v ?? null), past));
+  }
+
   /** Accumulates parameter gradients; returns the input gradient when asked. */
   backward(dout: Tensor, wantInputGrad: boolean): Promise<Tensor | null> {
     return native(() => this.nb.backward(dout, wantInputGrad));

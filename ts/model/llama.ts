@@ -230,10 +230,10 @@ export class LlamaModel {
     const ids = to(hostIds, this.device);
     let h = await ops.castOwned(await ops.embeddingForward(ids, this.embed), this.dtype);
     if (ids !== hostIds) ids.dispose();
-    for (const [i, block] of this.blocks.entries()) {
-      const next = await block.forwardCached(h, B, T, { ...rope, pos }, cache.layers[i], past);
+    if (this.blocks.length > 0) {  // every layer in one native task: one wait for the device, not one per layer
+      const out = await Block.forwardCachedStack(this.blocks, h, B, T, { ...rope, pos }, cache.layers, past);
       h.dispose();
-      h = next;
+      h = out;
     }
     h = await ops.castOwned(h, 'float32');
     pos.dispose();

@@ -115,7 +115,10 @@ export interface CudaInfo {
 
 export interface NativeAddon {
   Tensor: NativeTensorClass & (abstract new () => NativeTensor);
-  Block: new (config: NativeBlockConfig) => NativeBlock;
+  Block: (new (config: NativeBlockConfig) => NativeBlock) & {
+    /** blocks one after another over their caches, in one native task (see Block.forwardCachedStack) */
+    forwardCachedStack(blocks: NativeBlock[], x: T, B: number, Tn: number, cos: Opt, sin: Opt, pos: Opt, kCaches: Opt[], vCaches: Opt[], past: number): Promise<NativeTensor>;
+  };
   ops: NativeOps;
   engineInfo(): EngineInfo;
   cudaInfo(): CudaInfo;
