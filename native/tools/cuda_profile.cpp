@@ -165,24 +165,18 @@ class Stack {
     GPU->free(x_), GPU->free(y_), GPU->free(pos_);
   }
 
+  // As a model runs its layers (LlamaModel.forwardCached: Block.forwardCachedStack): the first
+  // from x_ into y_, the others in place on y_, so x_ stays the input of every repeat and replay.
   void prefill() {
     BlockInputs in{s_.B, s_.P, cos_, sin_, nullptr};
-    const void* h = x_;
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      void* out = (i % 2 == 0) ? y_ : scratch();
-      forward_cached(*blocks_[i], out, h, in, kc_[i], vc_[i], 0, s_.P + s_.G);
-      h = out;
-    }
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      forward_cached(*blocks_[i], y_, i == 0 ? x_ : y_, in, kc_[i], vc_[i], 0, s_.P + s_.G);
   }
 
   void decode_step(int64_t g) {
     BlockInputs in{s_.B, 1, cos_, sin_, pos_ + g};
-    const void* h = x_;
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      void* out = (i % 2 == 0) ? y_ : scratch();
-      forward_cached(*blocks_[i], out, h, in, kc_[i], vc_[i], s_.P + g, s_.P + s_.G);
-      h = out;
-    }
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      forward_cached(*blocks_[i], y_, i == 0 ? x_ : y_, in, kc_[i], vc_[i], s_.P + g, s_.P + s_.G);
   }
 
   // One graph per decode step (each passes a different cache length), captured once.
@@ -230,13 +224,6 @@ class Stack {
   }
 
  private:
-  void* scratch() {
-    if (!z_) z_.reset(dalloc(s_.B * s_.P * d_.C * d_.es()));
-    return z_.get();
-  }
-  struct Free {
-    void operator()(void* p) const { GPU->free(p); }
-  };
   Dims d_;
   Scenario s_;
   const float *cos_, *sin_;
@@ -244,7 +231,6 @@ class Stack {
   std::vector<void*> kc_, vc_;
   void *x_ = nullptr, *y_ = nullptr;
   int32_t* pos_ = nullptr;
-  std::unique_ptr<void, Free> z_;
   std::vector<cudaGraphExec_t> graphs_;
 };
 
