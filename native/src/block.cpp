@@ -251,37 +251,52 @@ void Block::forward_cached(bf16* out, const bf16* x, const BlockInputs& in, bf16
 template <class T>
 void Block::forward_cached_t(T* out, const T* x, const BlockInputs& in, T* k_cache, T* v_cache, int64_t past,
                              int64_t Tmax) {
-  if (cfg_.attn != AttnKind::GQA) {
-    forward_t(out, x, in, false);
-    return;
-  }
   const OpsOf<T>& o = ops_of<T>(be_);
-  const int64_t B = in.B, T_ = in.T, N = B * T_, C = cfg_.C, HS = cfg_.HS;
-  const int64_t NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
+  const int64_t B = in.B, T_ = in.T, N = B * T_, C = cfg_.C;
+  const size_t row_bytes = (size_t)N * C * sizeof(T);
   ensure_workspace(N, B, T_);
   saved_ = false;
-  T* qkv = qkv_->as<T>();
-  // Nothing is saved for backward here, so the inference fusions of the contract apply: the norm
-  // goes into the product after it, the residual into the product before it, SwiGLU into the
-  // gate|up product, RoPE and the cache append into the q|k|v product (on CUDA, one kernel each for
-  // a few rows: 5 for a GQA + SwiGLU step). x1 lives in out (the o projection
-  // adds its residual x in place when out is x), so the FFN's last product adds itself to it in
-  // place; not for a linear FFN, whose one product reads x1 while it writes the output.
-  T* x1 = cfg_.ffn == FfnKind::Linear ? x1_->as<T>() : out;
   T* ln = ln1_->as<T>();
   float* rstd = rstd1_->f32();
-  // the norm, the q|k|v product, q and k rotated, the new keys and values appended: one op
-  o.norm_qkv_rope_cache_forward(qkv, ln, rstd, k_cache, v_cache, x, w<T>(attn_norm_), w<T>(wq_), in.cos, in.sin,
-                                in.pos, B, T_, C, NH, NKV, HS, past, Tmax, cfg_.eps);
-  o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
-  o.norm_linear_forward(x1, ln, rstd, att_->as<T>(), nullptr, w<T>(wo_), x, N, NH * HS, C, cfg_.eps);
+  // Nothing is saved for backward here, so the inference fusions of the contract apply, for every
+  // kind of layer: the norm goes into the product after it, the residual into the product before
+  // it, SwiGLU into the gate|up product, RoPE and the cache append into the q|k|v product (on
+  // CUDA, one kernel each for a few rows: 5 for a GQA + SwiGLU step, 3 for linear attention +
+  // SwiGLU, 2 for no-op attention + SwiGLU). A fused product may write its residual in place but
+  // no other input of it, which decides where x1 = x + Attn(RMSNorm(x)) lives: in out, so that the
+  // FFN's last product adds itself to it in place; in the workspace for a linear FFN (its one
+  // product reads x1 while it writes out) and for a linear attention run in place (its product
+  // reads x while it writes x1); with no-op attention x1 is x itself.
+  const T* x1 = x;
+  if (cfg_.attn != AttnKind::NoOp) {
+    const bool own = cfg_.ffn == FfnKind::Linear || (cfg_.attn == AttnKind::Linear && out == x);
+    T* a1 = own ? x1_->as<T>() : out;
+    if (cfg_.attn == AttnKind::Linear) {
+      o.norm_linear_forward(a1, ln, rstd, x, w<T>(attn_norm_), w<T>(wlin_attn_), x, N, C, C, cfg_.eps);
+    } else {
+      const int64_t HS = cfg_.HS, NH = cfg_.NH, NKV = cfg_.NKV, QKV = (NH + 2 * NKV) * HS;
+      T* qkv = qkv_->as<T>();
+      // the norm, the q|k|v product, q and k rotated, the new keys and values appended: one op
+      o.norm_qkv_rope_cache_forward(qkv, ln, rstd, k_cache, v_cache, x, w<T>(attn_norm_), w<T>(wq_), in.cos, in.sin,
+                                    in.pos, B, T_, C, NH, NKV, HS, past, Tmax, cfg_.eps);
+      o.attention_cached_forward(att_->as<T>(), qkv, k_cache, v_cache, B, T_, NH, NKV, HS, QKV, past, Tmax);
+      o.norm_linear_forward(a1, ln, rstd, att_->as<T>(), nullptr, w<T>(wo_), x, N, NH * HS, C, cfg_.eps);
+    }
+    x1 = a1;
+  }
   // out = x1 + FFN(RMSNorm(x1))
   if (cfg_.ffn == FfnKind::Linear) {
+    if (x1 == out) {  // no-op attention in place: the product must not write the x it reads
+      be_.copy_device(x1_->ptr, x1, row_bytes);
+      x1 = x1_->as<T>();
+    }
     o.norm_linear_forward(out, ln, rstd, x1, w<T>(ffn_norm_), w<T>(wlin_ffn_), x1, N, C, C, cfg_.eps);
   } else if (cfg_.ffn == FfnKind::SwiGLU) {
     T* h = h_->as<T>();
     o.norm_swiglu_forward(h, ln, rstd, gu_->as<T>(), x1, w<T>(ffn_norm_), w<T>(wgate_), N, C, cfg_.F, cfg_.eps);
     o.norm_linear_forward(out, ln, rstd, h, nullptr, w<T>(wdown_), x1, N, cfg_.F, C, cfg_.eps);
+  } else if (x1 != out) {
+    be_.copy_device(out, x1, row_bytes);
   }
 }
 

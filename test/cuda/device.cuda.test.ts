@@ -264,6 +264,52 @@ describe.runIf(usable)('blocks and a model on the GPU match the CPU engine', () 
     });
   }
 
+  // Every kind of layer's cached forward (each its own fused ops) run in place on the device, as
+  // Block.forwardCachedStack runs every layer after the first: bit for bit what the same blocks
+  // give one call at a time (out of place), caches included, and near the CPU engine's. A fused
+  // product that wrote an input other than its residual would read rows other blocks of its grid
+  // had already written, and differ.
+  for (const dtype of ['float32', 'bfloat16'] as const)
+    it(`every attention and FFN kind, ${dtype}: in place through the stack = one call at a time, and = the CPU`, async () => {
+      const tol = dtype === 'float32' ? TOL.mma : TOL.bf16;
+      const kinds = (['gqa', 'linear', 'noop'] as const).flatMap((attention) => (['swiglu', 'linear', 'noop'] as const).map((ffn) => ({ attention, ffn })));
+      // hidden 64: a 64-column product takes two blocks of the dot kernel, so one could read
+      // what the other wrote
+      const wide = { ...shape, hidden: 64, heads: 8 };
+      const head = { ...wide, kvHeads: 1 };  // the first layer: the stack's only out-of-place one
+      const shapes = [head, ...kinds.map((k) => ({ ...wide, ...k }))];
+      let seed = 60;
+      const made = shapes.map((sh) => {
+        const c = new Block({ ...sh, dtype }), g = new Block({ ...sh, dtype, device: 'cuda' });
+        for (const p of c.params()) {
+          const vals = p.shape.length === 1 ? new Float32Array(p.numel).fill(1) : randn(p.numel, 0.2, seed++);
+          c.param(p.name).copyFrom(vals), g.param(p.name).copyFrom(vals);
+        }
+        return { c, g, sh };
+      });
+      const cacheOf = (sh: (typeof shapes)[number], device: 'cpu' | 'cuda') =>
+        sh.attention === 'gqa' ? { k: zeros([B, 8, sh.kvHeads, 8], dtype, device), v: zeros([B, 8, sh.kvHeads, 8], dtype, device) } : null;
+      const one = made.map((m) => cacheOf(m.sh, 'cuda')), stack = made.map((m) => cacheOf(m.sh, 'cuda')), cpu = made.map((m) => cacheOf(m.sh, 'cpu'));
+      let past = 0;
+      for (const Tn of [3, 1]) {
+        const xv = randn(B * Tn * wide.hidden, 1, 70 + Tn);
+        const pos = Array.from({ length: Tn }, (_, t) => past + t);
+        const rg = { ...ropeG, pos: ids(pos, [Tn], 'cuda') }, rc = { ...rope, pos: ids(pos, [Tn]) };
+        let h = tensor(xv, [B, Tn, wide.hidden], dtype, 'cuda'), hc = tensor(xv, [B, Tn, wide.hidden], dtype);
+        const x = h;
+        for (const [i, m] of made.entries()) {
+          h = await m.g.forwardCached(h, B, Tn, rg, one[i], past);
+          hc = await m.c.forwardCached(hc, B, Tn, rc, cpu[i], past);
+        }
+        const got = await Block.forwardCachedStack(made.map((m) => m.g), x, B, Tn, rg, stack, past);
+        expect(Array.from(got.toArray()), `${dtype} T${Tn}: the stack in place against one call at a time`).toEqual(Array.from(h.toArray()));
+        for (const [i, c] of one.entries())
+          if (c) expect([Array.from(stack[i]!.k.toArray()), Array.from(stack[i]!.v.toArray())]).toEqual([Array.from(c.k.toArray()), Array.from(c.v.toArray())]);
+        expectRel(got, hc, 3 * tol, `${dtype} T${Tn}: ten layers on cuda against the CPU`);
+        past += Tn;
+      }
+    });
+
   for (const dtype of ['float32', 'bfloat16'] as const) it(`a ${dtype} LlamaModel on cuda: logits, a training step and cached generation match the CPU model`, async () => {
     const config = {
       vocab: 40, hidden: 32, heads: 4, headDim: 8, eps: 1e-5, maxPositions: 64, ropeTheta: 10000, ropeScaling: null,
