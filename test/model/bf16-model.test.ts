@@ -94,6 +94,24 @@ describe('a bfloat16 LlamaModel', () => {
     expect(rel(step.toArray(), want)).toBeLessThan(TOL);
   });
 
+  it('forInference serves the same logits from the bf16 weights alone, then refuses their float32 views; a float32 model is left as it is', async () => {
+    const m = LlamaModel.random(config, 13, 0.02, 'cpu', 'bfloat16');
+    const prompt = ids([1, 5, 9, 2, 23, 7, 0, 12], [2, 4]);
+    const run = async () => {
+      const cache = m.newCache(2, 6);
+      const pre = (await m.forwardCached(prompt, cache)).toArray();
+      const step = (await m.forwardCached(ids([3, 4], [2, 1]), cache)).toArray();
+      return [Array.from(pre), Array.from(step), Array.from((await m.forward(prompt)).logits.toArray())];
+    };
+    const before = await run();
+    expect(m.forInference()).toBe(m);
+    expect(await run()).toEqual(before);  // bit for bit
+    await expectError(() => m.blocks[0].param('mlp.up_proj.weight'), 'ERR_PUZZLE_STATE', 'dropMasterWeights');
+    const f32 = LlamaModel.random(config, 13);
+    f32.forInference();
+    expect(f32.blocks[0].param('mlp.up_proj.weight').numel).toBeGreaterThan(0);
+  });
+
   it('refuses blocks of another dtype, and a dtype it does not have', () => {
     const c = tinyConfig();
     const blocks = c.layers.map((l, i) => new Block({ ...blockShape(c, l), dtype: i === 1 ? 'bfloat16' : 'float32' }));

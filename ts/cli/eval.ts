@@ -50,7 +50,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--dtype <t>', DTYPE_HELP, modelDType('--dtype'), 'auto')
     .option('--json', 'print one JSON object')
     .action(async (o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; seed: number; device: 'cpu' | 'cuda'; dtype: DTypeSetting; json?: boolean }) => {
-      const model = loadModel(o.model, o.device, resolveDType(o.dtype, o.device));
+      const model = loadModel(o.model, o.device, resolveDType(o.dtype, o.device)).forInference();
       try {
         const tok = Tokenizer.load(o.model);
         const prompt = Array.from(await tok.encode(o.prompt, { bos: tok.bosId !== null }));

@@ -69,7 +69,7 @@ export async function evalBatches(data: string, tokenizer: () => Tokenizer, voca
 }
 
 export async function runEval(o: EvalOptions): Promise<EvalReport> {
-  const model = loadModel(o.model, o.device, o.dtype);
+  const model = loadModel(o.model, o.device, o.dtype).forInference();  // evaluated, never trained or saved here
   let teacher: LlamaModel | undefined;
   try {
     // the tokenizer is needed for text only: pre-tokenised data is scored as given
@@ -83,7 +83,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       return tok;
     };
     if (o.teacher) {
-      teacher = loadModel(o.teacher, o.device, o.dtype);
+      teacher = loadModel(o.teacher, o.device, o.dtype).forInference();
       if (teacher.config.vocab !== model.config.vocab)
         throw new PuzzleError('ERR_PUZZLE_CONFIG', `--teacher ${o.teacher} has vocabulary ${teacher.config.vocab}, the model ${model.config.vocab}`);
     }

@@ -244,6 +244,18 @@ export class LlamaModel {
     return logits;
   }
 
+  /**
+   * Inference only: bfloat16 blocks keep just their bf16 weights (a third of the bytes) and stop
+   * converting the float32 ones before every forward, which they must do while JS may write them
+   * through their views: in a decode step that conversion reads each weight twice more and writes
+   * it once. Afterwards the model cannot be trained or saved and its block parameters cannot be
+   * read. A float32 model is left as it is. Returns the model.
+   */
+  forInference(): this {
+    if (this.dtype === 'bfloat16') for (const b of this.blocks) b.dropMasterWeights();
+    return this;
+  }
+
   /** Releases what the last forward kept (hidden states, saved activations). */
   release(): void {
     for (const t of this.retained) t.dispose();
