@@ -26,6 +26,7 @@ const HS = C / NH, P = past0 + steps;
 const blocks = Array.from({ length: L }, () => {
   const b = new Block({ hidden: C, attention: 'gqa', heads: NH, headDim: HS, kvHeads: NKV, ffn: 'swiglu', ffnWidth: F, dtype, device });
   for (const p of b.params()) b.param(p.name).fill(p.shape.length === 1 ? 1 : 0.02);
+  if (dtype === 'bfloat16') b.dropMasterWeights();  // as a serving model does (LlamaModel.forInference)
   return b;
 });
 const { cos, sin } = ropeTables(HS, P, 10000);
