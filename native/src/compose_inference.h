@@ -1,7 +1,8 @@
 // The inference fusions of the backend contract (norm_linear_forward, norm_swiglu_forward,
-// norm_qkv_rope_cache_forward in puzzle/backend.h) written as the compositions that define them, over any op table with the
-// ops they name (Ops, OpsBf16, or CUDA's overloads) and a device-to-device copy. The CPU backend
-// runs them as they are; the CUDA backend where it does not fuse (more than a few rows).
+// norm_qkv_rope_cache_forward in puzzle/backend.h) written as the compositions that define them,
+// over any op table with the ops they name (Ops, OpsBf16, or CUDA's overloads) and a
+// device-to-device copy. The CPU backend runs them as they are; the CUDA backend where it does not
+// fuse (more than a few rows).
 #pragma once
 #include <cstddef>
 #include <cstdint>

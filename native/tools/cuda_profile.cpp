@@ -129,7 +129,7 @@ struct Timing {
 class Stack {
  public:
   Stack(const Dims& d, const std::vector<Option>& layers, const Scenario& s, const float* cos, const float* sin)
-      : d_(d), s_(s), cos_(cos), sin_(sin) {
+      : s_(s), cos_(cos), sin_(sin) {
     uint64_t seed = 1;
     for (auto& o : layers) {
       blocks_.push_back(std::make_unique<Block>(*GPU, block_config(d, o), d.dtype));
@@ -224,7 +224,6 @@ class Stack {
   }
 
  private:
-  Dims d_;
   Scenario s_;
   const float *cos_, *sin_;
   std::vector<std::unique_ptr<Block>> blocks_;

@@ -1042,7 +1042,7 @@ bool small_qkv_rope_fused_t(T* qkv, T* k_cache, T* v_cache, const T* x, const T*
                             int64_t NKV, int64_t HS, int64_t past, int64_t Tmax, float eps) {
   const int64_t N = B * Tq, h = HS / 2, n = (NH + 2 * NKV) * h;  // output pairs
   if (gemm_mode() == Mode::kCublas || !nw || B <= 0 || Tq <= 0 || N > kSmallRows || C <= 0 || HS <= 0 || HS % 2 ||
-      NH < 0 || NKV <= 0 || n < N || n > INT_MAX || past < 0 || past + Tq > Tmax)
+      NH < 0 || NKV <= 0 || n < N || n > INT_MAX)
     return false;
   QkvRope<T> r;
   r.k_cache = k_cache, r.v_cache = v_cache, r.cos = cos, r.sin = sin, r.pos = pos;

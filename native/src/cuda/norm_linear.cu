@@ -3,9 +3,10 @@
 // RoPE + KV-cache append. For a few rows (a decode step) each is one launch of gemm.cu's few-rows
 // dot kernels, which fold the norm into their staging of X and the residual, the gate or the
 // rotation and the append into their epilogue: a decode step of a GQA + SwiGLU block runs 5
-// kernels instead of 9, and the normalised rows and the gate|up activations never go to memory. Otherwise (more rows, PUZZLE_CUDA_GEMM=cublas, or
-// PUZZLE_CUDA_FUSE=0, which benchmarks/gpu/check.sh sets for a pass tagged [fuse=off] to time the
-// two) the composition that defines them (compose_inference.h) over the ops of this backend.
+// kernels instead of 9, and the normalised rows and the gate|up activations never go to memory.
+// Otherwise (more rows, PUZZLE_CUDA_GEMM=cublas, or PUZZLE_CUDA_FUSE=0, which
+// benchmarks/gpu/check.sh sets for a pass tagged [fuse=off] to time the two) the composition that
+// defines them (compose_inference.h) over the ops of this backend.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
