@@ -4,9 +4,9 @@
 #      cuBLAS is used when the toolkit has it), unless a build carried along in
 #      $PUZZLE_GPU_BUILD already runs there;
 #   2. checks every CUDA op and block against the CPU engine, in bf16 also with the candidate
-#      paths switched on (PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_PDL=1), the inference fusions switched
-#      off (PUZZLE_CUDA_FUSE=0) and, with cuBLAS present, our own GEMM kernels, each timed in rows
-#      tagged [attn=mma], [pdl], [fuse=off], [gemm=own];
+#      paths switched on (PUZZLE_CUDA_PDL=1), the earlier decode attention (PUZZLE_CUDA_DECODE=simt),
+#      the inference fusions switched off (PUZZLE_CUDA_FUSE=0) and, with cuBLAS present, our own
+#      GEMM kernels, each timed in rows tagged [pdl], [decode=simt], [fuse=off], [gemm=own];
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
 #   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
@@ -52,14 +52,13 @@ timeout 240 "$BUILD/puzzle_cuda_check" --part bf16 --json "$OUT/ours-bf16.json" 
 RC16=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 exit $RC16"
 [ "$RC" = 0 ] && RC=$RC16
-# the candidate attention kernels (attention_mma.cu: mma.sync, scores in registers, cp.async
-# stages): the bf16 checks and timings again with it selected, rows marked [attn=mma], so one
-# run says whether it should become the default
-say "bf16 again with PUZZLE_CUDA_ATTN=mma (quick)"
-PUZZLE_CUDA_ATTN=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --tag attn=mma \
-  --json "$OUT/ours-bf16-mma.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|attention (fwd|bwd)|block fwd"
+# the decode attention of attention.cu before the streamed kernel (PUZZLE_CUDA_DECODE=simt): the
+# decode rows again, marked [decode=simt], so one run says whether the streamed kernel pays
+say "bf16 decode rows again with PUZZLE_CUDA_DECODE=simt (quick)"
+PUZZLE_CUDA_DECODE=simt timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag decode=simt \
+  --json "$OUT/ours-bf16-simtdec.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode (step|attention)"
 RCM=${PIPESTATUS[0]}
-say "puzzle_cuda_check --part bf16 (attn=mma) exit $RCM"
+say "puzzle_cuda_check --part bf16 (decode=simt) exit $RCM"
 [ "$RC" = 0 ] && RC=$RCM
 # programmatic dependent launch (sm_90+; cuda/common.cuh's launch_pdl, PUZZLE_CUDA_PDL=1): the bf16
 # checks again with it on (a kernel that touched memory before its pdl_wait would show here),
@@ -147,14 +146,14 @@ fi
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-mma.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/decode-stack.log" ] && { printf '\n## A decode step from Node (decode-stack.mjs)\n\n```\n'; cat "$OUT/decode-stack.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-mma.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log" "$OUT/decode-stack.log"  # in gpu-check.md
 say "done"
 exit $RC

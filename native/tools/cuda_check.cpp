@@ -10,8 +10,8 @@
 // the GPU time goes, kernel by kernel (JSON: "kernels").
 // --part runs only the fp32 or only the bf16 (mixed precision) checks and benchmarks: check.sh
 // runs them as two processes, so a fault in one leaves the other's results standing. --tag
-// appends " [TAG]" to every check and result name (check.sh: a second bf16 run with
-// PUZZLE_CUDA_ATTN=mma, rows marked [attn=mma]).
+// appends " [TAG]" to every check and result name (check.sh: bf16 runs with candidate paths,
+// e.g. PUZZLE_CUDA_PDL=1 with rows marked [pdl]).
 //
 // Errors are relative L2 norms ||gpu - cpu|| / ||cpu||, against tolerances written per kind of
 // arithmetic (TOL below). The fp32 ops: the GPU runs matrix products on the tensor cores with
@@ -40,8 +40,8 @@
 namespace puzzle::cuda {
 const char* gemm_kernel_name();
 const char* attention_kernel_name(int64_t HS);  // forward and backward: "tensor-core" or "simt"
-// attention_mma.cu, called directly: the candidate bf16 forward and backward (PUZZLE_CUDA_ATTN=mma
-// selects them), and attention.cu's backward pre-pass
+// attention_mma.cu, called directly: the bf16 forward and backward (the default for HS 64 and 128;
+// PUZZLE_CUDA_ATTN=wmma or simt deselects them), and attention.cu's backward pre-pass
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,
@@ -49,7 +49,7 @@ bool attention_backward_mma(float* dq32, bf16* dk, bf16* dv, const bf16* dout, c
                             int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 void attention_backward_dot(float* D, const bf16* dout, const bf16* out, int64_t B, int64_t T, int64_t NH,
                             int64_t HS);
-bool attention_mma_selected();  // PUZZLE_CUDA_ATTN=mma
+bool attention_mma_selected();  // unless PUZZLE_CUDA_ATTN=wmma or simt
 cudaStream_t stream();
 }  // namespace puzzle::cuda
 
@@ -644,9 +644,8 @@ void check_bf16_ops() {
     check("bf16 attention forward", gout.get(), widen16(out), std::max(tol_attn, TOL.bf16));
     check("bf16 attention lse", glse.get(), lse, tol_attn);
     // the mma.sync kernels (attention_mma.cu), called directly, on this shape and on HS 128 with
-    // rows that are not 16-byte aligned (element copies instead of cp.async). Only in the process
-    // that selects them (check.sh's PUZZLE_CUDA_ATTN=mma run, whose rows are tagged): a fault in
-    // these unproven kernels must not take the default bf16 run's results with it.
+    // rows that are not 16-byte aligned (element copies instead of cp.async), where they are
+    // selected (the default; not under PUZZLE_CUDA_ATTN=wmma or simt).
     for (int64_t hs : {64, 128}) {
       if (!cuda::attention_mma_selected()) break;
       const int64_t pad = hs == 64 ? 0 : 3, W = (NH + 2 * NKV) * hs + pad, TT = hs == 64 ? T : 300;
@@ -1097,6 +1096,31 @@ void bench_decode_gemms(int reps, double bw, const std::function<void()>& flush)
       }
 }
 
+// The split-KV attention of a decode step over an 8B layer's cache (batch 1 past 8192, batch 64
+// past 1024), against the copy bandwidth for the cache rows it reads. L2 flushed between.
+template <class Flush>
+void bench_decode_attention(int reps, double bw, const Flush& flush) {
+  const int64_t NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
+  for (int64_t B : {1, 64})
+    for (bool half : {false, true}) {
+      if (half ? !g_bf16 : !g_f32) continue;
+      const int64_t past = B == 1 ? 8192 : 1024, Tm = past + 1, KW = NKV * HS;
+      const size_t es = half ? 2 : 4;
+      Dev kc((size_t)B * Tm * KW * es), vc((size_t)B * Tm * KW * es), q((size_t)B * QKV * es), o((size_t)B * NH * HS * es);
+      for (Dev* d : {&kc, &vc, &q}) cudaMemsetAsync(d->p, 0, d->bytes, cuda::stream());
+      Stat st = time_ms([&] {
+        if (half)
+          GPU->ops_bf16.attention_cached_forward((bf16*)o.p, (bf16*)q.p, (bf16*)kc.p, (bf16*)vc.p, B, 1, NH, NKV, HS, QKV,
+                                                 past, Tm);
+        else
+          GPU->ops.attention_cached_forward(o.f(), q.f(), kc.f(), vc.f(), B, 1, NH, NKV, HS, QKV, past, Tm);
+      }, 2, reps, flush);
+      const double bytes = 2.0 * B * (past + 1) * KW * es;
+      emit("op", "decode attention 8B B" + std::to_string(B) + " past" + std::to_string(past) + (half ? " [bf16]" : ""), st,
+           kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " + kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
+    }
+}
+
 void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
@@ -1154,6 +1178,7 @@ void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   if (only_gemm || g_only_decode) {
     bench_decode_gemms(reps, bw, flush);
     if (only_gemm) return;
+    bench_decode_attention(reps, bw, flush);
   }
   if (g_only_decode) {  // the decode steps of both blocks (the GEMM peak above sets their compute floor)
     for (const BlockShape& bc : {BlockShape{"llama-3.1-8b", 4096, 32, 8, 128, 14336},
@@ -1219,28 +1244,8 @@ void run_benchmarks(bool quick, bool only_gemm, bool kernels_only) {
   // The pieces of a decode step, each against the copy bandwidth (what the decode floor assumes):
   // the few-rows GEMM through the 8B weights (batch 1 and 64, fp32 and bf16 storage) and the
   // split-KV attention over the cache (the bytes of the cache rows read). L2 flushed between.
-  {
-    const int64_t NH = 32, NKV = 8, HS = 128, QKV = (NH + 2 * NKV) * HS;
-    bench_decode_gemms(reps, bw, flush);
-    for (int64_t B : {1, 64})
-      for (bool half : {false, true}) {
-        if (half ? !g_bf16 : !g_f32) continue;
-        const int64_t past = B == 1 ? 8192 : 1024, Tm = past + 1, KW = NKV * HS;
-        const size_t es = half ? 2 : 4;
-        Dev kc((size_t)B * Tm * KW * es), vc((size_t)B * Tm * KW * es), q((size_t)B * QKV * es), o((size_t)B * NH * HS * es);
-        for (Dev* d : {&kc, &vc, &q}) cudaMemsetAsync(d->p, 0, d->bytes, cuda::stream());
-        Stat st = time_ms([&] {
-          if (half)
-            GPU->ops_bf16.attention_cached_forward((bf16*)o.p, (bf16*)q.p, (bf16*)kc.p, (bf16*)vc.p, B, 1, NH, NKV, HS, QKV,
-                                                   past, Tm);
-          else
-            GPU->ops.attention_cached_forward(o.f(), q.f(), kc.f(), vc.f(), B, 1, NH, NKV, HS, QKV, past, Tm);
-        }, 2, reps, flush);
-        const double bytes = 2.0 * B * (past + 1) * KW * es;
-        emit("op", "decode attention 8B B" + std::to_string(B) + " past" + std::to_string(past) + (half ? " [bf16]" : ""), st,
-             kv("GBps", bytes / (st.median * 1e-3) / 1e9) + ", " + kv("x_copy_bw", bw / (bytes / (st.median * 1e-3) / 1e9)));
-      }
-  }
+  bench_decode_gemms(reps, bw, flush);
+  bench_decode_attention(reps, bw, flush);
 
   // Blocks: fp32 storage, then mixed precision (bf16 activations and weights).
   const BlockShape blocks[] = {{"llama-3.1-8b", 4096, 32, 8, 128, 14336}, {"llama-3.1-70b", 8192, 64, 8, 128, 28672}};

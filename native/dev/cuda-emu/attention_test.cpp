@@ -631,6 +631,13 @@ int main(int argc, char** argv) {
     test_decode16(1, 5, 8, 1, 48, 150, 160, 0);
     test_decode16(2, 16, 4, 2, 32, 40, 64, 2);
     test_decode16(1, 2, 2, 1, 38, 60, 70, 0);    // HS % 4 != 0: scalar cache loads
+    // the streamed kernel (HS 64 / 128, aligned rows): group 8 over 3 sequences, a cache row count
+    // off the tile size; 16 queries of 4 heads = 4 row chunks, causal rows inside partitions; a
+    // cache too short for a split (one partition, one tile, the last row repeated)
+    test_decode16(3, 1, 16, 2, 128, 517, 600, 0);
+    test_decode16(1, 16, 4, 1, 128, 100, 130, 1);
+    test_decode16(2, 4, 8, 4, 64, 250, 260, 0);
+    test_decode16(1, 1, 2, 1, 128, 5, 8, 0);
     std::vector<puzzle::bf16> o(1), q(1);
     if (attention_decode(o.data(), q.data(), q.data(), q.data(), 1, 17, 1, 1, 32, 96, 0, 17))
       std::printf("  FAIL 17 queries must be declined\n"), ++failures;

@@ -51,9 +51,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <mutex>
 
 #include "cuda/common.cuh"
+#include "cuda/mma.cuh"
 #include "cuda/scratch.cuh"
 
 namespace puzzle::cuda {
@@ -859,6 +861,255 @@ __global__ void __launch_bounds__(kThreads)
   const int chunk = (int)blockIdx.x % nchunk, bg = (int)blockIdx.x / nchunk, b = bg / NKV, g = bg % NKV;
   const int r0 = chunk * kDecRows, nrows = imin(kDecRows, group * Tq - r0);
   merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, smem, smem + kDecRows * nsplit);
+}
+
+// ------------------------------------------------------------------------------------------
+// Streamed split-KV decode over bf16 caches (HS 64 or 128, rows 16-byte aligned): what a bf16
+// decode runs where it applies (PUZZLE_CUDA_DECODE=simt keeps the kernel above). That kernel holds
+// one tile of 32 keys in flight a block and reads the cache in 8- and 2-byte loads between three
+// barriers a tile: on an H200 (benchmarks/results/gpu-h200-2026-11-30.md) it moved 600-900 GB/s
+// of a 4.2 TB/s card, 67% of an 8B decode step at batch 64. Here a block of 4 warps streams its
+// partition through STAGES shared-memory stages of 32 keys filled by cp.async (16-byte
+// copies; STAGES - 1 tiles in flight while one is used), with two barriers a tile:
+//  scores : lane = key; warp w takes rows w, w+4, w+8, w+12 (row rr = hh*Tq + t, as above) and
+//           reads its key's row from shared memory in 16-byte pieces (rows padded by 16 bytes, so
+//           the 8 lanes of a phase hit distinct banks) against the fp32 query rows (broadcast)
+//  softmax: in the same warp, a row's 32 scores being its lanes' (online, base 2)
+//  P.V    : thread (dims dg*4 .. dg*4+3, key group kg) sums its keys of the tile for every row;
+//           the key groups are added in shared memory at the end, as in the kernel above
+// A tile's rows past the partition's end are copied from its last row (never a row past the
+// visible cache) and masked. Partitions are written, counted and merged as by attn_decode_kernel.
+constexpr int kAdThreads = 128;
+constexpr int kAdKeys = 32;
+
+template <int HS>
+struct AdGeo {
+  static_assert(HS == 64 || HS == 128, "streamed decode: HS 64 or 128");
+  static constexpr int LD = HS + 8;                 // bf16 row pitch of a K or V tile
+  static constexpr int STAGES = HS == 128 ? 3 : 4;  // 61 KiB (HS 128) or 42 KiB a block: 3 or 5 an SM
+  static constexpr size_t stage_elems = (size_t)2 * kAdKeys * LD;        // the K tile, then the V tile
+  static constexpr size_t q_off = STAGES * stage_elems * 2;              // fp32 [kDecRows][HS] queries
+  static constexpr size_t p_off = q_off + (size_t)kDecRows * HS * 4;     // fp32 [kDecRows][kAdKeys]
+  static constexpr size_t c_off = p_off + (size_t)kDecRows * kAdKeys * 4;  // fp32 [kDecRows] rescales
+  static constexpr size_t ml_off = c_off + (size_t)kDecRows * 4;         // fp32 [kDecRows][2] m, l
+  static constexpr size_t bytes = ml_off + (size_t)2 * kDecRows * 4;
+  static constexpr int NDG = HS / 4;               // P.V: groups of 4 dims
+  static constexpr int NKG = kAdThreads / NDG;     // P.V: key groups
+  static constexpr int KPG = kAdKeys / NKG;        // keys of a tile a group sums
+  // after the key loop the stages hold the key groups' sums [NKG][kDecRows][HS], then the merge's
+  // weights (kDecRows x nsplit floats, nsplit <= kAdMaxSplits)
+  static_assert((size_t)NKG * kDecRows * HS * 4 <= q_off && KPG % 4 == 0, "streamed decode geometry");
+};
+constexpr int kAdMaxSplits = 256;
+
+template <int HS>
+__global__ void __launch_bounds__(kAdThreads)
+    attn_decode_async_kernel(bf16x* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
+                             const bf16x* __restrict__ q, const bf16x* __restrict__ kc, const bf16x* __restrict__ vc,
+                             int Tq, int past, int NH, int NKV, int group, int64_t q_stride, int64_t kv_stride,
+                             int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
+                             unsigned* __restrict__ counters) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
+  using G = AdGeo<HS>;
+  extern __shared__ __align__(16) float smem[];
+  unsigned char* sbase = reinterpret_cast<unsigned char*>(smem);
+  bf16x* stages = reinterpret_cast<bf16x*>(sbase);
+  float* Qs = reinterpret_cast<float*>(sbase + G::q_off);
+  float* Ps = reinterpret_cast<float*>(sbase + G::p_off);
+  float* Cs = reinterpret_cast<float*>(sbase + G::c_off);
+  float* MLs = reinterpret_cast<float*>(sbase + G::ml_off);
+
+  int idx = blockIdx.x;
+  const int chunk = idx % nchunk;
+  idx /= nchunk;
+  const int split = idx % nsplit;
+  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
+  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
+  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const int ntile = (kend - kbeg + kAdKeys - 1) / kAdKeys;
+  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32;
+  const int dg = tid % G::NDG, kg = tid / G::NDG;
+  const bf16x* kbase = kc + b * kv_bstride + (int64_t)g * HS;
+  const bf16x* vbase = vc + b * kv_bstride + (int64_t)g * HS;
+
+  // tile i (keys kbeg + 32 i ..) into stage i % STAGES; a group is committed even when there is no
+  // tile left, so that cp_async_wait counts the same groups in every iteration
+  auto issue = [&](int i) {
+    if (i < ntile) {
+      bf16x* ks = stages + (size_t)(i % G::STAGES) * G::stage_elems;
+      const int t0 = kbeg + i * kAdKeys;
+      constexpr int CPR = HS / 8;  // 16-byte pieces of a row
+      for (int x = tid; x < 2 * kAdKeys * CPR; x += kAdThreads) {
+        const int sel = x / (kAdKeys * CPR), rest = x % (kAdKeys * CPR), j = rest / CPR, c = rest % CPR;
+        const int row = imin(t0 + j, kend - 1);
+        cp_async16(ks + ((size_t)sel * kAdKeys + j) * G::LD + c * 8,
+                   (sel ? vbase : kbase) + (int64_t)row * kv_stride + c * 8);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < G::STAGES - 1; ++s) issue(s);
+
+  for (int i = tid; i < kDecRows * HS; i += kAdThreads) {
+    const int r = i / HS, d = i % HS;
+    float val = 0.f;
+    if (r < nrows) {
+      const int rr = r0 + r, hh = rr / Tq, t = rr % Tq;
+      val = ld1(q + ((int64_t)b * Tq + t) * q_stride + (int64_t)(g * group + hh) * HS + d) * scale_log2;
+    }
+    Qs[i] = val;
+  }
+
+  float o[kDecRows][4];
+#pragma unroll
+  for (int r = 0; r < kDecRows; ++r)
+#pragma unroll
+    for (int x = 0; x < 4; ++x) o[r][x] = 0.f;
+  float m_run[4], l_run[4];  // rows w + 4 kk, in the warp that owns them
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    m_run[kk] = -INFINITY;
+    l_run[kk] = 0.f;
+  }
+
+  for (int i = 0; i < ntile; ++i) {
+    cp_async_wait<G::STAGES - 2>();
+    __syncthreads();  // tile i has landed (every thread's copies); tile i-1's P.V is done with Ps, Cs, its stage
+    issue(i + G::STAGES - 1);  // into the stage tile i-1 used
+    const bf16x* ks = stages + (size_t)(i % G::STAGES) * G::stage_elems;
+    const bf16x* vs = ks + (size_t)kAdKeys * G::LD;
+    const int jk = kbeg + i * kAdKeys + lane;
+
+    // scores
+    float s[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+    for (int c = 0; c < HS / 8; ++c) {
+      const uint4 kr = *reinterpret_cast<const uint4*>(ks + lane * G::LD + c * 8);
+      const float2 k0 = unpack_bf16x2(kr.x), k1 = unpack_bf16x2(kr.y), k2 = unpack_bf16x2(kr.z),
+                   k3 = unpack_bf16x2(kr.w);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const int r = w + 4 * kk;
+        if (r < nrows) {  // uniform over the warp
+          const float4 qa = lds4(Qs + r * HS + c * 8), qb = lds4(Qs + r * HS + c * 8 + 4);
+          float a = s[kk];
+          a = fmaf(qa.x, k0.x, a);
+          a = fmaf(qa.y, k0.y, a);
+          a = fmaf(qa.z, k1.x, a);
+          a = fmaf(qa.w, k1.y, a);
+          a = fmaf(qb.x, k2.x, a);
+          a = fmaf(qb.y, k2.y, a);
+          a = fmaf(qb.z, k3.x, a);
+          a = fmaf(qb.w, k3.y, a);
+          s[kk] = a;
+        }
+      }
+    }
+    // online softmax, in the warp that owns the row
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int r = w + 4 * kk;
+      if (r < nrows) {  // uniform over the warp
+        const int t = (r0 + r) % Tq;
+        const float sv = (jk < kend && jk <= past + t) ? s[kk] : -INFINITY;
+        const float m_new = fmaxf(m_run[kk], warp_max(sv));
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float corr = exp2f(m_run[kk] - m_use);
+        const float p = exp2f(sv - m_use);
+        l_run[kk] = l_run[kk] * corr + warp_sum(p);
+        m_run[kk] = m_new;
+        Ps[r * kAdKeys + lane] = p;
+        if (lane == 0) Cs[r] = corr;
+      }
+    }
+    __syncthreads();  // Ps, Cs
+
+    // P.V: this thread's KPG keys of the tile, 4 dims
+    float vf[G::KPG][4];
+#pragma unroll
+    for (int jj = 0; jj < G::KPG; ++jj) {
+      const uint2 vr = *reinterpret_cast<const uint2*>(vs + (kg * G::KPG + jj) * G::LD + dg * 4);
+      const float2 v0 = unpack_bf16x2(vr.x), v1 = unpack_bf16x2(vr.y);
+      vf[jj][0] = v0.x;
+      vf[jj][1] = v0.y;
+      vf[jj][2] = v1.x;
+      vf[jj][3] = v1.y;
+    }
+#pragma unroll
+    for (int r = 0; r < kDecRows; ++r) {
+      if (r < nrows) {  // uniform over the block
+        const float cr = Cs[r];
+        float acc[4];
+#pragma unroll
+        for (int x = 0; x < 4; ++x) acc[x] = o[r][x] * cr;
+#pragma unroll
+        for (int jj = 0; jj < G::KPG; jj += 4) {
+          const float4 p = lds4(Ps + r * kAdKeys + kg * G::KPG + jj);
+#pragma unroll
+          for (int x = 0; x < 4; ++x) {
+            acc[x] = fmaf(p.x, vf[jj][x], acc[x]);
+            acc[x] = fmaf(p.y, vf[jj + 1][x], acc[x]);
+            acc[x] = fmaf(p.z, vf[jj + 2][x], acc[x]);
+            acc[x] = fmaf(p.w, vf[jj + 3][x], acc[x]);
+          }
+        }
+#pragma unroll
+        for (int x = 0; x < 4; ++x) o[r][x] = acc[x];
+      }
+    }
+  }
+  cp_async_wait<0>();  // only empty groups are left; none may land in what the stages become below
+
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    const int r = w + 4 * kk;
+    if (r < nrows && lane == 0) {
+      MLs[2 * r] = m_run[kk];
+      MLs[2 * r + 1] = l_run[kk];
+    }
+  }
+  __syncthreads();  // every thread is past its last read of the stages, Ps and Cs
+  float* red = reinterpret_cast<float*>(sbase);  // [NKG][kDecRows][HS]
+#pragma unroll
+  for (int r = 0; r < kDecRows; ++r)
+    if (r < nrows)
+      *reinterpret_cast<float4*>(red + ((size_t)kg * kDecRows + r) * HS + dg * 4) =
+          make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
+  __syncthreads();
+  for (int i = tid; i < nrows * HS; i += kAdThreads) {
+    const int r = i / HS, d = i % HS;
+    float tot = 0.f;
+#pragma unroll
+    for (int x = 0; x < G::NKG; ++x) tot += red[((size_t)x * kDecRows + r) * HS + d];
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    if (nsplit == 1) {
+      st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + d, tot / MLs[2 * r + 1]);
+    } else {
+      const int64_t prow = (((int64_t)b * NH + h) * Tq + t) * nsplit + split;
+      part_o[prow * HS + d] = tot;
+      if (d == 0) {
+        part_ml[prow * 2] = MLs[2 * r];
+        part_ml[prow * 2 + 1] = MLs[2 * r + 1];
+      }
+    }
+  }
+  if (nsplit == 1 || counters == nullptr) return;
+
+  // the last partition of this chunk to finish merges them all, as in attn_decode_kernel
+  __shared__ bool merge;
+  __threadfence();
+  __syncthreads();  // also: every thread is past its reads of red, which the merge's weights reuse
+  if (tid == 0) {
+    unsigned* cnt = counters + (int64_t)bg * nchunk + chunk;
+    merge = atomicAdd(cnt, 1u) == (unsigned)nsplit - 1;
+    if (merge) *cnt = 0u;  // every partition has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!merge) return;
+  __threadfence();
+  merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, red, Cs);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1683,6 +1934,42 @@ void launch_decode(E* out, float* part_o, float* part_ml, const E* q, const E* k
              (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv, counters);
 }
 
+// The streamed decode (attn_decode_async_kernel): bf16 caches of HS 64 or 128 whose rows are
+// 16-byte aligned, unless PUZZLE_CUDA_DECODE=simt asks for attn_decode_kernel (as for fp32) or the
+// device will not give the block its shared memory.
+template <class E>
+bool use_streamed_decode(const E* kc, const E* vc, int64_t HS, int64_t kv_stride) {
+  if constexpr (!std::is_same_v<E, bf16x>) {
+    return false;
+  } else {
+    static const bool off = [] {
+      const char* e = std::getenv("PUZZLE_CUDA_DECODE");
+      return e != nullptr && std::strcmp(e, "simt") == 0;
+    }();
+    if (off || (HS != 64 && HS != 128) || kv_stride % 8 != 0) return false;
+    if ((uintptr_t)kc % 16 != 0 || (uintptr_t)vc % 16 != 0) return false;
+    if (HS == 64) {
+      static const bool ok = raise_smem_limit(attn_decode_async_kernel<64>, AdGeo<64>::bytes);
+      return ok;
+    }
+    static const bool ok = raise_smem_limit(attn_decode_async_kernel<128>, AdGeo<128>::bytes);
+    return ok;
+  }
+}
+
+template <int HS>
+void launch_decode_async(bf16x* out, float* part_o, float* part_ml, const bf16x* q, const bf16x* kc,
+                         const bf16x* vc, int64_t B, int64_t Tq, int64_t past, int64_t NH, int64_t NKV,
+                         int64_t q_stride, int64_t Tmax, int keys_per_split, int nsplit, int nchunk,
+                         unsigned* counters) {
+  const int64_t kv_stride = NKV * HS;
+  const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
+  launch_pdl("attention_cached_forward (decode)", attn_decode_async_kernel<HS>, grid, kAdThreads,
+             AdGeo<HS>::bytes, out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
+             (int)(NH / NKV), q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk,
+             (1.f / std::sqrt((float)HS)) * kLog2e, counters);
+}
+
 // The decode kernel's merge counters: at least n, all zero, or nullptr (the combine kernel then
 // merges). Allocated and zeroed outside a stream capture only; a buffer, once handed out, is
 // never freed, since a captured graph may keep using it (a larger need gets a new one). Every
@@ -1839,14 +2126,18 @@ namespace {
 template <class E>
 void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, int64_t Tq, int64_t NH, int64_t NKV,
             int64_t HS, int64_t q_stride, int64_t past, int64_t Tmax, int HSP) {
-  // split-KV: enough blocks to fill the GPU a few times over, partitions of >= 4 tiles
+  // split-KV: enough blocks to fill the GPU a few times over (the streamed kernel: about one wave
+  // of the 3 to 5 blocks an SM holds, each streaming its partition), partitions of >= 4 tiles
+  const bool streamed = use_streamed_decode(k_cache, v_cache, HS, NKV * HS);
+  static_assert(kAdKeys == kDecKeys, "both decode kernels count tiles of the same keys");
   const int64_t group = NH / NKV, R = group * Tq;
   const int64_t nchunk = (R + kDecRows - 1) / kDecRows;
   const int64_t nk = past + Tq, ntiles = (nk + kDecKeys - 1) / kDecKeys;
   const int64_t base = B * NKV * nchunk;
-  const int64_t target = 4 * (int64_t)device_sm_count();
+  const int64_t target = (streamed ? 3 : 4) * (int64_t)device_sm_count();
+  const int64_t max_splits = streamed ? kAdMaxSplits : kMaxDecSplits;
   int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit,
-                             kMaxDecSplits});
+                             max_splits});
   nsplit = std::max<int64_t>(nsplit, 1);
   const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;
   nsplit = (ntiles + tiles_per - 1) / tiles_per;  // every partition is non-empty
@@ -1866,7 +2157,17 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   float* part_ml = part != nullptr ? part + prow * HS : nullptr;
   // the last partition of each chunk merges (no combine launch) where counters can be had
   unsigned* counters = nsplit > 1 && nsplit <= kThreads ? decode_counters(base) : nullptr;
-  switch (HSP) {
+  if constexpr (std::is_same_v<E, bf16x>) {
+    if (streamed) {
+      if (HS == 64)
+        launch_decode_async<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride, Tmax,
+                                keys_per_split, (int)nsplit, (int)nchunk, counters);
+      else
+        launch_decode_async<128>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride, Tmax,
+                                 keys_per_split, (int)nsplit, (int)nchunk, counters);
+    }
+  }
+  if (!streamed) switch (HSP) {
     case 32: launch_decode<32>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
                                keys_per_split, (int)nsplit, (int)nchunk, counters); break;
     case 64: launch_decode<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,

@@ -1,8 +1,8 @@
 // Attention with bf16 storage (OpsBf16). The kernels that matter for speed read and write bf16
-// themselves: for HS 64/128 the tensor-core forward and backward of attention.cu
-// (attention_forward_tc, attention_backward_tc) and the same forward over a cache for a prefill
-// of more than 16 queries (attention_cached_forward_tc), or with PUZZLE_CUDA_ATTN=mma the three
-// of attention_mma.cu; for any head size the split-KV decode over a bf16 cache (up to
+// themselves: for HS 64/128 the mma.sync forward and backward of attention_mma.cu and the same
+// forward over a cache for a prefill of more than 16 queries, or with PUZZLE_CUDA_ATTN=wmma the
+// three wmma kernels of attention.cu (attention_forward_tc, attention_backward_tc,
+// attention_cached_forward_tc); for any head size the split-KV decode over a bf16 cache (up to
 // 16 queries: attention_decode). The backward's dQ is summed over key tiles with fp32 atomics, so
 // it goes to packed fp32 scratch here and is rounded into its bf16 slice once, after.
 //

@@ -14,9 +14,11 @@
 // sum stays per lane until the end. Shared memory: Q [128][HS+8] (the output staging at the end),
 // two stages of K and V [64][HS+8]; the +8 pitch makes every ldmatrix conflict-free.
 //
-// Selected with PUZZLE_CUDA_ATTN=mma (attention_bf16.cu) until a GPU run has timed them against
-// the wmma kernels (benchmarks/gpu/check.sh prints both); the CPU emulator
-// (native/dev/cuda-emu/run.sh, sets mma16 and mmabwd16) checks them against fp64 references.
+// The bf16 default for HS 64 and 128 (attention_bf16.cu) since the H200 run of 2026-11-30
+// (benchmarks/results/gpu-h200-2026-11-30.md: forward 1.49x, backward 1.75x the wmma kernels, an
+// 8B block's training step at 0.96x PyTorch's speed, was 0.81x); PUZZLE_CUDA_ATTN=wmma keeps the
+// wmma kernels, =simt the fp32 ones. The CPU emulator (native/dev/cuda-emu/run.sh, sets mma16 and
+// mmabwd16) checks them against fp64 references.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -521,7 +523,7 @@ void launch_bwd_mma(float* dq, bf16x* dk, bf16x* dv, const bf16x* dout, const bf
 bool attention_mma_selected() {
   static const bool on = [] {
     const char* e = std::getenv("PUZZLE_CUDA_ATTN");
-    return e != nullptr && std::strcmp(e, "mma") == 0;
+    return e == nullptr || (std::strcmp(e, "wmma") != 0 && std::strcmp(e, "simt") != 0);
   }();
   return on;
 }

@@ -266,7 +266,7 @@ bool attention_forward_tc(bf16* out, float* lse, const bf16* q, const bf16* k, c
                           int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 // attention_mma.cu: the same forward on mma.sync with register-resident scores and cp.async
 // double buffering (HS 64/128; false, nothing queued, otherwise). attention_forward (bf16)
-// takes it when attention_mma_selected() (PUZZLE_CUDA_ATTN=mma).
+// takes it when attention_mma_selected() (unless PUZZLE_CUDA_ATTN=wmma or simt).
 bool attention_forward_mma(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int64_t B, int64_t T,
                            int64_t NH, int64_t NKV, int64_t HS, int64_t q_stride, int64_t kv_stride);
 // attention_mma.cu: the same over a bf16 cache (as attention_cached_forward_tc below).
