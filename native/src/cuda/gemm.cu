@@ -13,9 +13,8 @@
 //      - "dot" kernel when Y runs along k (out = inp @ W^T with W [N, K]): one warp per 4 columns,
 //        16-byte loads of the weight rows when aligned (4 fp32 or 8 bf16), warp-shuffle reduction;
 //      - "axpy" kernel when Y runs along n: 32 columns x 8 k-slices per block, reduced in smem;
-//      - "one-row dot" kernel for m == 1 unless the dot kernel has 16 blocks per SM or more:
-//        one block per 4 columns, all its threads along k (every product of a batch-1 decode step
-//        but the LM head).
+//      - "one-row dot" kernel for m == 1 when the dot kernel would fill under 2 blocks per SM:
+//        one block per 4 columns, all its threads along k (o and down projections of a decode).
 //    The dot kernels also serve the inference fusions of norm_linear.cu (small_linear_fused,
 //    small_qkv_rope_fused): RMSNorm folded into the staging of X (the norm weight multiplied in,
 //    each row's sum of squares gathered on the way and its 1/rms applied to the sums at the end,
@@ -654,11 +653,11 @@ __global__ void __launch_bounds__(kSmallThreads)
 }
 
 // The dot case for a single row (m == 1: a batch-1 decode step) when the dot kernel above would
-// leave the GPU short of work or end in a partial wave: it gives each warp its own 4 columns, so
-// n/32 blocks, under one per SM for the o and down projections (n = 4096) and too few 16-byte
-// loads in flight to reach memory bandwidth. Here one block owns 4 columns and all its threads
-// stride along k (16-byte loads of X and of the 4 weight rows, two steps in flight), then reduce
-// across the block: n/4 blocks, up to 8 per SM, many waves of short blocks.
+// leave the GPU short of work: it gives each warp its own 4 columns, so n/32 blocks, under one
+// per SM for the o and down projections (n = 4096) and too few 16-byte loads in flight to reach
+// memory bandwidth. Here one block owns 4 columns and all its threads stride along k (16-byte
+// loads of X and of the 4 weight rows, two steps in flight), then reduce across the block:
+// n/4 blocks, up to 8 per SM.
 template <class TIn, class TOut, int FUSE>
 __global__ void __launch_bounds__(kSmallThreads)
     small_dot1_kernel(int64_t n, int64_t K, float alpha, const TIn* __restrict__ X, int64_t x_cs,
@@ -821,12 +820,7 @@ void launch_small(bool dot, int m, int64_t n, int64_t K, float alpha, const TIn*
     const int64_t cols_per_block = (int64_t)kSmallWarps * OWN;
     // 16-byte loads along every weight row (4 fp32 or 8 bf16 values)
     const bool vec = aligned16(Y) && y_stride % VW == 0;
-    // One row: the one-row kernel (n / OWN blocks of 4 weight rows) unless the dot kernel has many
-    // waves of blocks. The dot kernel's blocks are coarse (8 warps, 16 KiB to 256 KiB of weights
-    // each, 5 to an SM by registers), so a grid of a few waves ends in a partial one: an 8B
-    // gate|up at batch 1 (896 blocks, 1.36 waves on 132 SMs) ran at 2.8 TB/s on the H200 where the
-    // one-row kernel's q|k|v ran at 3.2 (benchmarks/results/gpu-h200-2026-11-30.md, CUPTI rows).
-    if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 16 * (int64_t)device_sm_count()) {
+    if (MR == 1 && (n + cols_per_block - 1) / cols_per_block < 2 * (int64_t)device_sm_count()) {
       const bool vec1 = vec && xvec;  // X (and nw) 16 bytes at a time too
       launch_pdl("gemm (one-row dot kernel)", small_dot1_kernel<TIn, TOut, FUSE>, (unsigned)((n + OWN - 1) / OWN),
                  kSmallThreads, 0, n, K, alpha, X, x_cs, Y, y_stride, beta, Cin, C, c_cs, vec1, nw, eps, rope);

@@ -460,17 +460,17 @@ void t_gemm_mma() {
 }
 
 void t_fusions() {
-  // the inference fusions: one row on the one-row dot kernel (n under 16 blocks per SM: 4095
-  // columns, 2047 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and
-  // on the dot kernel (OC 4200, F 2100; C 1001: 16-byte staging and its one-at-a-time tail); 3, 5 and 16 rows,
+  // the inference fusions: one row on the one-row dot kernel (n under 2 blocks per SM: 480 columns,
+  // 240 SwiGLU pairs) with 16-byte loads (C 264) and without (C 1001, an odd offset), and on the dot
+  // kernel (OC 600, F 300; C 1001: 16-byte staging and its one-at-a-time tail); 3, 5 and 16 rows,
   // the norm over three chunks of staged X (16 rows: C 1100 in chunks of 512), threads whose
   // staging crosses rows (16 x 264), a ragged last warp (F 33); every residual form; 20 rows compose
   t_norm_linear(1, 264, 70, true, 0);
   t_norm_linear(1, 1001, 70, true, 1);
   t_norm_linear(1, 264, 40, true, 0, 0, 1);
-  t_norm_linear(1, 264, 4200, true, 2);
-  t_norm_linear(1, 1001, 4200, true, 0);  // the dot kernel's 16-byte staging with a ragged row end
-  t_norm_linear(1, 264, 4200, false, 2);
+  t_norm_linear(1, 264, 600, true, 2);
+  t_norm_linear(1, 1001, 600, true, 0);  // the dot kernel's 16-byte staging with a ragged row end
+  t_norm_linear(1, 264, 600, false, 2);
   t_norm_linear(3, 300, 70, true, 1);
   t_norm_linear(5, 264, 48, false, 1);
   t_norm_linear(16, 1100, 40, true, 2);
@@ -478,8 +478,7 @@ void t_fusions() {
   t_norm_linear(20, 264, 70, false, 2);
   t_norm_linear(1, 264, 0, true, 0, 100);
   t_norm_linear(1, 1001, 0, true, 0, 100, 1);
-  t_norm_linear(1, 264, 0, true, 0, 2100);
-  t_norm_linear(1, 264, 0, true, 0, 300);  // the one-row kernel
+  t_norm_linear(1, 264, 0, true, 0, 300);
   t_norm_linear(4, 1100, 0, true, 0, 40);
   t_norm_linear(16, 264, 0, true, 0, 33);
   t_norm_linear(2, 264, 0, false, 0, 24);  // SwiGLU without a norm: composed
@@ -490,8 +489,7 @@ void t_fusions() {
   // one KV head, default positions; 20 rows compose
   t_qkv_rope(1, 1, 264, 8, 2, 32, 5, true);
   t_qkv_rope(1, 1, 1001, 4, 1, 16, 0, true, 1);
-  t_qkv_rope(1, 1, 264, 16, 8, 16, 4, true);  // 256 pairs: the one-row kernel
-  t_qkv_rope(1, 1, 264, 128, 64, 16, 4, true);  // 2048 pairs: one row on the dot kernel
+  t_qkv_rope(1, 1, 264, 16, 8, 16, 4, true);  // 256 pairs: one row on the dot kernel
   t_qkv_rope(2, 1, 264, 4, 4, 16, 7, true);
   t_qkv_rope(1, 3, 300, 6, 3, 6, 2, false);
   t_qkv_rope(4, 4, 264, 4, 2, 8, 3, true);
@@ -544,16 +542,16 @@ int main() {
   t_gemm(false, true, 2, 40, 264, 0, 1.f, 0.f);
   t_gemm(false, true, 4, 24, 268, 4, 1.f, 0.f);
   t_gemm(false, true, 1, 20, 130, 2, 1.f, 0.f);
-  // one row (decode): the one-row dot kernel below 16 blocks of the dot kernel per SM (8 SMs
-  // here: n < 4096), vector loads with a ragged tail (K 1001, row stride 1008) and beta; the dot
+  // one row (decode): the one-row dot kernel below 2 blocks of the dot kernel per SM (8 SMs
+  // here: n <= 480), vector loads with a ragged tail (K 1001, row stride 1008) and beta; the dot
   // kernel above that
   t_gemm(false, true, 1, 70, 1001, 7, 1.f, 1.f);
   t_gemm(false, true, 1, 480, 264, 0, 0.5f, 0.f);
-  t_gemm(false, true, 1, 4200, 64, 0, 1.f, 0.f);
+  t_gemm(false, true, 1, 600, 64, 0, 1.f, 0.f);
   // X staged with 16-byte loads (stage_x): a ragged row end (one row, K 1001), 16 rows over three
   // chunks of 512 with a ragged last one (K 1100, row stride 1104), and the axpy kernel's X (op(B)^T
   // rows, K 1003, stride 1008)
-  t_gemm(false, true, 1, 4200, 1001, 0, 1.f, 0.f);
+  t_gemm(false, true, 1, 600, 1001, 0, 1.f, 0.f);
   t_gemm(false, true, 16, 40, 1100, 4, 1.f, 1.f);
   t_gemm(true, true, 150, 3, 1003, 5, 1.f, 0.f);
   t_fusions();
