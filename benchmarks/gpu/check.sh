@@ -144,7 +144,8 @@ if [ -x "$BUILD/puzzle_cuda_profile" ]; then
   python3 benchmarks/gpu/profile_table.py "$OUT/profile-8b.json" "$OUT/profile-70b.json" | tee "$OUT/profile.md"
 fi
 
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat "$BUILD/commit" 2>/dev/null || echo unknown)
+# the commit the caller named in $BUILD/commit first: a .git on the device can be stale
+COMMIT=$(cat "$BUILD/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
   --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
