@@ -2127,10 +2127,12 @@ template <class E>
 void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, int64_t Tq, int64_t NH, int64_t NKV,
             int64_t HS, int64_t q_stride, int64_t past, int64_t Tmax, int HSP) {
   // split-KV: enough blocks to fill the GPU a few times over, partitions of >= 4 tiles. The
-  // streamed kernel: about three waves of the 3 to 5 blocks an SM holds, partitions of >= 2 tiles;
-  // its blocks run for as long as their partitions stream, so a grid of 1.3 waves (an 8B decode at
-  // batch 64 with one partition a KV head: 512 blocks for 396 places on the H200) left the GPU
-  // a third idle for the second half of the kernel.
+  // streamed kernel: about three waves of the 3 to 5 blocks an SM holds. Its blocks run for as
+  // long as their partitions stream, so a grid of 1.3 waves (an 8B decode at batch 64 with one
+  // partition a KV head: 512 blocks for 396 places) left the GPU a third idle for the second half
+  // of the kernel: 3 partitions took it from 0.204 to 0.184 ms on the H200. Partitions of 2 tiles
+  // cost more than they gain (batch 1 past 8192: 0.036 ms with 64 partitions of 4 tiles, 0.053
+  // with 128 of 2; benchmarks/results/gpu-h200-2026-11-30-c.md).
   const bool streamed = use_streamed_decode(k_cache, v_cache, HS, NKV * HS);
   static_assert(kAdKeys == kDecKeys, "both decode kernels count tiles of the same keys");
   const int64_t group = NH / NKV, R = group * Tq;
@@ -2139,8 +2141,8 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   const int64_t base = B * NKV * nchunk;
   const int64_t target = (streamed ? 9 : 4) * (int64_t)device_sm_count();
   const int64_t max_splits = streamed ? kAdMaxSplits : kMaxDecSplits;
-  const int64_t min_tiles = streamed ? 2 : kMinTilesPerSplit;
-  int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + min_tiles - 1) / min_tiles, max_splits});
+  int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit,
+                             max_splits});
   nsplit = std::max<int64_t>(nsplit, 1);
   const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;
   nsplit = (ntiles + tiles_per - 1) / tiles_per;  // every partition is non-empty
