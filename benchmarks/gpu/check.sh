@@ -4,9 +4,11 @@
 #      cuBLAS is used when the toolkit has it), unless a build carried along in
 #      $PUZZLE_GPU_BUILD already runs there;
 #   2. checks every CUDA op and block against the CPU engine, in bf16 also with the candidate
-#      paths switched on (PUZZLE_CUDA_PDL=1), the earlier decode attention (PUZZLE_CUDA_DECODE=simt),
+#      paths switched on (PUZZLE_CUDA_PDL=1, PUZZLE_CUDA_DECODE=mma), the earlier decode attention
+#      (PUZZLE_CUDA_DECODE=simt),
 #      the inference fusions switched off (PUZZLE_CUDA_FUSE=0) and, with cuBLAS present, our own
-#      GEMM kernels, each timed in rows tagged [pdl], [decode=simt], [fuse=off], [gemm=own];
+#      GEMM kernels, each timed in rows tagged [pdl], [decode=mma], [decode=simt], [fuse=off],
+#      [gemm=own];
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
 #   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
@@ -60,6 +62,14 @@ PUZZLE_CUDA_DECODE=simt timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --qui
 RCM=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (decode=simt) exit $RCM"
 [ "$RC" = 0 ] && RC=$RCM
+# the tensor-core decode attention (attention.cu's attn_decode_mma_kernel, PUZZLE_CUDA_DECODE=mma):
+# the decode rows again, marked [decode=mma], so one run says whether it should become the default
+say "bf16 decode rows again with PUZZLE_CUDA_DECODE=mma (quick)"
+PUZZLE_CUDA_DECODE=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag decode=mma \
+  --json "$OUT/ours-bf16-mmadec.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode (step|attention)"
+RCD=${PIPESTATUS[0]}
+say "puzzle_cuda_check --part bf16 (decode=mma) exit $RCD"
+[ "$RC" = 0 ] && RC=$RCD
 # programmatic dependent launch (sm_90+; cuda/common.cuh's launch_pdl, PUZZLE_CUDA_PDL=1): the bf16
 # checks again with it on (a kernel that touched memory before its pdl_wait would show here),
 # then the decode GEMMs and steps, rows marked [pdl] beside the default ones, so one run says
@@ -147,14 +157,14 @@ fi
 # the commit the caller named in $BUILD/commit first: a .git on the device can be stale
 COMMIT=$(cat "$BUILD/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-mmadec.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/decode-stack.log" ] && { printf '\n## A decode step from Node (decode-stack.mjs)\n\n```\n'; cat "$OUT/decode-stack.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-mmadec.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log" "$OUT/decode-stack.log"  # in gpu-check.md
 say "done"
 exit $RC

@@ -49,7 +49,7 @@ describe.skipIf(reason !== null)('CUDA kernels in the CPU emulator', () => {
 
   it('attention: tensor-core and mma.sync forward/backward, cached prefill and decode on bf16 match fp64', () => {
     // smallsmem@101376: a GPU with 99 KiB of shared memory per block (sm_86, sm_89) gets kernels that fit
-    const sets = ['tc16', 'mma16-small', 'mmabwd16-small', 'tcbwd-small', 'prefill16', 'decode16', 'smallsmem@101376'];
+    const sets = ['tc16', 'mma16-small', 'mmabwd16-small', 'tcbwd-small', 'prefill16', 'decode16', 'decode16-mma', 'smallsmem@101376'];
     const r = run('native/dev/cuda-emu/run.sh', ['asan', ...sets], { EMU_BUILD: join(work, 'attn') });
     for (const s of sets) expect(r.out).toContain(`== asan ${s.split('@')[0]} (`);
     expect(r.out).toContain('== all sets passed');

@@ -621,7 +621,8 @@ int main(int argc, char** argv) {
   // bf16 caches read directly (vector and scalar loads, multi-query, splits); the partitions merged
   // by the last one of each chunk (decode16), or by the combine kernel (decode16-kernel)
   if (which == "decode16-kernel") setenv("PUZZLE_CUDA_DECODE_COMBINE", "kernel", 1);
-  if (which == "decode16" || which == "decode16-kernel") {
+  if (which == "decode16-mma") setenv("PUZZLE_CUDA_DECODE", "mma", 1);  // the tensor-core decode
+  if (which == "decode16" || which == "decode16-kernel" || which == "decode16-mma") {
     const long allocs0 = g_emu_allocs;
     test_decode16(1, 1, 4, 2, 32, 0, 8, 0);
     test_decode16(1, 1, 4, 2, 64, 300, 400, 0);
@@ -642,7 +643,7 @@ int main(int argc, char** argv) {
     if (attention_decode(o.data(), q.data(), q.data(), q.data(), 1, 17, 1, 1, 32, 96, 0, 17))
       std::printf("  FAIL 17 queries must be declined\n"), ++failures;
     // the partitions' scratch, and for decode16 the merge counters too
-    if (g_emu_allocs - allocs0 != (which == "decode16" ? 2 : 1))
+    if (g_emu_allocs - allocs0 != (which == "decode16-kernel" ? 1 : 2))
       std::printf("  FAIL %ld allocations: the merge path is not the one this set asks for\n", g_emu_allocs - allocs0),
           ++failures;
   }

@@ -10,7 +10,7 @@
 # ops/run.sh runs the other kernels (elementwise, RMSNorm, RoPE, SwiGLU, GEMM, the bf16 bridge)
 # on the same emulator against the CPU backend's op tables.
 #
-#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 decode16-kernel smallsmem@101376; TSan: tcbwd-small (three sizes) mma16-small mmabwd16-small
+#   native/dev/cuda-emu/run.sh                  # ASan: tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 decode16-kernel decode16-mma smallsmem@101376; TSan: tcbwd-small (three sizes) mma16-small mmabwd16-small
 #   native/dev/cuda-emu/run.sh asan SET...      # SET = test set of attention_test.cpp [@SMEM_OPTIN[@SMS]]
 #   native/dev/cuda-emu/run.sh tsan SET...
 #   PUZZLE_CUDA_ATTN=simt native/dev/cuda-emu/run.sh asan all bwd80@166912   # the fp32 kernels
@@ -19,7 +19,8 @@
 # mmabwd16 / mmabwd16-small (the mma.sync forward and backward of attention_mma.cu), tcbwd / tcbwd-small
 # (tensor-core backward), tcbwd16 (the same on bf16 storage), prefill16 (the tensor-core forward
 # over bf16 caches), decode16 (the split-KV decode on bf16 caches; decode16-kernel: its partitions
-# merged by the combine kernel instead of the last partition), smallsmem (run @101376, the
+# merged by the combine kernel instead of the last partition; decode16-mma: the same shapes on the
+# tensor-core decode, PUZZLE_CUDA_DECODE=mma), smallsmem (run @101376, the
 # 99 KiB of sm_86 / sm_89: the kernels that do not fit decline and the fp32 ones fit), fwd, bwd,
 # cached, all (= fwd bwd cached), bwd80, project, capture. @166912 makes the host code size tiles
 # for an sm_80 part (opt-in shared memory of an A100) instead of sm_90 (232448, the default); a
@@ -73,7 +74,7 @@ END
 }
 
 if [ $# -eq 0 ]; then
-  run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 decode16-kernel smallsmem@101376
+  run_sets asan tc tc16 mma16 tcbwd tcbwd@166912 tcbwd16 mmabwd16 prefill16 decode16 decode16-kernel decode16-mma smallsmem@101376
   run_sets tsan tcbwd-small tcbwd-small@166912 tcbwd-small@101376 mma16-small mmabwd16-small
 else
   san=$1

@@ -1113,6 +1113,246 @@ __global__ void __launch_bounds__(kAdThreads)
 }
 
 // ------------------------------------------------------------------------------------------
+// Split-KV decode on the tensor cores (PUZZLE_CUDA_DECODE=mma, a candidate until a GPU run has
+// timed it against the streamed kernel above; same conditions: bf16 caches, HS 64 or 128, 16-byte
+// rows). The streamed kernel spends about 500 instructions a warp on each tile of 32 keys (the
+// scores and P V as fp32 FMAs, a shuffle reduction per row), which on the H200 held it to 0.8-1.3
+// TB/s (benchmarks/results/gpu-h200-2026-11-30-b.md). Here the block's up to 16 rows (row rr =
+// hh*Tq + t, as above; padded with zero queries) are the M = 16 of mma.m16n8k16 (cuda/mma.cuh):
+//  * tiles of 64 keys stream through cp.async stages as in the streamed kernel; warp w takes keys
+//    16w .. 16w+15 of every tile, so each warp runs its own online softmax over a quarter of the
+//    partition's keys, in registers (attention_mma.cu's forward with one 16-key column of scores:
+//    S = Q K^T from ldmatrix fragments, P rounded to bf16 straight into the A operand of P V, V
+//    through ldmatrix.trans, O in accumulators);
+//  * at the end the four warps' (m, l, O) are merged through shared memory, and the block writes
+//    its rows (one partition) or its partition, counted and merged as by attn_decode_kernel.
+constexpr int kAmThreads = 128;
+constexpr int kAmKeys = 64;
+
+template <int HS>
+struct AmGeo {
+  static_assert(HS == 64 || HS == 128, "tensor-core decode: HS 64 or 128");
+  static constexpr int LD = HS + 8;                  // bf16 row pitch (conflict-free ldmatrix)
+  static constexpr int STAGES = HS == 128 ? 3 : 4;   // 106 or 76 KiB a block: 2 or 3 an SM
+  static constexpr size_t stage_elems = (size_t)2 * kAmKeys * LD;        // the K tile, then the V tile
+  static constexpr size_t q_off = STAGES * stage_elems * 2;              // bf16 [16][LD] queries
+  static constexpr size_t ml_off = q_off + (size_t)kDecRows * LD * 2;    // fp32 [4][kDecRows] m, then l
+  static constexpr size_t bytes = ml_off + (size_t)2 * 4 * kDecRows * 4;
+  // after the key loop the stages hold the warps' O [4][kDecRows][HS] fp32, then the merge's weights
+  static_assert((size_t)4 * kDecRows * HS * 4 <= q_off && q_off % 16 == 0, "tensor-core decode geometry");
+};
+
+template <int HS>
+__global__ void __launch_bounds__(kAmThreads)
+    attn_decode_mma_kernel(bf16x* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
+                           const bf16x* __restrict__ q, const bf16x* __restrict__ kc, const bf16x* __restrict__ vc,
+                           int Tq, int past, int NH, int NKV, int group, int64_t q_stride, int64_t kv_stride,
+                           int64_t kv_bstride, int keys_per_split, int nsplit, int nchunk, float scale_log2,
+                           unsigned* __restrict__ counters) {
+  pdl_wait();  // launched with launch_pdl (cuda/common.cuh): before any global access
+  pdl_trigger();
+  using G = AmGeo<HS>;
+  constexpr int LD = G::LD;
+  constexpr int KQ = HS / 16;  // k-steps of Q K^T
+  constexpr int NO = HS / 8;   // 16x8 output tiles
+  extern __shared__ __align__(16) float smem[];
+  unsigned char* sbase = reinterpret_cast<unsigned char*>(smem);
+  bf16x* stages = reinterpret_cast<bf16x*>(sbase);
+  bf16x* Qs = reinterpret_cast<bf16x*>(sbase + G::q_off);
+  float* Ms = reinterpret_cast<float*>(sbase + G::ml_off);  // [4][kDecRows]
+  float* Ls = Ms + 4 * kDecRows;                            // [4][kDecRows]
+
+  int idx = blockIdx.x;
+  const int chunk = idx % nchunk;
+  idx /= nchunk;
+  const int split = idx % nsplit;
+  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
+  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
+  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const int ntile = (kend - kbeg + kAmKeys - 1) / kAmKeys;
+  const int tid = threadIdx.x, lane = tid % 32, w = tid / 32, gq = lane >> 2, tq = lane & 3;
+  const bf16x* kbase = kc + b * kv_bstride + (int64_t)g * HS;
+  const bf16x* vbase = vc + b * kv_bstride + (int64_t)g * HS;
+
+  auto issue = [&](int i) {  // as in attn_decode_async_kernel: always a group
+    if (i < ntile) {
+      bf16x* ks = stages + (size_t)(i % G::STAGES) * G::stage_elems;
+      const int t0 = kbeg + i * kAmKeys;
+      constexpr int CPR = HS / 8;
+      for (int x = tid; x < 2 * kAmKeys * CPR; x += kAmThreads) {
+        const int sel = x / (kAmKeys * CPR), rest = x % (kAmKeys * CPR), j = rest / CPR, c = rest % CPR;
+        const int row = imin(t0 + j, kend - 1);
+        cp_async16(ks + ((size_t)sel * kAmKeys + j) * LD + c * 8,
+                   (sel ? vbase : kbase) + (int64_t)row * kv_stride + c * 8);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < G::STAGES - 1; ++s) issue(s);
+
+  for (int i = tid; i < kDecRows * HS; i += kAmThreads) {  // the rows' queries, zero past nrows
+    const int r = i / HS, d = i % HS;
+    bf16x val = __float2bfloat16_rn(0.f);
+    if (r < nrows) {
+      const int rr = r0 + r, hh = rr / Tq, t = rr % Tq;
+      val = q[((int64_t)b * Tq + t) * q_stride + (int64_t)(g * group + hh) * HS + d];
+    }
+    Qs[r * LD + d] = val;
+  }
+  // the positions of this lane's two rows (gq, gq + 8): a key is visible to a row up to past + t
+  const int vis0 = past + (r0 + gq) % Tq, vis1 = past + (r0 + gq + 8) % Tq;
+
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // l: this lane's part of the row sums
+  float o[NO][4];
+#pragma unroll
+  for (int f = 0; f < NO; ++f) o[f][0] = o[f][1] = o[f][2] = o[f][3] = 0.f;
+  uint32_t qa[KQ][4];
+
+  for (int i = 0; i < ntile; ++i) {
+    cp_async_wait<G::STAGES - 2>();
+    __syncthreads();  // tile i (and at i = 0 the queries) are in shared memory; tile i-1 is done with
+    issue(i + G::STAGES - 1);
+    if (i == 0) {
+#pragma unroll
+      for (int kk = 0; kk < KQ; ++kk)
+        ldsm_x4(qa[kk], Qs + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + kk * 16 + (lane >> 4) * 8);
+    }
+    const bf16x* Kt = stages + (size_t)(i % G::STAGES) * G::stage_elems + (size_t)w * 16 * LD;
+    const bf16x* Vt = Kt + (size_t)kAmKeys * LD;
+    const int k0 = kbeg + i * kAmKeys + w * 16;  // this warp's first key
+
+    // S = Q K^T: 16 rows x this warp's 16 keys
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < KQ; ++kk) {
+      uint32_t kf[4];
+      ldsm_x4(kf, Kt + ((lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+      mma_16816(s[0], qa[kk], kf[0], kf[1]);
+      mma_16816(s[1], qa[kk], kf[2], kf[3]);
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = k0 + n * 8 + 2 * tq + e;
+        s[n][e] = key < kend && key <= vis0 ? s[n][e] * scale_log2 : -INFINITY;
+        s[n][2 + e] = key < kend && key <= vis1 ? s[n][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, s[n][e]);
+        mx1 = fmaxf(mx1, s[n][2 + e]);
+      }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+    const float c0 = exp2f(m0 - mu0), c1 = exp2f(m1 - mu1);
+    m0 = mn0;
+    m1 = mn1;
+    // P rounded to bf16 and summed as rounded, packed into the A fragment of P V (score tiles 0
+    // and 1 are its two halves along k)
+    uint32_t pa[4];
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      const __nv_bfloat162 p01 = __floats2bfloat162_rn(exp2f(s[n][0] - mu0), exp2f(s[n][1] - mu0));
+      const __nv_bfloat162 p23 = __floats2bfloat162_rn(exp2f(s[n][2] - mu1), exp2f(s[n][3] - mu1));
+      sum0 += __low2float(p01) + __high2float(p01);
+      sum1 += __low2float(p23) + __high2float(p23);
+      pa[n * 2] = pack_bf16x2(p01);
+      pa[n * 2 + 1] = pack_bf16x2(p23);
+    }
+    l0 = l0 * c0 + sum0;
+    l1 = l1 * c1 + sum1;
+#pragma unroll
+    for (int f = 0; f < NO; ++f) {
+      o[f][0] *= c0;
+      o[f][1] *= c0;
+      o[f][2] *= c1;
+      o[f][3] *= c1;
+    }
+    // O += P V over this warp's 16 keys
+#pragma unroll
+    for (int dp = 0; dp < NO / 2; ++dp) {
+      uint32_t vf[4];
+      ldsm_x4_trans(vf, Vt + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
+      mma_16816(o[2 * dp], pa, vf[0], vf[1]);
+      mma_16816(o[2 * dp + 1], pa, vf[2], vf[3]);
+    }
+  }
+  cp_async_wait<0>();  // only empty groups are left; none may land in what the stages become below
+
+  // merge the four warps: each row's block max M, then sum_w exp2(m_w - M) (l_w, O_w)
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  if (tq == 0) {
+    Ms[w * kDecRows + gq] = m0;
+    Ms[w * kDecRows + gq + 8] = m1;
+    Ls[w * kDecRows + gq] = l0;
+    Ls[w * kDecRows + gq + 8] = l1;
+  }
+  __syncthreads();  // every warp's m and l; every thread is past its last read of the stages
+  auto row_max = [&](int r) {
+    float mr = Ms[r];
+#pragma unroll
+    for (int x = 1; x < 4; ++x) mr = fmaxf(mr, Ms[x * kDecRows + r]);
+    return mr == -INFINITY ? 0.f : mr;  // a row that sees no key of the partition: all weights 0
+  };
+  const float e0 = exp2f(m0 - row_max(gq)), e1 = exp2f(m1 - row_max(gq + 8));
+  float* red = reinterpret_cast<float*>(sbase);  // [4][kDecRows][HS]
+#pragma unroll
+  for (int f = 0; f < NO; ++f) {
+    *reinterpret_cast<float2*>(red + ((size_t)w * kDecRows + gq) * HS + f * 8 + 2 * tq) =
+        make_float2(o[f][0] * e0, o[f][1] * e0);
+    *reinterpret_cast<float2*>(red + ((size_t)w * kDecRows + gq + 8) * HS + f * 8 + 2 * tq) =
+        make_float2(o[f][2] * e1, o[f][3] * e1);
+  }
+  __syncthreads();
+  for (int i = tid; i < nrows * HS; i += kAmThreads) {
+    const int r = i / HS, d = i % HS;
+    const float mr = row_max(r);
+    float tot = 0.f, lr = 0.f;
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      tot += red[((size_t)x * kDecRows + r) * HS + d];
+      lr += Ls[x * kDecRows + r] * exp2f(Ms[x * kDecRows + r] - mr);
+    }
+    const int rr = r0 + r, hh = rr / Tq, t = rr % Tq, h = g * group + hh;
+    if (nsplit == 1) {
+      st1(out + (((int64_t)b * Tq + t) * NH + h) * HS + d, tot / lr);
+    } else {
+      const int64_t prow = (((int64_t)b * NH + h) * Tq + t) * nsplit + split;
+      part_o[prow * HS + d] = tot;
+      if (d == 0) {
+        float mx = Ms[r];
+#pragma unroll
+        for (int x = 1; x < 4; ++x) mx = fmaxf(mx, Ms[x * kDecRows + r]);
+        part_ml[prow * 2] = mx;  // -inf where the row saw no key here, as attn_decode_kernel writes
+        part_ml[prow * 2 + 1] = lr;
+      }
+    }
+  }
+  if (nsplit == 1 || counters == nullptr) return;
+
+  __shared__ bool merge;
+  __threadfence();
+  __syncthreads();  // also: every thread is past its reads of red, which the merge's weights reuse
+  if (tid == 0) {
+    unsigned* cnt = counters + (int64_t)bg * nchunk + chunk;
+    merge = atomicAdd(cnt, 1u) == (unsigned)nsplit - 1;
+    if (merge) *cnt = 0u;
+  }
+  __syncthreads();
+  if (!merge) return;
+  __threadfence();
+  merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, red, Ls);
+}
+
+// ------------------------------------------------------------------------------------------
 // Tensor-core forward (HS 64 or 128): bf16 operands, fp32 accumulation via nvcuda::wmma
 // m16n16k16, online softmax in fp32. One block of 8 warps per (batch*head, 128-query tile);
 // warp w owns query rows 16w..16w+15 of the tile. Per 64-key tile: K and V are converted to bf16
@@ -1934,40 +2174,60 @@ void launch_decode(E* out, float* part_o, float* part_ml, const E* q, const E* k
              (1.f / std::sqrt((float)HS)) * kLog2e, vec_kv, counters);
 }
 
-// The streamed decode (attn_decode_async_kernel): bf16 caches of HS 64 or 128 whose rows are
-// 16-byte aligned, unless PUZZLE_CUDA_DECODE=simt asks for attn_decode_kernel (as for fp32) or the
-// device will not give the block its shared memory.
+// Which decode kernel a cached forward of few queries takes: for bf16 caches of HS 64 or 128 whose
+// rows are 16-byte aligned the streamed one (attn_decode_async_kernel), or with
+// PUZZLE_CUDA_DECODE=mma the tensor-core one (attn_decode_mma_kernel), each where the device gives
+// the block its shared memory (else the next of the three); otherwise, for fp32, and with
+// PUZZLE_CUDA_DECODE=simt, attn_decode_kernel.
+enum class DecodeKernel { simt, streamed, mma };
+
+template <auto Kernel>
+bool smem_granted_once(size_t bytes) {
+  static const bool ok = raise_smem_limit(Kernel, bytes);  // asked once for each kernel
+  return ok;
+}
+
 template <class E>
-bool use_streamed_decode(const E* kc, const E* vc, int64_t HS, int64_t kv_stride) {
+DecodeKernel decode_kernel_for(const E* kc, const E* vc, int64_t HS, int64_t kv_stride) {
   if constexpr (!std::is_same_v<E, bf16x>) {
-    return false;
+    return DecodeKernel::simt;
   } else {
-    static const bool off = [] {
+    static const DecodeKernel asked = [] {
       const char* e = std::getenv("PUZZLE_CUDA_DECODE");
-      return e != nullptr && std::strcmp(e, "simt") == 0;
+      if (e != nullptr && std::strcmp(e, "simt") == 0) return DecodeKernel::simt;
+      if (e != nullptr && std::strcmp(e, "mma") == 0) return DecodeKernel::mma;
+      return DecodeKernel::streamed;
     }();
-    if (off || (HS != 64 && HS != 128) || kv_stride % 8 != 0) return false;
-    if ((uintptr_t)kc % 16 != 0 || (uintptr_t)vc % 16 != 0) return false;
-    if (HS == 64) {
-      static const bool ok = raise_smem_limit(attn_decode_async_kernel<64>, AdGeo<64>::bytes);
-      return ok;
-    }
-    static const bool ok = raise_smem_limit(attn_decode_async_kernel<128>, AdGeo<128>::bytes);
-    return ok;
+    if (asked == DecodeKernel::simt || (HS != 64 && HS != 128) || kv_stride % 8 != 0) return DecodeKernel::simt;
+    if ((uintptr_t)kc % 16 != 0 || (uintptr_t)vc % 16 != 0) return DecodeKernel::simt;
+    if (asked == DecodeKernel::mma && (HS == 64 ? smem_granted_once<attn_decode_mma_kernel<64>>(AmGeo<64>::bytes)
+                                                : smem_granted_once<attn_decode_mma_kernel<128>>(AmGeo<128>::bytes)))
+      return DecodeKernel::mma;
+    const bool ok = HS == 64 ? smem_granted_once<attn_decode_async_kernel<64>>(AdGeo<64>::bytes)
+                             : smem_granted_once<attn_decode_async_kernel<128>>(AdGeo<128>::bytes);
+    return ok ? DecodeKernel::streamed : DecodeKernel::simt;
   }
 }
 
+// The streamed or the tensor-core decode (same arguments).
 template <int HS>
-void launch_decode_async(bf16x* out, float* part_o, float* part_ml, const bf16x* q, const bf16x* kc,
-                         const bf16x* vc, int64_t B, int64_t Tq, int64_t past, int64_t NH, int64_t NKV,
-                         int64_t q_stride, int64_t Tmax, int keys_per_split, int nsplit, int nchunk,
-                         unsigned* counters) {
+void launch_decode_bf16(DecodeKernel which, bf16x* out, float* part_o, float* part_ml, const bf16x* q,
+                        const bf16x* kc, const bf16x* vc, int64_t B, int64_t Tq, int64_t past, int64_t NH,
+                        int64_t NKV, int64_t q_stride, int64_t Tmax, int keys_per_split, int nsplit, int nchunk,
+                        unsigned* counters) {
   const int64_t kv_stride = NKV * HS;
   const unsigned grid = (unsigned)(B * NKV * nsplit * nchunk);
-  launch_pdl("attention_cached_forward (decode)", attn_decode_async_kernel<HS>, grid, kAdThreads,
-             AdGeo<HS>::bytes, out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
-             (int)(NH / NKV), q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk,
-             (1.f / std::sqrt((float)HS)) * kLog2e, counters);
+  const float scale_log2 = (1.f / std::sqrt((float)HS)) * kLog2e;
+  if (which == DecodeKernel::mma)
+    launch_pdl("attention_cached_forward (decode, mma)", attn_decode_mma_kernel<HS>, grid, kAmThreads,
+               AmGeo<HS>::bytes, out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
+               (int)(NH / NKV), q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk, scale_log2,
+               counters);
+  else
+    launch_pdl("attention_cached_forward (decode)", attn_decode_async_kernel<HS>, grid, kAdThreads,
+               AdGeo<HS>::bytes, out, part_o, part_ml, q, kc, vc, (int)Tq, (int)past, (int)NH, (int)NKV,
+               (int)(NH / NKV), q_stride, kv_stride, Tmax * kv_stride, keys_per_split, nsplit, nchunk, scale_log2,
+               counters);
 }
 
 // The decode kernel's merge counters: at least n, all zero, or nullptr (the combine kernel then
@@ -2133,20 +2393,24 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   // of the kernel: 3 partitions took it from 0.204 to 0.184 ms on the H200. Partitions of 2 tiles
   // cost more than they gain (batch 1 past 8192: 0.036 ms with 64 partitions of 4 tiles, 0.053
   // with 128 of 2; benchmarks/results/gpu-h200-2026-11-30-c.md).
-  const bool streamed = use_streamed_decode(k_cache, v_cache, HS, NKV * HS);
-  static_assert(kAdKeys == kDecKeys, "both decode kernels count tiles of the same keys");
+  // The tensor-core kernel: tiles of 64 keys (partitions of >= 2), 2 or 3 blocks an SM, also
+  // about three waves.
+  const DecodeKernel which = decode_kernel_for(k_cache, v_cache, HS, NKV * HS);
+  static_assert(kAdKeys == kDecKeys && kAmKeys == 2 * kDecKeys, "partitions of whole tiles of every kernel");
+  const int64_t keys_tile = which == DecodeKernel::mma ? kAmKeys : kDecKeys;
+  const int64_t min_tiles = which == DecodeKernel::mma ? kMinTilesPerSplit / 2 : kMinTilesPerSplit;
   const int64_t group = NH / NKV, R = group * Tq;
   const int64_t nchunk = (R + kDecRows - 1) / kDecRows;
-  const int64_t nk = past + Tq, ntiles = (nk + kDecKeys - 1) / kDecKeys;
+  const int64_t nk = past + Tq, ntiles = (nk + keys_tile - 1) / keys_tile;
   const int64_t base = B * NKV * nchunk;
-  const int64_t target = (streamed ? 9 : 4) * (int64_t)device_sm_count();
-  const int64_t max_splits = streamed ? kAdMaxSplits : kMaxDecSplits;
-  int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + kMinTilesPerSplit - 1) / kMinTilesPerSplit,
-                             max_splits});
+  const int64_t waves = which == DecodeKernel::simt ? 4 : which == DecodeKernel::mma ? 6 : 9;
+  const int64_t target = waves * (int64_t)device_sm_count();
+  const int64_t max_splits = which == DecodeKernel::simt ? kMaxDecSplits : kAdMaxSplits;
+  int64_t nsplit = std::min({(target + base - 1) / base, (ntiles + min_tiles - 1) / min_tiles, max_splits});
   nsplit = std::max<int64_t>(nsplit, 1);
   const int64_t tiles_per = (ntiles + nsplit - 1) / nsplit;
   nsplit = (ntiles + tiles_per - 1) / tiles_per;  // every partition is non-empty
-  const int keys_per_split = (int)(tiles_per * kDecKeys);
+  const int keys_per_split = (int)(tiles_per * keys_tile);
 
   Scratch& sc = scratch();
   std::unique_lock<std::mutex> guard(sc.lock(), std::defer_lock);
@@ -2163,16 +2427,16 @@ void decode(E* out, const E* q, const E* k_cache, const E* v_cache, int64_t B, i
   // the last partition of each chunk merges (no combine launch) where counters can be had
   unsigned* counters = nsplit > 1 && nsplit <= kThreads ? decode_counters(base) : nullptr;
   if constexpr (std::is_same_v<E, bf16x>) {
-    if (streamed) {
+    if (which != DecodeKernel::simt) {
       if (HS == 64)
-        launch_decode_async<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride, Tmax,
-                                keys_per_split, (int)nsplit, (int)nchunk, counters);
+        launch_decode_bf16<64>(which, out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride,
+                               Tmax, keys_per_split, (int)nsplit, (int)nchunk, counters);
       else
-        launch_decode_async<128>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride, Tmax,
-                                 keys_per_split, (int)nsplit, (int)nchunk, counters);
+        launch_decode_bf16<128>(which, out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, q_stride,
+                                Tmax, keys_per_split, (int)nsplit, (int)nchunk, counters);
     }
   }
-  if (!streamed) switch (HSP) {
+  if (which == DecodeKernel::simt) switch (HSP) {
     case 32: launch_decode<32>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
                                keys_per_split, (int)nsplit, (int)nchunk, counters); break;
     case 64: launch_decode<64>(out, part_o, part_ml, q, k_cache, v_cache, B, Tq, past, NH, NKV, HS, q_stride, Tmax,
