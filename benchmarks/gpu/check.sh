@@ -7,8 +7,8 @@
 #      paths switched on (PUZZLE_CUDA_PDL=1, PUZZLE_CUDA_DECODE=mma), the earlier decode attention
 #      (PUZZLE_CUDA_DECODE=simt),
 #      the inference fusions switched off (PUZZLE_CUDA_FUSE=0) and, with cuBLAS present, our own
-#      GEMM kernels, each timed in rows tagged [pdl], [decode=mma], [decode=simt], [fuse=off],
-#      [gemm=own];
+#      GEMM kernels and cuBLAS for the few-row products too, each timed in rows tagged [pdl],
+#      [decode=mma], [decode=simt], [fuse=off], [gemm=own], [gemm=cublas];
 #   3. checks the GPU from Node (device tensors, ops, blocks, a model) where node and the carried
 #      dist/ and build/Release/puzzle.node are there;
 #   4. runs the GPU benchmarks and, where python3 has PyTorch, the same shapes in PyTorch, then
@@ -89,6 +89,16 @@ RCF=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 (fuse=off) exit $RCF"
 [ "$RC" = 0 ] && RC=$RCF
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
+  # cuBLAS for the few-row products too (PUZZLE_CUDA_GEMM=cublas: the fused dot kernels give way to
+  # the compositions): the decode rows again, marked [gemm=cublas]. PyTorch's batch-1 decode GEMVs
+  # (cuBLAS) read their weights at 3.1-4.2 TB/s where ours read them at 2.8-3.2
+  # (benchmarks/results/gpu-h200-2026-11-30-b.md's kernel rows), so one run says which to keep
+  say "bf16 decode rows again with PUZZLE_CUDA_GEMM=cublas (quick)"
+  PUZZLE_CUDA_GEMM=cublas timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag gemm=cublas \
+    --json "$OUT/ours-bf16-cublas.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step|gemv 8B"
+  RCB=${PIPESTATUS[0]}
+  say "puzzle_cuda_check --part bf16 (gemm=cublas) exit $RCB"
+  [ "$RC" = 0 ] && RC=$RCB
   # rows tagged [gemm=own] in the table: what a build without cuBLAS gets (gemm_mma.cu for bf16)
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --tag gemm=own \
@@ -157,14 +167,14 @@ fi
 # the commit the caller named in $BUILD/commit first: a .git on the device can be stale
 COMMIT=$(cat "$BUILD/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-mmadec.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-mmadec.json" --ours "$OUT/ours-bf16-cublas.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/decode-stack.log" ] && { printf '\n## A decode step from Node (decode-stack.mjs)\n\n```\n'; cat "$OUT/decode-stack.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-mmadec.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-mmadec.json" "$OUT/ours-bf16-cublas.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log" "$OUT/decode-stack.log"  # in gpu-check.md
 say "done"
 exit $RC

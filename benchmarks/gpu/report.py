@@ -85,7 +85,7 @@ def main():
             f.write(kernel_tables(kern.get("kernels", []), torch.get("kernels", [])))
 
 
-TAG = re.compile(r" \[([a-z]+=[^\]]+|pdl)\]$")  # --tag of a candidate pass: [attn=mma], [pdl], [fuse=off], [gemm=own]
+TAG = re.compile(r" \[([a-z]+=[^\]]+|pdl)\]$")  # --tag of a candidate pass: [decode=mma], [pdl], [fuse=off], [gemm=own]
 
 
 def row_key(name):
@@ -116,7 +116,7 @@ def candidates(results, checks):
             continue
         geo = math.exp(sum(math.log(x) for _, x in pairs) / len(pairs))
         lo, hi = min(pairs, key=lambda p: p[1]), max(pairs, key=lambda p: p[1])
-        if tag.startswith("gemm="):  # our own GEMM against cuBLAS: the fallback of builds without it
+        if tag in ("gemm=own", "gemm=wmma"):  # our own GEMM against cuBLAS: the fallback of builds without it
             verdict = (f"{'with ' + str(len(bad)) + ' checks failed, ' if bad else ''}"
                        f"{geo:.2f}x cuBLAS's speed where cuBLAS is missing")
         elif bad or not mine:

@@ -1,6 +1,7 @@
 // benchmarks/gpu/report.py turns a GPU run's JSON into the table committed under
 // benchmarks/results/; its candidate summary is what a session with a GPU decides defaults from
-// (PUZZLE_CUDA_PDL, PUZZLE_CUDA_ATTN=mma, PUZZLE_CUDA_FUSE=0, our GEMM against cuBLAS), so it is checked here on a
+// (PUZZLE_CUDA_PDL, PUZZLE_CUDA_DECODE=mma, PUZZLE_CUDA_FUSE=0, our GEMM against cuBLAS and cuBLAS
+// for the few-row products), so it is checked here on a
 // made-up run: pairing rows across kernel-name brackets, the per-tag checks and each verdict.
 // Skipped, with the reason, where python3 is missing.
 import { spawnSync } from 'node:child_process';
@@ -42,13 +43,17 @@ describe.skipIf(reason !== null)('the GPU report', () => {
       row('attention fwd 8B T4096 [tensor-core]', 9.0),  // fp32 storage: not the bf16 rows' default
       row('gemm 8B qkv 4096x6144x4096 [bf16]', 0.25, 'gemm'),
       row('gemm 8B qkv 4096x6144x4096 [bf16] [gemm=own]', 0.5, 'gemm'),
+      row('gemv 8B gate|up M1 [bf16]', 0.08, 'gemm'),
+      row('gemv 8B gate|up M1 [bf16] [gemm=cublas]', 0.06, 'gemm'),
     ], [check('bf16 rmsnorm forward'), check('bf16 rmsnorm forward [pdl]'), check('bf16 rmsnorm forward [attn=mma]'),
-      check('gemm NN M1 [gemm=own]')]);
+      check('gemm NN M1 [gemm=own]'), check('bf16 rmsnorm forward [gemm=cublas]')]);
     expect(line('pdl')).toMatch(/\| pdl \| 1 \| 1\.25 \|.*\| 1 passed, 0 failed \| make it the default \|/);
     // faster forward, slower backward: not as a whole; both rows named
     expect(line('attn=mma')).toMatch(/\| 2 \| 1\.26 \| 0\.80 \(attention bwd 8B T4096 \[bf16\]\) \| 2\.00 \(attention fwd 8B T4096 \[bf16\]\)/);
     expect(line('attn=mma')).toContain('keep off: slower on 1 rows');
     expect(line('gemm=own')).toContain("0.50x cuBLAS's speed where cuBLAS is missing");
+    // cuBLAS for the few-row products is a candidate like any other, not the no-cuBLAS fallback
+    expect(line('gemm=cublas')).toMatch(/\| gemm=cublas \| 1 \| 1\.33 \|.*\| make it the default \|/);
   });
 
   it('keeps a faster candidate off when one of its checks failed, or none ran', () => {
