@@ -3,9 +3,13 @@
 //             (add_rmsnorm_forward: x = a + b, stored to sum first)
 //   backward: dx += r * w * g - x * (r^3 / C) * sum(g * w * x);  dw += sum_n g * x * r
 // One block per row (grid-stride over rows). The weight gradient is summed per block in shared
-// memory (each thread owns the same columns on every row, so no shared atomics), then added to
-// dweight with one atomicAdd per column per block. Activations and the weight are fp32 or bf16
-// (E); rstd and the weight gradient are fp32 in both.
+// memory (each thread owns the same columns on every row, so no shared atomics), then stored as
+// the block's row of a partial-sum buffer [blocks][C], whose rows a second kernel adds into
+// dweight: 16 atomics a column instead of one a block (8 blocks an SM: 1056 on an H100, each
+// adding its C sums into the same C floats, had the backward at 0.11 ms for a 4096 x 4096 bf16
+// row set, 5x its bytes over the copy bandwidth; benchmarks/results/gpu-h200-2026-11-30-b.md).
+// Without the buffer (its allocation failed) the blocks add their sums with atomics, as before.
+// Activations and the weight are fp32 or bf16 (E); rstd and the weight gradient are fp32 in both.
 #include <algorithm>
 #include <cstdint>
 
@@ -72,12 +76,13 @@ __global__ void __launch_bounds__(kFewRowsThreads)
   }
 }
 
-// kDW: accumulate the weight gradient in dynamic shared memory (C floats) and flush it with
-// atomics at the end. dinp may be null (then only the weight gradient is produced).
+// kDW: accumulate the weight gradient in dynamic shared memory (C floats) and at the end store it
+// to row blockIdx.x of dw_part, or (dw_part null) add it to dweight with atomics. dinp may be null
+// (then only the weight gradient is produced).
 template <int W, bool kDW, class E>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_backward_kernel(E* __restrict__ dinp, float* __restrict__ dweight, const E* __restrict__ dout,
-                            const E* __restrict__ inp, const E* __restrict__ weight,
+    rmsnorm_backward_kernel(E* __restrict__ dinp, float* __restrict__ dweight, float* __restrict__ dw_part,
+                            const E* __restrict__ dout, const E* __restrict__ inp, const E* __restrict__ weight,
                             const float* __restrict__ rstd, int64_t N, int64_t C) {
   extern __shared__ float4 dw_smem4[];
   float* dw_s = reinterpret_cast<float*>(dw_smem4);
@@ -125,13 +130,31 @@ __global__ void __launch_bounds__(kThreads)
   }
   if constexpr (kDW) {
     // Each thread reads back only the slots it wrote itself: no barrier needed.
+    float* row = dw_part != nullptr ? dw_part + (int64_t)blockIdx.x * C : nullptr;
     for (int64_t u = threadIdx.x; u < U; u += blockDim.x) {
       float acc[W];
       ld<W>(acc, dw_s + u * W);
+      if (row != nullptr) {
+        st<W>(row + u * W, acc);
+      } else {
 #pragma unroll
-      for (int k = 0; k < W; ++k) atomicAdd(dweight + u * W + k, acc[k]);
+        for (int k = 0; k < W; ++k) atomicAdd(dweight + u * W + k, acc[k]);
+      }
     }
   }
+}
+
+// dweight[c] += the sum of rows [g0, g1) of part[G][C] for column c: one thread per column of a
+// chunk of rows (blockIdx.y), coalesced along the row; a column gets one atomic per chunk.
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_dweight_rows_kernel(float* __restrict__ dweight, const float* __restrict__ part, int64_t G, int64_t C,
+                                int64_t rows_per_chunk) {
+  const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const int64_t g0 = (int64_t)blockIdx.y * rows_per_chunk, g1 = g0 + rows_per_chunk < G ? g0 + rows_per_chunk : G;
+  float acc = 0.f;
+  for (int64_t g = g0; g < g1; ++g) acc += part[g * C + c];
+  if (g0 < g1) atomicAdd(dweight + c, acc);
 }
 
 // Fallback for a C too wide for shared memory: one thread per column over a chunk of rows.
@@ -167,16 +190,31 @@ void launch_backward(E* dinp, float* dweight, const E* dout, const E* inp, const
   }();
   const bool fused_dw = dweight != nullptr && smem <= cap;
   if (fused_dw) {
-    // Few enough blocks that the per-block atomics stay cheap, enough to fill the device.
-    const unsigned grid = (unsigned)std::min<int64_t>(N, 8 * (int64_t)device_sm_count());
-    rmsnorm_backward_kernel<W, true, E><<<grid, threads, (size_t)smem, stream()>>>(dinp, dweight, dout, inp, weight,
-                                                                                  rstd, N, C);
+    // Enough blocks to fill the device, each summing its rows' weight gradient; the partial sums
+    // are added by a second kernel (stream-ordered scratch: captured graphs own theirs).
+    const int64_t G = std::min<int64_t>(N, 8 * (int64_t)device_sm_count());
+    void* part = nullptr;
+    if (G > 1 && cudaMallocAsync(&part, (size_t)(G * C) * sizeof(float), stream()) != cudaSuccess) {
+      (void)cudaGetLastError();  // the atomics need no buffer
+      part = nullptr;
+    }
+    rmsnorm_backward_kernel<W, true, E><<<(unsigned)G, threads, (size_t)smem, stream()>>>(
+        dinp, dweight, static_cast<float*>(part), dout, inp, weight, rstd, N, C);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
+    if (part != nullptr) {
+      const int64_t chunks = std::min<int64_t>(G, 16);
+      const dim3 grid((unsigned)((C + kThreads - 1) / kThreads), (unsigned)chunks);
+      rmsnorm_dweight_rows_kernel<<<grid, kThreads, 0, stream()>>>(dweight, static_cast<const float*>(part), G, C,
+                                                                  (G + chunks - 1) / chunks);
+      PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward dweight");
+      record_error(cudaFreeAsync(part, stream()), "rmsnorm_backward");
+    }
     return;
   }
   if (dinp) {
     const unsigned grid = (unsigned)std::min<int64_t>(N, 1 << 20);
-    rmsnorm_backward_kernel<W, false, E><<<grid, threads, 0, stream()>>>(dinp, nullptr, dout, inp, weight, rstd, N, C);
+    rmsnorm_backward_kernel<W, false, E><<<grid, threads, 0, stream()>>>(dinp, nullptr, nullptr, dout, inp, weight,
+                                                                         rstd, N, C);
     PUZZLE_CUDA_CHECK_LAUNCH("rmsnorm_backward");
   }
   if (dweight) {

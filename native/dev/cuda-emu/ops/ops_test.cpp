@@ -513,6 +513,10 @@ int main() {
   t_rmsnorm(5, 256, 0, true);
   t_rmsnorm(7, 1000, 1, true);
   t_rmsnorm(3, 48, 0, false);
+  // more rows than blocks (8 SMs: 64 blocks of up to 3 rows, their partial sums added in 16 chunks
+  // of 4), and one row (one block: its sums added with atomics, no partial-sum buffer)
+  t_rmsnorm(150, 256, 0, true);
+  t_rmsnorm(1, 256, 0, true);
   // the weight gradient in shared memory past the 48 KiB default (C 20000: 80 KiB, the limit
   // raised), and past all the device grants (C 60000: 240 KiB, the two-kernel path instead)
   t_rmsnorm(3, 20000, 0, true);
