@@ -654,6 +654,45 @@ __device__ void merge_partitions(E* __restrict__ out, const float* __restrict__ 
   }
 }
 
+// What a decode block owns: batch b, KV group g (bg = b * NKV + g), rows r0 .. r0+nrows-1 of the
+// group's rows (row chunk `chunk`), and the keys [kbeg, kend) of partition `split`. Block index:
+// ((bg * nsplit) + split) * nchunk + chunk.
+struct DecodePart {
+  int b, g, bg, chunk, split, r0, nrows, kbeg, kend;
+};
+__device__ __forceinline__ DecodePart decode_part(int Tq, int past, int NKV, int group, int keys_per_split, int nsplit,
+                                                  int nchunk) {
+  DecodePart p;
+  int idx = blockIdx.x;
+  p.chunk = idx % nchunk;
+  idx /= nchunk;
+  p.split = idx % nsplit;
+  p.bg = idx / nsplit, p.b = p.bg / NKV, p.g = p.bg % NKV;
+  p.r0 = p.chunk * kDecRows, p.nrows = imin(kDecRows, group * Tq - p.r0);
+  p.kbeg = p.split * keys_per_split, p.kend = imin(p.kbeg + keys_per_split, past + Tq);
+  return p;
+}
+
+// Whether this block is the last partition of its (batch, KV group, row chunk) to finish, the one
+// that merges them all (threadFenceReduction's pattern): every block's partials are made visible
+// device-wide before it is counted, and the merging block then reads the others' through L2
+// (merge_partitions' ld.cg), never a stale L1 line. The counter (`slot` of counters: zero before
+// the launch) is left zero for the next launch and every replay of a graph. Every thread of the
+// block calls it, and every thread gets the answer.
+__device__ __forceinline__ bool last_to_finish(unsigned* __restrict__ counters, int64_t slot, int nsplit) {
+  __shared__ bool merge;
+  __threadfence();
+  __syncthreads();  // also: every thread is past its reads of what the merge's weights reuse
+  if (threadIdx.x == 0) {
+    unsigned* c = counters + slot;
+    merge = atomicAdd(c, 1u) == (unsigned)nsplit - 1;
+    if (merge) *c = 0u;  // every partition has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (merge) __threadfence();
+  return merge;
+}
+
 constexpr size_t dec_smem_bytes() {
   return sizeof(float) * ((size_t)kDecRows * kThreads + kDecRows * kDecKeys + 3 * kDecRows);
 }
@@ -679,13 +718,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
   float* Ms = Cs + kDecRows;                // [kDecRows] final running max
   float* Ls = Ms + kDecRows;                // [kDecRows] final running sum
 
-  int idx = blockIdx.x;
-  const int chunk = idx % nchunk;
-  idx /= nchunk;
-  const int split = idx % nsplit;
-  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
-  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
-  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const DecodePart pt = decode_part(Tq, past, NKV, group, keys_per_split, nsplit, nchunk);
+  const int b = pt.b, g = pt.g, split = pt.split, r0 = pt.r0, nrows = pt.nrows, kbeg = pt.kbeg, kend = pt.kend;
   const int tid = threadIdx.x, lane = tid % 32, w = tid / 32, u = tid / 8, l8 = tid % 8;
   const int dcol = tid % HSP, jg = tid / HSP;
 
@@ -828,22 +862,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
       }
     }
   }
-  if (nsplit == 1 || counters == nullptr) return;
-
-  // The last partition of this chunk to finish merges all of them (threadFenceReduction's
-  // pattern): its partials are made visible device-wide before it is counted, and the merging
-  // block reads the others' through L2 (ld.cg), never a stale L1 line.
-  __shared__ bool merge;
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    unsigned* c = counters + (int64_t)bg * nchunk + chunk;
-    merge = atomicAdd(c, 1u) == (unsigned)nsplit - 1;
-    if (merge) *c = 0u;  // every partition has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!merge) return;
-  __threadfence();
+  if (nsplit == 1 || counters == nullptr || !last_to_finish(counters, (int64_t)pt.bg * nchunk + pt.chunk, nsplit))
+    return;
   // wts [nrows][nsplit] where the key groups were added (nsplit <= kThreads), 1 / sum in Cs
   merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, buf, Cs);
 }
@@ -881,6 +901,20 @@ __global__ void __launch_bounds__(kThreads)
 // visible cache) and masked. Partitions are written, counted and merged as by attn_decode_kernel.
 constexpr int kAdThreads = 128;
 constexpr int kAdKeys = 32;
+
+// The key and value rows of keys t0 .. t0+KEYS-1 into a stage (K [KEYS][LD], then V [KEYS][LD])
+// with 16-byte cp.async copies by the block's THREADS threads; rows at or past kend repeat row
+// kend - 1 (never a row past the visible cache), for the caller to mask.
+template <int KEYS, int HS, int LD, int THREADS>
+__device__ __forceinline__ void copy_kv_tile(bf16x* stage, const bf16x* kbase, const bf16x* vbase, int64_t kv_stride,
+                                             int t0, int kend) {
+  constexpr int CPR = HS / 8;  // 16-byte pieces of a row
+  for (int x = (int)threadIdx.x; x < 2 * KEYS * CPR; x += THREADS) {
+    const int sel = x / (KEYS * CPR), rest = x % (KEYS * CPR), j = rest / CPR, c = rest % CPR;
+    const int row = imin(t0 + j, kend - 1);
+    cp_async16(stage + ((size_t)sel * KEYS + j) * LD + c * 8, (sel ? vbase : kbase) + (int64_t)row * kv_stride + c * 8);
+  }
+}
 
 template <int HS>
 struct AdGeo {
@@ -920,13 +954,8 @@ __global__ void __launch_bounds__(kAdThreads)
   float* Cs = reinterpret_cast<float*>(sbase + G::c_off);
   float* MLs = reinterpret_cast<float*>(sbase + G::ml_off);
 
-  int idx = blockIdx.x;
-  const int chunk = idx % nchunk;
-  idx /= nchunk;
-  const int split = idx % nsplit;
-  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
-  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
-  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const DecodePart pt = decode_part(Tq, past, NKV, group, keys_per_split, nsplit, nchunk);
+  const int b = pt.b, g = pt.g, split = pt.split, r0 = pt.r0, nrows = pt.nrows, kbeg = pt.kbeg, kend = pt.kend;
   const int ntile = (kend - kbeg + kAdKeys - 1) / kAdKeys;
   const int tid = threadIdx.x, lane = tid % 32, w = tid / 32;
   const int dg = tid % G::NDG, kg = tid / G::NDG;
@@ -936,17 +965,9 @@ __global__ void __launch_bounds__(kAdThreads)
   // tile i (keys kbeg + 32 i ..) into stage i % STAGES; a group is committed even when there is no
   // tile left, so that cp_async_wait counts the same groups in every iteration
   auto issue = [&](int i) {
-    if (i < ntile) {
-      bf16x* ks = stages + (size_t)(i % G::STAGES) * G::stage_elems;
-      const int t0 = kbeg + i * kAdKeys;
-      constexpr int CPR = HS / 8;  // 16-byte pieces of a row
-      for (int x = tid; x < 2 * kAdKeys * CPR; x += kAdThreads) {
-        const int sel = x / (kAdKeys * CPR), rest = x % (kAdKeys * CPR), j = rest / CPR, c = rest % CPR;
-        const int row = imin(t0 + j, kend - 1);
-        cp_async16(ks + ((size_t)sel * kAdKeys + j) * G::LD + c * 8,
-                   (sel ? vbase : kbase) + (int64_t)row * kv_stride + c * 8);
-      }
-    }
+    if (i < ntile)
+      copy_kv_tile<kAdKeys, HS, G::LD, kAdThreads>(stages + (size_t)(i % G::STAGES) * G::stage_elems, kbase, vbase,
+                                                   kv_stride, kbeg + i * kAdKeys, kend);
     cp_async_commit();
   };
 #pragma unroll
@@ -1095,20 +1116,9 @@ __global__ void __launch_bounds__(kAdThreads)
       }
     }
   }
-  if (nsplit == 1 || counters == nullptr) return;
-
-  // the last partition of this chunk to finish merges them all, as in attn_decode_kernel
-  __shared__ bool merge;
-  __threadfence();
-  __syncthreads();  // also: every thread is past its reads of red, which the merge's weights reuse
-  if (tid == 0) {
-    unsigned* cnt = counters + (int64_t)bg * nchunk + chunk;
-    merge = atomicAdd(cnt, 1u) == (unsigned)nsplit - 1;
-    if (merge) *cnt = 0u;  // every partition has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!merge) return;
-  __threadfence();
+  // the merge's weights reuse red
+  if (nsplit == 1 || counters == nullptr || !last_to_finish(counters, (int64_t)pt.bg * nchunk + pt.chunk, nsplit))
+    return;
   merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, red, Cs);
 }
 
@@ -1162,30 +1172,17 @@ __global__ void __launch_bounds__(kAmThreads)
   float* Ms = reinterpret_cast<float*>(sbase + G::ml_off);  // [4][kDecRows]
   float* Ls = Ms + 4 * kDecRows;                            // [4][kDecRows]
 
-  int idx = blockIdx.x;
-  const int chunk = idx % nchunk;
-  idx /= nchunk;
-  const int split = idx % nsplit;
-  const int bg = idx / nsplit, b = bg / NKV, g = bg % NKV;
-  const int R = group * Tq, r0 = chunk * kDecRows, nrows = imin(kDecRows, R - r0);
-  const int nk = past + Tq, kbeg = split * keys_per_split, kend = imin(kbeg + keys_per_split, nk);
+  const DecodePart pt = decode_part(Tq, past, NKV, group, keys_per_split, nsplit, nchunk);
+  const int b = pt.b, g = pt.g, split = pt.split, r0 = pt.r0, nrows = pt.nrows, kbeg = pt.kbeg, kend = pt.kend;
   const int ntile = (kend - kbeg + kAmKeys - 1) / kAmKeys;
   const int tid = threadIdx.x, lane = tid % 32, w = tid / 32, gq = lane >> 2, tq = lane & 3;
   const bf16x* kbase = kc + b * kv_bstride + (int64_t)g * HS;
   const bf16x* vbase = vc + b * kv_bstride + (int64_t)g * HS;
 
   auto issue = [&](int i) {  // as in attn_decode_async_kernel: always a group
-    if (i < ntile) {
-      bf16x* ks = stages + (size_t)(i % G::STAGES) * G::stage_elems;
-      const int t0 = kbeg + i * kAmKeys;
-      constexpr int CPR = HS / 8;
-      for (int x = tid; x < 2 * kAmKeys * CPR; x += kAmThreads) {
-        const int sel = x / (kAmKeys * CPR), rest = x % (kAmKeys * CPR), j = rest / CPR, c = rest % CPR;
-        const int row = imin(t0 + j, kend - 1);
-        cp_async16(ks + ((size_t)sel * kAmKeys + j) * LD + c * 8,
-                   (sel ? vbase : kbase) + (int64_t)row * kv_stride + c * 8);
-      }
-    }
+    if (i < ntile)
+      copy_kv_tile<kAmKeys, HS, LD, kAmThreads>(stages + (size_t)(i % G::STAGES) * G::stage_elems, kbase, vbase,
+                                                kv_stride, kbeg + i * kAmKeys, kend);
     cp_async_commit();
   };
 #pragma unroll
@@ -1211,7 +1208,7 @@ __global__ void __launch_bounds__(kAmThreads)
 
   for (int i = 0; i < ntile; ++i) {
     cp_async_wait<G::STAGES - 2>();
-    __syncthreads();  // tile i (and at i = 0 the queries) are in shared memory; tile i-1 is done with
+    __syncthreads();  // tile i (at i = 0 the queries too) is in shared memory; tile i-1's stage is free
     issue(i + G::STAGES - 1);
     if (i == 0) {
 #pragma unroll
@@ -1231,7 +1228,6 @@ __global__ void __launch_bounds__(kAmThreads)
       mma_16816(s[0], qa[kk], kf[0], kf[1]);
       mma_16816(s[1], qa[kk], kf[2], kf[3]);
     }
-    float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -1239,33 +1235,11 @@ __global__ void __launch_bounds__(kAmThreads)
         const int key = k0 + n * 8 + 2 * tq + e;
         s[n][e] = key < kend && key <= vis0 ? s[n][e] * scale_log2 : -INFINITY;
         s[n][2 + e] = key < kend && key <= vis1 ? s[n][2 + e] * scale_log2 : -INFINITY;
-        mx0 = fmaxf(mx0, s[n][e]);
-        mx1 = fmaxf(mx1, s[n][2 + e]);
       }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
-    const float c0 = exp2f(m0 - mu0), c1 = exp2f(m1 - mu1);
-    m0 = mn0;
-    m1 = mn1;
-    // P rounded to bf16 and summed as rounded, packed into the A fragment of P V (score tiles 0
-    // and 1 are its two halves along k)
-    uint32_t pa[4];
-    float sum0 = 0.f, sum1 = 0.f;
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-      const __nv_bfloat162 p01 = __floats2bfloat162_rn(exp2f(s[n][0] - mu0), exp2f(s[n][1] - mu0));
-      const __nv_bfloat162 p23 = __floats2bfloat162_rn(exp2f(s[n][2] - mu1), exp2f(s[n][3] - mu1));
-      sum0 += __low2float(p01) + __high2float(p01);
-      sum1 += __low2float(p23) + __high2float(p23);
-      pa[n * 2] = pack_bf16x2(p01);
-      pa[n * 2 + 1] = pack_bf16x2(p23);
-    }
-    l0 = l0 * c0 + sum0;
-    l1 = l1 * c1 + sum1;
+    // P in the A fragment of P V (score tiles 0 and 1 are its two halves along k)
+    float c0, c1;
+    uint32_t pa[1][4];
+    online_softmax_step<2>(s, m0, m1, l0, l1, c0, c1, pa);
 #pragma unroll
     for (int f = 0; f < NO; ++f) {
       o[f][0] *= c0;
@@ -1278,17 +1252,15 @@ __global__ void __launch_bounds__(kAmThreads)
     for (int dp = 0; dp < NO / 2; ++dp) {
       uint32_t vf[4];
       ldsm_x4_trans(vf, Vt + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
-      mma_16816(o[2 * dp], pa, vf[0], vf[1]);
-      mma_16816(o[2 * dp + 1], pa, vf[2], vf[3]);
+      mma_16816(o[2 * dp], pa[0], vf[0], vf[1]);
+      mma_16816(o[2 * dp + 1], pa[0], vf[2], vf[3]);
     }
   }
   cp_async_wait<0>();  // only empty groups are left; none may land in what the stages become below
 
   // merge the four warps: each row's block max M, then sum_w exp2(m_w - M) (l_w, O_w)
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = row_group_sum(l0);
+  l1 = row_group_sum(l1);
   if (tq == 0) {
     Ms[w * kDecRows + gq] = m0;
     Ms[w * kDecRows + gq + 8] = m1;
@@ -1336,19 +1308,9 @@ __global__ void __launch_bounds__(kAmThreads)
       }
     }
   }
-  if (nsplit == 1 || counters == nullptr) return;
-
-  __shared__ bool merge;
-  __threadfence();
-  __syncthreads();  // also: every thread is past its reads of red, which the merge's weights reuse
-  if (tid == 0) {
-    unsigned* cnt = counters + (int64_t)bg * nchunk + chunk;
-    merge = atomicAdd(cnt, 1u) == (unsigned)nsplit - 1;
-    if (merge) *cnt = 0u;
-  }
-  __syncthreads();
-  if (!merge) return;
-  __threadfence();
+  // the merge's weights reuse red
+  if (nsplit == 1 || counters == nullptr || !last_to_finish(counters, (int64_t)pt.bg * nchunk + pt.chunk, nsplit))
+    return;
   merge_partitions(out, part_o, part_ml, b, g, r0, nrows, group, Tq, NH, HS, nsplit, red, Ls);
 }
 

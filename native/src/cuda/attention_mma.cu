@@ -144,7 +144,6 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
 
     // causal mask (only where the tile reaches past the warp's first row), online softmax in log2
     const bool diag = k0 + kMmaBK - 1 > wpos;
-    float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
@@ -152,33 +151,10 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
         const int key = k0 + n * 8 + 2 * tq + e;
         s[n][e] = diag && key > pos0 ? -INFINITY : s[n][e] * scale_log2;
         s[n][2 + e] = diag && key > pos1 ? -INFINITY : s[n][2 + e] * scale_log2;
-        mx0 = fmaxf(mx0, s[n][e]);
-        mx1 = fmaxf(mx1, s[n][2 + e]);
       }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
-    const float c0 = exp2f(m0 - mu0), c1 = exp2f(m1 - mu1);
-    m0 = mn0;
-    m1 = mn1;
-    // P rounded to bf16 and summed as rounded (the weights that multiply V are the ones l
-    // normalises), packed straight into A fragments: score tiles 2p and 2p+1 are k-step p
+    float c0, c1;
     uint32_t pa[KP][4];
-    float sum0 = 0.f, sum1 = 0.f;
-#pragma unroll
-    for (int n = 0; n < NS; ++n) {
-      const __nv_bfloat162 p01 = __floats2bfloat162_rn(exp2f(s[n][0] - mu0), exp2f(s[n][1] - mu0));
-      const __nv_bfloat162 p23 = __floats2bfloat162_rn(exp2f(s[n][2] - mu1), exp2f(s[n][3] - mu1));
-      sum0 += __low2float(p01) + __high2float(p01);
-      sum1 += __low2float(p23) + __high2float(p23);
-      pa[n / 2][(n % 2) * 2] = pack_bf16x2(p01);
-      pa[n / 2][(n % 2) * 2 + 1] = pack_bf16x2(p23);
-    }
-    l0 = l0 * c0 + sum0;
-    l1 = l1 * c1 + sum1;
+    online_softmax_step<NS>(s, m0, m1, l0, l1, c0, c1, pa);
 #pragma unroll
     for (int f = 0; f < NO; ++f) {
       o[f][0] *= c0;
@@ -200,10 +176,8 @@ __global__ void __launch_bounds__(kMmaThreads, HS == 64 ? 2 : 1)
   }
 
   if (!warp_live) return;  // warp-uniform; no block barrier follows
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = row_group_sum(l0);
+  l1 = row_group_sum(l1);
   if (tq == 0 && lse != nullptr) {
     if (row0 < T) lse[((int64_t)b * NH + h) * T + row0] = m0 * kMmaLn2 + logf(l0);
     if (row1 < T) lse[((int64_t)b * NH + h) * T + row1] = m1 * kMmaLn2 + logf(l1);

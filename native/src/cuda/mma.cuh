@@ -81,4 +81,51 @@ __device__ __forceinline__ float2 unpack_bf16x2(uint32_t u) {
   return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
 }
 
+// One step of the online softmax over NS score tiles of a warp's 16 rows (mma_16816's D layout:
+// this lane holds s[n][0..1] of row g and s[n][2..3] of row g + 8, base-2 scores already scaled
+// and masked with -inf), FlashAttention-2's way: the rows' running maxima m0, m1 advance over the
+// tile (a row's max over the 4 lanes of its group), c0, c1 are the factors that rescale what was
+// accumulated before, P = exp2(s - max) is rounded to bf16 and packed straight into the A
+// fragments of P V (score tiles 2p and 2p+1 are k-step p), and l0, l1 (this lane's part of the row
+// sums) are rescaled and advanced by P as rounded, the weights that multiply V. A row with no
+// visible key yet keeps m = -inf, and P and c are 0 for it.
+template <int NS>
+__device__ __forceinline__ void online_softmax_step(float (&s)[NS][4], float& m0, float& m1, float& l0, float& l1,
+                                                    float& c0, float& c1, uint32_t (&pa)[NS / 2][4]) {
+  float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < NS; ++n) {
+    mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+    mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+  }
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+  const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+  c0 = exp2f(m0 - mu0);
+  c1 = exp2f(m1 - mu1);
+  m0 = mn0;
+  m1 = mn1;
+  float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+  for (int n = 0; n < NS; ++n) {
+    const __nv_bfloat162 p01 = __floats2bfloat162_rn(exp2f(s[n][0] - mu0), exp2f(s[n][1] - mu0));
+    const __nv_bfloat162 p23 = __floats2bfloat162_rn(exp2f(s[n][2] - mu1), exp2f(s[n][3] - mu1));
+    sum0 += __low2float(p01) + __high2float(p01);
+    sum1 += __low2float(p23) + __high2float(p23);
+    pa[n / 2][(n % 2) * 2] = pack_bf16x2(p01);
+    pa[n / 2][(n % 2) * 2 + 1] = pack_bf16x2(p23);
+  }
+  l0 = l0 * c0 + sum0;
+  l1 = l1 * c1 + sum1;
+}
+
+// The sum of v over the 4 lanes of a row group (a row's running sum at the end).
+__device__ __forceinline__ float row_group_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 }  // namespace puzzle::cuda
