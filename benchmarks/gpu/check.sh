@@ -19,7 +19,8 @@
 #      $OUT/gpu-check.md (commit it under benchmarks/results/), with each candidate pass set
 #      against the default rows and a verdict (report.py: faster on every row and every check of
 #      the pass passed, or not).
-# Usage: benchmarks/gpu/check.sh [--quick]      (about 5-7 minutes; --quick about 3)
+# Usage: benchmarks/gpu/check.sh [--quick]      (about 6-8 minutes; --quick about 4-5, the build included:
+#        251 s on an H200 on 2026-11-30, before the [decode=mma] and [gemm=cublas] passes)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/puzzle-gpu-check}
