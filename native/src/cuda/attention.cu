@@ -1125,9 +1125,11 @@ __global__ void __launch_bounds__(kAdThreads)
 // ------------------------------------------------------------------------------------------
 // Split-KV decode on the tensor cores (PUZZLE_CUDA_DECODE=mma, a candidate until a GPU run has
 // timed it against the streamed kernel above; same conditions: bf16 caches, HS 64 or 128, 16-byte
-// rows). The streamed kernel spends about 500 instructions a warp on each tile of 32 keys (the
-// scores and P V as fp32 FMAs, a shuffle reduction per row), which on the H200 held it to 0.8-1.3
-// TB/s (benchmarks/results/gpu-h200-2026-11-30-b.md). Here the block's up to 16 rows (row rr =
+// rows). The streamed kernel read the cache at 0.8-1.3 TB/s on the H200
+// (benchmarks/results/gpu-h200-2026-11-30-b.md); counted from its source (an estimate, not a
+// profile), it issues about 500 instructions a warp for each tile of 32 keys (the scores and P V
+// as fp32 FMAs, shuffle reductions per row), this kernel about a sixth of that per byte. Here the
+// block's up to 16 rows (row rr =
 // hh*Tq + t, as above; padded with zero queries) are the M = 16 of mma.m16n8k16 (cuda/mma.cuh):
 //  * tiles of 64 keys stream through cp.async stages as in the streamed kernel; warp w takes keys
 //    16w .. 16w+15 of every tile, so each warp runs its own online softmax over a quarter of the
