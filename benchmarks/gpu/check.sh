@@ -55,51 +55,34 @@ timeout 240 "$BUILD/puzzle_cuda_check" --part bf16 --json "$OUT/ours-bf16.json" 
 RC16=${PIPESTATUS[0]}
 say "puzzle_cuda_check --part bf16 exit $RC16"
 [ "$RC" = 0 ] && RC=$RC16
-# the decode attention of attention.cu before the streamed kernel (PUZZLE_CUDA_DECODE=simt): the
-# decode rows again, marked [decode=simt], so one run says whether the streamed kernel pays
-say "bf16 decode rows again with PUZZLE_CUDA_DECODE=simt (quick)"
-PUZZLE_CUDA_DECODE=simt timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag decode=simt \
-  --json "$OUT/ours-bf16-simtdec.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode (step|attention)"
-RCM=${PIPESTATUS[0]}
-say "puzzle_cuda_check --part bf16 (decode=simt) exit $RCM"
-[ "$RC" = 0 ] && RC=$RCM
-# the tensor-core decode attention (attention.cu's attn_decode_mma_kernel, PUZZLE_CUDA_DECODE=mma):
-# the decode rows again, marked [decode=mma], so one run says whether it should become the default
-say "bf16 decode rows again with PUZZLE_CUDA_DECODE=mma (quick)"
-PUZZLE_CUDA_DECODE=mma timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag decode=mma \
-  --json "$OUT/ours-bf16-mmadec.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode (step|attention)"
-RCD=${PIPESTATUS[0]}
-say "puzzle_cuda_check --part bf16 (decode=mma) exit $RCD"
-[ "$RC" = 0 ] && RC=$RCD
-# programmatic dependent launch (sm_90+; cuda/common.cuh's launch_pdl, PUZZLE_CUDA_PDL=1): the bf16
-# checks again with it on (a kernel that touched memory before its pdl_wait would show here),
-# then the decode GEMMs and steps, rows marked [pdl] beside the default ones, so one run says
-# whether it should become the default
-say "bf16 checks and decode steps again with PUZZLE_CUDA_PDL=1 (quick)"
-PUZZLE_CUDA_PDL=1 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag pdl \
-  --json "$OUT/ours-bf16-pdl.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step"
-RCP=${PIPESTATUS[0]}
-say "puzzle_cuda_check --part bf16 (pdl) exit $RCP"
-[ "$RC" = 0 ] && RC=$RCP
-# the inference fusions off (norm_linear.cu's compositions: 9 kernels a decode step instead of 5):
-# the decode rows again, marked [fuse=off], so one run says whether the fusions pay
-say "bf16 checks and decode steps again with PUZZLE_CUDA_FUSE=0 (quick)"
-PUZZLE_CUDA_FUSE=0 timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag fuse=off \
-  --json "$OUT/ours-bf16-nofuse.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step"
-RCF=${PIPESTATUS[0]}
-say "puzzle_cuda_check --part bf16 (fuse=off) exit $RCF"
-[ "$RC" = 0 ] && RC=$RCF
+# Candidate passes: the bf16 checks and the decode rows (GEMVs, decode attention, decode steps)
+# again with one setting of the environment, rows marked [TAG] beside the default ones, so that
+# report.py's candidate table says whether the setting should become the default.
+PASS_JSON=()
+decode_pass() {  # decode_pass TAG VAR=VALUE
+  local json="$OUT/pass-${1//=/-}.json"
+  say "bf16 checks and decode rows again with $2 (quick)"
+  env "$2" timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag "$1" --json "$json" 2>&1 |
+    tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode (step|attention)|gemv 8B"
+  local rc=${PIPESTATUS[0]}
+  say "puzzle_cuda_check --part bf16 ($1) exit $rc"
+  [ "$RC" = 0 ] && RC=$rc
+  PASS_JSON+=("$json")
+}
+# the tensor-core decode attention (attention.cu's attn_decode_mma_kernel)
+decode_pass decode=mma PUZZLE_CUDA_DECODE=mma
+# the decode attention before the streamed kernel: whether the streamed kernel pays
+decode_pass decode=simt PUZZLE_CUDA_DECODE=simt
+# programmatic dependent launch (sm_90+; cuda/common.cuh's launch_pdl): a kernel that touched
+# memory before its pdl_wait would show in the checks
+decode_pass pdl PUZZLE_CUDA_PDL=1
+# the inference fusions off (norm_linear.cu's compositions: 9 kernels a decode step instead of 5)
+decode_pass fuse=off PUZZLE_CUDA_FUSE=0
 if "$BUILD/puzzle_cuda_check" --version | grep -q cublas; then
-  # cuBLAS for the few-row products too (PUZZLE_CUDA_GEMM=cublas: the fused dot kernels give way to
-  # the compositions): the decode rows again, marked [gemm=cublas]. PyTorch's batch-1 decode GEMVs
-  # (cuBLAS) read their weights at 3.1-4.2 TB/s where ours read them at 2.8-3.2
-  # (benchmarks/results/gpu-h200-2026-11-30-b.md's kernel rows), so one run says which to keep
-  say "bf16 decode rows again with PUZZLE_CUDA_GEMM=cublas (quick)"
-  PUZZLE_CUDA_GEMM=cublas timeout 150 "$BUILD/puzzle_cuda_check" --part bf16 --quick --only-decode --tag gemm=cublas \
-    --json "$OUT/ours-bf16-cublas.json" 2>&1 | tee -a "$OUT/check.log" | grep -E "FAIL|checks:|decode step|gemv 8B"
-  RCB=${PIPESTATUS[0]}
-  say "puzzle_cuda_check --part bf16 (gemm=cublas) exit $RCB"
-  [ "$RC" = 0 ] && RC=$RCB
+  # cuBLAS for the few-row products too (the fused dot kernels give way to the compositions):
+  # PyTorch's batch-1 decode GEMVs (cuBLAS) read their weights at 3.1-4.2 TB/s where ours read
+  # them at 2.8-3.2 (benchmarks/results/gpu-h200-2026-11-30-b.md's kernel rows)
+  decode_pass gemm=cublas PUZZLE_CUDA_GEMM=cublas
   # rows tagged [gemm=own] in the table: what a build without cuBLAS gets (gemm_mma.cu for bf16)
   say "the same checks with our own GEMM kernels (PUZZLE_CUDA_GEMM=own)"
   PUZZLE_CUDA_GEMM=own timeout 120 "$BUILD/puzzle_cuda_check" --only-gemm --quick --tag gemm=own \
@@ -167,15 +150,17 @@ fi
 
 # the commit the caller named in $BUILD/commit first: a .git on the device can be stale
 COMMIT=$(cat "$BUILD/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PASS_OURS=()
+for j in "${PASS_JSON[@]}"; do PASS_OURS+=(--ours "$j"); done
 { [ -f "$OUT/ours.json" ] || [ -f "$OUT/ours-bf16.json" ]; } && python3 benchmarks/gpu/report.py --ours "$OUT/ours.json" \
-  --ours "$OUT/ours-bf16.json" --ours "$OUT/ours-bf16-simtdec.json" --ours "$OUT/ours-bf16-mmadec.json" --ours "$OUT/ours-bf16-cublas.json" --ours "$OUT/ours-bf16-pdl.json" --ours "$OUT/ours-bf16-nofuse.json" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
+  --ours "$OUT/ours-bf16.json" "${PASS_OURS[@]}" --ours "$OUT/own-gemm.json" --torch "$OUT/torch.json" --kernels "$OUT/kernels.json" --md "$OUT/gpu-check.md" --commit "$COMMIT" --smi "$SMI"
 [ -f "$OUT/profile.md" ] && { printf '\n## puzzle profile --device cuda (puzzle_cuda_profile)\n' ; cat "$OUT/profile.md"; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/node-device.log" ] && { printf '\n## The GPU from Node (node_device_check.mjs)\n\n```\n'; cat "$OUT/node-device.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 [ -f "$OUT/decode-stack.log" ] && { printf '\n## A decode step from Node (decode-stack.mjs)\n\n```\n'; cat "$OUT/decode-stack.log"; printf '```\n'; } >> "$OUT/gpu-check.md"
 # at most 8 files come back from a lent machine: keep the results, drop the build logs
 rm -f "$OUT/cmake.log" "$OUT/build.log"  # a failed build exited above with its tail printed
 rm -f "$OUT/torch.log" "$OUT/own-gemm.json" "$OUT/profile.md" "$OUT"/profile-*.err 2>/dev/null
-rm -f "$OUT/ours-bf16-simtdec.json" "$OUT/ours-bf16-mmadec.json" "$OUT/ours-bf16-cublas.json" "$OUT/ours-bf16-pdl.json" "$OUT/ours-bf16-nofuse.json" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
+rm -f "${PASS_JSON[@]}" "$OUT/kernels.json"  # in gpu-check.md, their logs in check.log
 rm -f "$OUT/node-device.log" "$OUT/decode-stack.log"  # in gpu-check.md
 say "done"
 exit $RC
